@@ -1,0 +1,21 @@
+"""The algorithms, each written once against the Engine contract, one module per job.
+
+A job module defines ``NAME``, a frozen validated config dataclass, ``fit(engine, ds, config,
+on_iteration)`` and the steps (map, combine, update) that ``fit`` is made of.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from scaling.errors import UsageError
+
+JOBS = {"kmeans": "jobs.kmeans"}
+
+
+def get_job(name: str) -> ModuleType:
+    """The job module registered as ``name``."""
+    if name not in JOBS:
+        raise UsageError(f"unknown job {name!r}; choose one of {', '.join(JOBS)}")
+    return importlib.import_module(JOBS[name])

@@ -1,0 +1,313 @@
+"""Parallel k-means: Lloyd's algorithm as map -> combine -> update, k-means|| initialisation.
+
+Run it (one line each; ``--workers 1,2`` runs once per count)::
+
+    scaling run kmeans --engine local --rows 100000 --features 16 --k 8
+    scaling run kmeans --engine ray   --workers 1,2 --rows 1000000 --features 32 --k 16
+    scaling run kmeans --engine dask  --workers 2 --address tcp://127.0.0.1:8786 --data x.parquet
+    scaling run kmeans --engine spark --workers 2 --init centres.npy --max-iter 10 --tol 0
+
+One Lloyd iteration is one map-reduce (Chu et al., "Map-Reduce for Machine Learning on
+Multicore", NIPS 2006, the "summation form"):
+
+1. map (:func:`_partial_sums`): on each partition, assign every row to its nearest centre and
+   sum the rows, count them and add up their squared distances, per centre;
+2. combine (:func:`_combine`): add the partial results up, on the workers, in a tree;
+3. update (:func:`_update`): on the driver, centre = sum / count; an empty cluster keeps its
+   previous centre.
+
+Initialisation by k-means|| follows algorithm 2 of Bahmani et al., "Scalable K-Means++",
+VLDB 2012; its steps are numbered as in the paper in :func:`kmeans_parallel_init`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from scaling.data import Part, row_uniforms
+from scaling.engines import Dataset, Engine
+from scaling.errors import UsageError
+
+NAME = "kmeans"
+INITS = ("k-means||", "random")
+ROW_BLOCK = 16_384
+"""Rows per distance block: bounds the (block x k) distance matrix to a few MB."""
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: init may be an array
+class KMeansConfig:
+    """Validated k-means settings.
+
+    ``init`` is ``"k-means||"``, ``"random"`` (k distinct random rows), a path to a ``.npy``
+    file of shape (k, features), or an array of that shape. ``tol`` is relative, as in
+    scikit-learn: iterations stop when the summed squared centre shift is at most
+    ``tol * mean(feature variances)``; ``tol=0`` runs until the centres stop moving.
+    """
+
+    k: int = 8
+    max_iter: int = 100
+    tol: float = 1e-4
+    init: str | np.ndarray = "k-means||"
+    init_rounds: int = 2
+    oversampling: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.k, int) or self.k < 1:
+            raise UsageError(f"k must be an integer >= 1, got {self.k!r}")
+        if not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise UsageError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if not self.tol >= 0:
+            raise UsageError(f"tol must be >= 0, got {self.tol!r}")
+        if self.init_rounds < 1 or self.oversampling <= 0:
+            raise UsageError("k-means|| needs init_rounds >= 1 and oversampling > 0, got "
+                             f"{self.init_rounds} and {self.oversampling}")
+        if isinstance(self.init, str) and self.init not in INITS:
+            if not self.init.endswith(".npy"):
+                raise UsageError(f"init must be one of {', '.join(INITS)} or a .npy file of "
+                                 f"centres, got {self.init!r}")
+            if not Path(self.init).is_file():
+                raise UsageError(f"init file not found: {self.init}; save the initial centres "
+                                 "with numpy.save as a (k, features) array")
+
+    def given_centers(self, features: int) -> np.ndarray | None:
+        """The initial centres given as an array or file, checked against k and features."""
+        if isinstance(self.init, str) and self.init in INITS:
+            return None
+        centers = np.load(self.init) if isinstance(self.init, str) else np.asarray(self.init)
+        if centers.shape != (self.k, features) or not np.isfinite(centers).all():
+            raise UsageError(f"initial centres have shape {centers.shape}, expected finite "
+                             f"({self.k}, {features}) for k={self.k} on {features} features")
+        return centers.astype(np.float64)
+
+
+@dataclass
+class KMeansResult:
+    """Fitted centres (float64), the inertia at those centres, and what the fit did."""
+
+    centers: np.ndarray
+    inertia: float
+    n_iter: int
+    converged: bool
+    shifts: list[float]
+
+
+# ---------------------------------------------------------------- per-partition kernels
+
+
+def _nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre and squared distance to it for each row of one block.
+
+    ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``: one (rows x k) matrix product per block,
+    the O(n k d) part, done by BLAS.
+    """
+    dist = X @ (-2.0 * centers.T)
+    dist += np.einsum("ij,ij->i", centers, centers)
+    labels = dist.argmin(axis=1)
+    best = dist[np.arange(len(X)), labels] + np.einsum("ij,ij->i", X, X)
+    return labels, np.maximum(best, 0.0)
+
+
+def _blocks(part: Part):
+    for s in range(0, len(part.X), ROW_BLOCK):
+        yield part.X[s : s + ROW_BLOCK]
+
+
+def _partial_sums(part: Part, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Map step: per-centre sums of the rows (k x d), counts (k) and the inertia.
+
+    Notes
+    -----
+    O(n k d) flops for the distances plus O(n d) for the sums, which are a sparse
+    (k x n one-hot) times dense (n x d) product: no Python loop over rows or features.
+    Returns k (d + 1) + 1 numbers whatever the partition size.
+    """
+    k, d = centers.shape
+    c = centers.astype(part.X.dtype, copy=False)
+    sums, counts, inertia = np.zeros((k, d)), np.zeros(k), 0.0
+    for X in _blocks(part):
+        labels, dist = _nearest(X, c)
+        onehot = sp.csr_matrix((np.ones(len(X)), (labels, np.arange(len(X)))), shape=(k, len(X)))
+        sums += onehot @ X
+        counts += np.bincount(labels, minlength=k)
+        inertia += float(dist.sum())
+    return sums, counts, inertia
+
+
+def _combine(a: tuple, b: tuple) -> tuple:
+    """Combine step: element-wise sum of two partial results (associative, commutative)."""
+    return tuple(x + y for x, y in zip(a, b, strict=True))
+
+
+def _update(centers: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Update step: the new centres and the summed squared shift. Empty clusters stay put."""
+    new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
+    return new, float(((new - centers) ** 2).sum())
+
+
+def _labels(part: Part, centers: np.ndarray) -> np.ndarray:
+    c = centers.astype(part.X.dtype, copy=False)
+    return np.concatenate([_nearest(X, c)[0] for X in _blocks(part)] or [np.zeros(0, int)])
+
+
+def _inertia(part: Part, centers: np.ndarray) -> float:
+    c = centers.astype(part.X.dtype, copy=False)
+    return float(sum(_nearest(X, c)[1].sum() for X in _blocks(part)))
+
+
+def _moments(part: Part) -> tuple[np.ndarray, np.ndarray, int]:
+    X = part.X.astype(np.float64, copy=False)
+    return X.sum(axis=0), np.einsum("ij,ij->j", X, X), len(X)
+
+
+def _take_rows(part: Part, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows with these global indices that this partition holds, and their indices."""
+    mine = rows[(rows >= part.start) & (rows < part.stop)]
+    return mine, part.X[mine - part.start].astype(np.float64)
+
+
+def _nearest_counts(part: Part, candidates: np.ndarray) -> np.ndarray:
+    labels = _labels(part, candidates)
+    return np.bincount(labels, minlength=len(candidates)).astype(np.float64)
+
+
+def _sample(part: Part, candidates: np.ndarray, ell: float, phi: float, seed: int) -> np.ndarray:
+    """Rows drawn independently with probability min(1, ell * d^2(x, C) / phi_X(C)).
+
+    Each row's coin is drawn from its global index, so the sample does not depend on how
+    the rows are partitioned.
+    """
+    c = candidates.astype(part.X.dtype, copy=False)
+    dist = np.concatenate([_nearest(X, c)[1] for X in _blocks(part)])
+    keep = row_uniforms(seed, part.start, part.stop) < ell * dist / phi
+    return part.X[keep].astype(np.float64)
+
+
+# ---------------------------------------------------------------- driver
+
+
+def take_rows(engine: Engine, ds: Dataset, rows: np.ndarray) -> np.ndarray:
+    """Fetch the rows with these global indices (in that order) from the workers."""
+    pieces = engine.map(ds, _take_rows, np.asarray(rows))
+    index = np.concatenate([p[0] for p in pieces])
+    values = np.concatenate([p[1] for p in pieces])
+    order = np.argsort(index)
+    return values[order][np.searchsorted(index[order], rows)]
+
+
+def kmeans_parallel_init(engine: Engine, ds: Dataset, config: KMeansConfig) -> np.ndarray:
+    """k-means|| (Bahmani et al. 2012, algorithm 2): k initial centres in few passes.
+
+    Notes
+    -----
+    ``init_rounds`` (r) rounds, each one map-reduce for the cost and one map for the sample:
+    2r + 2 passes over the data, O(n d (1 + r l)) work for l = oversampling * k expected
+    candidates a round; each round returns about l rows of d numbers to the driver.
+    """
+    k, ell = config.k, config.oversampling * config.k
+    rng = np.random.default_rng(config.seed)
+    # 1: C <- one point sampled uniformly at random from X
+    candidates = take_rows(engine, ds, rng.integers(ds.rows, size=1))
+    # 2-4: for r rounds, sample each x with probability ell d^2(x, C) / phi_X(C); C <- C u C'
+    rounds = 0
+    while rounds < config.init_rounds or (len(candidates) < k and rounds < config.init_rounds + 8):
+        phi = engine.map_reduce(ds, _inertia, _add, candidates)
+        if phi <= 0:  # every row already is a candidate
+            break
+        sampled = engine.map(ds, _sample, candidates, ell, phi, config.seed + 1 + rounds)
+        candidates = np.unique(np.vstack([candidates, *sampled]), axis=0)
+        rounds += 1
+    if len(candidates) < k:
+        raise UsageError(f"the data has fewer than k={k} distinct rows; lower --k")
+    # 7: weight each candidate by the number of rows closest to it
+    weights = engine.map_reduce(ds, _nearest_counts, _add, candidates)
+    # 8: recluster the weighted candidates into k centres (weighted k-means++ then Lloyd)
+    return _recluster(candidates, weights, k, config.seed)
+
+
+def _recluster(candidates: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans, kmeans_plusplus
+
+    start, _ = kmeans_plusplus(candidates, k, sample_weight=weights, random_state=seed)
+    km = KMeans(k, init=start, n_init=1, random_state=seed)
+    return km.fit(candidates, sample_weight=weights).cluster_centers_
+
+
+def _add(a, b):
+    return a + b
+
+
+def initial_centers(engine: Engine, ds: Dataset, config: KMeansConfig) -> np.ndarray:
+    """The starting centres for ``config.init``."""
+    given = config.given_centers(ds.features)
+    if given is not None:
+        return given
+    if config.init == "random":
+        rows = np.random.default_rng(config.seed).choice(ds.rows, size=config.k, replace=False)
+        return take_rows(engine, ds, rows)
+    return kmeans_parallel_init(engine, ds, config)
+
+
+def absolute_tol(engine: Engine, ds: Dataset, tol: float) -> float:
+    """scikit-learn's tolerance: ``tol`` times the mean variance of the features."""
+    if tol == 0:
+        return 0.0
+    s, ss, n = engine.map_reduce(ds, _moments, _combine)
+    return float(np.mean(ss / n - (s / n) ** 2) * tol)
+
+
+def fit(engine: Engine, ds: Dataset, config: KMeansConfig,
+        on_iteration: Callable[[int, float], None] | None = None) -> KMeansResult:
+    """Fit k-means on a dataset cached on ``engine``.
+
+    Parameters
+    ----------
+    engine, ds : Engine, Dataset
+        Where the rows are and what they are (``engine.load(...)``).
+    config : KMeansConfig
+        k, initialisation and stopping rule.
+    on_iteration : callable, optional
+        Called as ``on_iteration(iteration, shift)`` after each Lloyd iteration.
+
+    Returns
+    -------
+    KMeansResult
+        Centres, inertia at the final centres (like scikit-learn's ``inertia_``), iterations.
+
+    Notes
+    -----
+    Per iteration: O(n k d / p) flops on each of p workers, and one tree combine of
+    k (d + 1) + 1 numbers per worker, ~log2(p) (alpha + 8 k (d + 1) beta) seconds; the
+    driver ships the k x d centres to each worker. Spans ``init`` and ``lloyd`` (one per
+    iteration) are recorded in ``engine.trace``.
+    """
+    if config.k > ds.rows:
+        raise UsageError(f"k={config.k} is larger than the number of rows ({ds.rows}); "
+                         "use k <= rows")
+    with engine.trace.span("init"):
+        centers = initial_centers(engine, ds, config)
+        tol = absolute_tol(engine, ds, config.tol)
+    shifts, converged = [], False
+    for it in range(config.max_iter):
+        with engine.trace.span("lloyd"):
+            sums, counts, _ = engine.map_reduce(ds, _partial_sums, _combine, centers)
+            centers, shift = _update(centers, sums, counts)
+        shifts.append(shift)
+        if on_iteration is not None:
+            on_iteration(it, shift)
+        if shift <= tol:
+            converged = True
+            break
+    with engine.trace.span("final"):
+        inertia = engine.map_reduce(ds, _inertia, _add, centers)
+    return KMeansResult(centers, inertia, len(shifts), converged, shifts)
+
+
+def predict(engine: Engine, ds: Dataset, centers: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre for every row, in row order."""
+    return np.concatenate(engine.map(ds, _labels, np.asarray(centers, dtype=np.float64)))

@@ -1,0 +1,160 @@
+"""Dask engine: partitions are futures pinned to workers.
+
+Native mapping: each worker's partitions are one future computed on, and restricted to, that
+worker (``workers=[addr], allow_other_workers=False``), so they stay in its memory; map submits
+one task per worker next to its data; the combine tree is tasks that take the children's
+futures, so partial results move worker to worker; broadcast is
+``client.scatter(broadcast=True)``; a gang is one task pinned to each single-thread worker.
+
+Dask re-runs the tasks of a worker that died on a *restarted* worker, which has a new address:
+tasks pinned to the old one would wait forever. :meth:`DaskEngine._wait` therefore watches the
+worker set and fails the call as soon as one of ours disappears.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dask
+import distributed
+from distributed import Client, Future, KilledWorker, LocalCluster
+
+from scaling.engines.base import (
+    THREAD_ENV,
+    Dataset,
+    Engine,
+    GangContext,
+    LoadStat,
+    PartSpec,
+    TaskOut,
+    combine_outs,
+    load_parts,
+    run_parts,
+    tree_reduce,
+)
+from scaling.errors import EngineError
+
+
+class WorkerLost(RuntimeError):
+    """One of the engine's Dask workers left the cluster during a call."""
+
+
+def _load(specs: list[PartSpec], dtype: str) -> dict:
+    parts, stats = load_parts(specs, dtype)
+    return {"parts": parts, "stats": stats}
+
+
+def _stats(held: dict) -> list[LoadStat]:
+    return held["stats"]
+
+
+def _run(held: dict, fn: Callable, args: tuple, combine: Callable | None) -> TaskOut:
+    return run_parts(held["parts"], fn, args, combine)
+
+
+def _gang(held: dict, fn: Callable, ctx: GangContext, args: tuple) -> Any:
+    parts = held["parts"]
+    return fn(ctx, [parts[i] for i in sorted(parts)], *args)
+
+
+class DaskEngine(Engine):
+    """Dask engine: ``address=None`` starts a LocalCluster of single-thread worker processes."""
+
+    name = "dask"
+    address_schemes = ("tcp",)
+
+    @property
+    def version(self) -> str:
+        return distributed.__version__
+
+    def _start(self) -> None:
+        # A task that kills its worker should fail the call at once, not be retried 3 times.
+        dask.config.set({"distributed.scheduler.allowed-failures": 0})
+        self._cluster = None
+        if self.address is None:
+            self._cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                host="127.0.0.1", dashboard_address=None, env=THREAD_ENV,
+                silence_logs=logging.ERROR)
+            self._client = Client(self._cluster)
+        else:
+            self._client = Client(self.address, timeout=10)
+            self._client.wait_for_workers(self.workers, timeout=60)
+        info = self._client.scheduler_info(n_workers=-1)["workers"]
+        self._addrs = sorted(info)[: self.workers]
+        if len(self._addrs) < self.workers:
+            raise EngineError(f"the Dask cluster has {len(info)} workers, {self.workers} asked; "
+                              "start more workers or ask for fewer")
+
+    def _submit(self, w: int, fn: Callable, *args: Any) -> Future:
+        return self._client.submit(fn, *args, workers=[self._addrs[w]],
+                                   allow_other_workers=False, pure=False)
+
+    def _wait(self, futures: list[Future], timeout: float | None = None) -> list:
+        """Gather, failing fast if one of our workers leaves the cluster meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if _all_done(futures, 0.5):
+                return self._client.gather(futures)
+            alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
+            lost = [a for a in self._addrs if a not in alive]
+            if lost:
+                self._client.cancel(futures)
+                raise WorkerLost(f"worker {lost[0]} left the cluster")
+            if deadline is not None and time.monotonic() > deadline:
+                self._client.cancel(futures)
+                raise TimeoutError
+
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+        held = [self._submit(w, _load, s, dtype) for w, s in enumerate(specs)]
+        stats = self._wait([self._submit(w, _stats, h) for w, h in enumerate(held)])
+        return held, [s for worker in stats for s in worker]
+
+    def _run(self, ds: Dataset, fn: Callable, args: tuple,
+             combine: Callable | None) -> TaskOut | list[TaskOut]:
+        outs = [self._submit(w, _run, h, fn, args, combine) for w, h in enumerate(ds.native)]
+        if combine is None:
+            return self._wait(outs)
+        where = {o.key: w for w, o in enumerate(outs)}
+
+        def pair(a: Future, b: Future) -> Future:
+            f = self._submit(where[a.key], combine_outs, combine, a, b)  # b moves to a
+            where[f.key] = where[a.key]
+            return f
+
+        return self._wait([tree_reduce(outs, pair)])[0]
+
+    def _broadcast(self, value: Any) -> Any:
+        return self._client.scatter(value, broadcast=True, hash=False)
+
+    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
+              timeout: float) -> list:
+        futures = [self._submit(c.rank, _gang, ds.native[c.rank], fn, c, args) for c in ctxs]
+        try:
+            return self._wait(futures, timeout)
+        except TimeoutError as e:
+            raise EngineError(f"gang did not finish within {timeout:.0f}s: a member died or "
+                              "never joined") from e
+
+    def _release(self, ds: Dataset) -> None:
+        self._client.cancel(ds.native)
+
+    def _is_worker_lost(self, error: BaseException) -> bool:
+        return isinstance(error, WorkerLost | KilledWorker)
+
+    def _stop(self) -> None:
+        self._client.close(timeout=30)
+        if self._cluster is not None:
+            self._cluster.close(timeout=30)
+
+
+def _all_done(futures: list[Future], timeout: float) -> bool:
+    """Whether every future finished (or failed) within ``timeout`` seconds."""
+    try:
+        distributed.wait(futures, timeout=timeout)
+    except TimeoutError:
+        return False
+    return True

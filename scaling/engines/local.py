@@ -1,0 +1,90 @@
+"""In-process, serial engine: the reference result and the T(1) baseline.
+
+Its ``workers`` partitions are processed one after another in the driver process, limited to
+one BLAS thread, so its time is what a single core does; a gang runs as threads, so that
+code written for collectives runs here too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from scaling.engines.base import (
+    Dataset,
+    Engine,
+    GangContext,
+    LoadStat,
+    PartSpec,
+    TaskOut,
+    combine_outs,
+    load_parts,
+    run_parts,
+)
+from scaling.errors import EngineError
+
+
+class LocalEngine(Engine):
+    """Serial, in-process engine (no framework)."""
+
+    name = "local"
+
+    def _start(self) -> None:
+        if self.address is not None:
+            raise EngineError("the local engine runs in-process and takes no --address")
+        self._data: dict[str, list[dict]] = {}
+
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+        stats: list[LoadStat] = []
+        with threadpool_limits(1):
+            loaded = [load_parts(s, dtype) for s in specs]
+        self._data[uid] = [parts for parts, _ in loaded]
+        for _, s in loaded:
+            stats.extend(s)
+        return uid, stats
+
+    def _run(self, ds: Dataset, fn: Callable, args: tuple,
+             combine: Callable | None) -> TaskOut | list[TaskOut]:
+        with threadpool_limits(1):
+            outs = [run_parts(parts, fn, args, combine) for parts in self._data[ds.uid]]
+            if combine is None:
+                return outs
+            total = outs[0]
+            for out in outs[1:]:
+                total = combine_outs(combine, total, out)
+            return total
+
+    def _broadcast(self, value: Any) -> Any:
+        return value
+
+    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
+              timeout: float) -> list:
+        results: list[Any] = [None] * len(ctxs)
+        errors: list[BaseException] = []
+
+        def member(rank: int) -> None:
+            try:
+                parts = self._data[ds.uid][rank]
+                results[rank] = fn(ctxs[rank], [parts[i] for i in sorted(parts)], *args)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=member, args=(r,), daemon=True) for r in range(len(ctxs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+        if any(t.is_alive() for t in threads):
+            raise EngineError(f"gang did not finish within {timeout:.0f}s; a member is stuck")
+        if errors:
+            raise errors[0]
+        return results
+
+    def _release(self, ds: Dataset) -> None:
+        self._data.pop(ds.uid, None)
+
+    def _stop(self) -> None:
+        self._data.clear()

@@ -1,0 +1,142 @@
+"""Ray engine: one actor per worker holds that worker's partitions.
+
+Native mapping: partitions live in the actors' memory (stateful actors guarantee locality,
+which tasks over the object store do not); map is one actor method call per worker;
+the combine tree is actor calls that take the children's ``ObjectRef`` s, so partial
+results move actor to actor through the object store and only the root reaches the driver;
+broadcast is ``ray.put``; a gang is one concurrent call per actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, WorkerCrashedError
+
+from scaling.engines.base import (
+    THREAD_ENV,
+    Dataset,
+    Engine,
+    GangContext,
+    LoadStat,
+    PartSpec,
+    TaskOut,
+    combine_outs,
+    load_parts,
+    run_parts,
+    tree_reduce,
+)
+from scaling.errors import EngineError
+
+
+@ray.remote(num_cpus=1, max_restarts=0)
+class _Worker:
+    """A worker process and the partitions cached in it, by dataset uid."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict] = {}
+
+    def ready(self) -> bool:
+        return True
+
+    def load(self, uid: str, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
+        self.data[uid], stats = load_parts(specs, dtype)
+        return stats
+
+    def run(self, uid: str, fn: Callable, args: tuple, combine: Callable | None) -> TaskOut:
+        return run_parts(self.data[uid], fn, _resolve(args), combine)
+
+    def combine(self, combine: Callable, a: TaskOut, b: TaskOut) -> TaskOut:
+        return combine_outs(combine, a, b)
+
+    def gang(self, uid: str, fn: Callable, ctx: GangContext, args: tuple) -> Any:
+        parts = self.data[uid]
+        return fn(ctx, [parts[i] for i in sorted(parts)], *_resolve(args))
+
+    def release(self, uid: str) -> None:
+        self.data.pop(uid, None)
+
+
+def _resolve(args: tuple) -> tuple:
+    # Broadcast handles arrive as ObjectRefs nested in the args tuple; Ray resolves only
+    # top-level arguments, so fetch them here (zero-copy for arrays in the object store).
+    return tuple(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args)
+
+
+class RayEngine(Engine):
+    """Ray engine: ``address=None`` starts a local Ray instance with ``workers`` CPUs."""
+
+    name = "ray"
+    address_schemes = ("ray",)
+
+    @property
+    def version(self) -> str:
+        return ray.__version__
+
+    def _start(self) -> None:
+        if ray.is_initialized():
+            raise EngineError("Ray is already initialised in this process; close the other "
+                              "ray engine first (one Ray instance per process)")
+        runtime_env = {"env_vars": THREAD_ENV}
+        if self.address is None:
+            ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR", runtime_env=runtime_env)
+        else:
+            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR",
+                     runtime_env=runtime_env)
+        self._owns_ray = True
+        self._actors = [_Worker.remote() for _ in range(self.workers)]
+        try:
+            ray.get([a.ready.remote() for a in self._actors], timeout=120)
+        except GetTimeoutError as e:
+            self._stop()
+            raise EngineError(f"the Ray cluster could not start {self.workers} single-CPU "
+                              "workers within 120 s; ask for fewer --workers or add nodes") from e
+
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+        stats = ray.get([a.load.remote(uid, s, dtype) for a, s in zip(self._actors, specs,
+                                                                          strict=True)])
+        return uid, [s for worker in stats for s in worker]
+
+    def _run(self, ds: Dataset, fn: Callable, args: tuple,
+             combine: Callable | None) -> TaskOut | list[TaskOut]:
+        refs = [a.run.remote(ds.uid, fn, args, combine) for a in self._actors]
+        if combine is None:
+            return ray.get(refs)
+        owner = dict(zip(refs, self._actors, strict=True))
+
+        def pair(a: ray.ObjectRef, b: ray.ObjectRef) -> ray.ObjectRef:
+            ref = owner[a].combine.remote(combine, a, b)  # b moves to a's worker
+            owner[ref] = owner[a]
+            return ref
+
+        return ray.get(tree_reduce(refs, pair))
+
+    def _broadcast(self, value: Any) -> Any:
+        return ray.put(value)
+
+    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
+              timeout: float) -> list:
+        refs = [a.gang.remote(ds.uid, fn, c, args) for a, c in zip(self._actors, ctxs,
+                                                                    strict=True)]
+        try:
+            return ray.get(refs, timeout=timeout)
+        except GetTimeoutError as e:
+            for r in refs:
+                ray.cancel(r, force=False)
+            raise EngineError(f"gang did not finish within {timeout:.0f}s: a member died or "
+                              "never joined") from e
+
+    def _release(self, ds: Dataset) -> None:
+        ray.get([a.release.remote(ds.uid) for a in self._actors])
+
+    def _is_worker_lost(self, error: BaseException) -> bool:
+        return isinstance(error, RayActorError | WorkerCrashedError)
+
+    def _stop(self) -> None:
+        for a in getattr(self, "_actors", []):
+            ray.kill(a)
+        self._actors = []
+        ray.shutdown()

@@ -1,0 +1,193 @@
+"""Spark engine: a cached RDD of partition specs, the rows cached in the Python workers.
+
+Native mapping: map is ``mapPartitions``; map-reduce is ``treeReduce`` (partial results
+combined on the executors level by level; Spark does the last, small level on the driver);
+broadcast is ``sc.broadcast``; a gang is a barrier stage.
+
+Where the rows live: an RDD of NumPy partitions cached the usual way is kept *pickled in the
+JVM*, so every iteration would stream the whole dataset JVM -> Python again. Instead the RDD
+holds only the small :class:`PartSpec` s and is cached, which makes the scheduler send partition
+``i`` back to the executor that holds it (``PROCESS_LOCAL``); each executor has one core and so
+one reused Python worker, which keeps the materialised rows in :data:`_CACHE`. A miss (a new
+Python worker, or a task moved elsewhere) re-reads the partition from its source: the same
+recovery as Spark's lineage recompute.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import pyspark
+from pyspark import BarrierTaskContext
+from pyspark.broadcast import Broadcast as SparkBroadcast
+from pyspark.sql import SparkSession
+
+from scaling.data import Part
+from scaling.engines.base import (
+    THREAD_ENV,
+    Dataset,
+    Engine,
+    GangContext,
+    LoadStat,
+    PartSpec,
+    TaskOut,
+    combine_outs,
+    load_part,
+    pin_threads,
+    run_parts,
+)
+from scaling.errors import EngineError
+
+_CACHE: dict[tuple[str, int], Part] = {}
+"""Partitions materialised in this Python worker, by (dataset uid, partition index)."""
+
+EXECUTOR_MEMORY_MB = 1024
+
+
+def _part(uid: str, spec: PartSpec, dtype: str) -> Part:
+    key = (uid, spec.index)
+    if key not in _CACHE:
+        part, stat = load_part(spec, dtype)
+        if part is None:
+            raise RuntimeError(stat.error)
+        _CACHE[key] = part
+    return _CACHE[key]
+
+
+def _resolve(args: tuple) -> tuple:
+    return tuple(a.value if isinstance(a, SparkBroadcast) else a for a in args)
+
+
+def _load(uid: str, dtype: str, specs: Iterator[PartSpec]) -> list[LoadStat]:
+    pin_threads()
+    stats = []
+    for spec in specs:
+        part, stat = load_part(spec, dtype)
+        if part is not None:
+            _CACHE[(uid, spec.index)] = part
+        stats.append(stat)
+    return stats
+
+
+def _run(uid: str, dtype: str, fn: Callable, args: tuple, combine: Callable | None,
+         specs: Iterator[PartSpec]) -> list[TaskOut]:
+    args = _resolve(args)
+    return [run_parts({s.index: _part(uid, s, dtype)}, fn, args, combine) for s in specs]
+
+
+def _gang(uid: str, dtype: str, fn: Callable, ctxs: list[GangContext], args: tuple,
+          groups: Iterator[list[PartSpec]]) -> list:
+    pin_threads()
+    rank = BarrierTaskContext.get().partitionId()
+    parts = [_part(uid, s, dtype) for group in groups for s in group]
+    return [(rank, fn(ctxs[rank], parts, *_resolve(args)))]
+
+
+def _release(uid: str, specs: Iterator[PartSpec]) -> list[int]:
+    return [int(_CACHE.pop((uid, s.index), None) is not None) for s in specs]
+
+
+class SparkEngine(Engine):
+    """Spark engine: ``address=None`` starts ``local-cluster[workers, 1 core, 1 GiB]``."""
+
+    name = "spark"
+    address_schemes = ("spark",)
+
+    @property
+    def version(self) -> str:
+        return pyspark.__version__
+
+    def _start(self) -> None:
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is not None:
+            raise EngineError("a SparkContext is already running in this process; close the "
+                              "other spark engine first (one SparkContext per process)")
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        master = self.address or f"local-cluster[{self.workers},1,{EXECUTOR_MEMORY_MB}]"
+        builder = (
+            SparkSession.builder.master(master).appName("scaling")
+            .config("spark.driver.host", os.environ["SPARK_LOCAL_IP"])
+            .config("spark.driver.bindAddress", os.environ["SPARK_LOCAL_IP"])
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.log.level", "ERROR")
+            .config("spark.executor.cores", "1")
+            .config("spark.cores.max", str(self.workers))
+            .config("spark.executor.memory", f"{EXECUTOR_MEMORY_MB}m")
+            .config("spark.python.worker.reuse", "true")
+            .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+        )
+        for name, value in THREAD_ENV.items():
+            builder = builder.config(f"spark.executorEnv.{name}", value)
+        self._session = builder.getOrCreate()
+        self._sc = self._session.sparkContext
+        self._sc.setLogLevel("ERROR")
+
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+        flat = sorted((s for worker in specs for s in worker), key=lambda s: s.index)
+        rdd = self._sc.parallelize(flat, numSlices=len(flat)).cache()
+        stats = rdd.mapPartitions(partial(_load, uid, dtype)).collect()
+        return (rdd, specs), stats
+
+    def _run(self, ds: Dataset, fn: Callable, args: tuple,
+             combine: Callable | None) -> TaskOut | list[TaskOut]:
+        outs = ds.native[0].mapPartitions(partial(_run, ds.uid, ds.dtype, fn, args, combine))
+        if combine is None:
+            return outs.collect()
+        return outs.treeReduce(partial(combine_outs, combine), depth=2)
+
+    def _broadcast(self, value: Any) -> Any:
+        return self._sc.broadcast(value)
+
+    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
+              timeout: float) -> list:
+        # A barrier stage needs one task per slot, and allows no coalesce(): parallelize the
+        # per-worker groups of specs; each task finds its rows in its Python worker's cache.
+        groups = self._sc.parallelize(ds.native[1], numSlices=self.workers)
+        job = groups.barrier().mapPartitions(partial(_gang, ds.uid, ds.dtype, fn, ctxs, args))
+        box: dict[str, Any] = {}
+
+        def collect() -> None:
+            try:
+                box["results"] = job.collect()
+            except BaseException as e:
+                box["error"] = e
+
+        thread = threading.Thread(target=collect, daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            self._sc.cancelAllJobs()
+            raise EngineError(f"gang did not finish within {timeout:.0f}s: a member died or "
+                              "never joined")
+        if "error" in box:
+            raise box["error"]
+        return [r for _, r in sorted(box["results"], key=lambda p: p[0])]
+
+    def _release(self, ds: Dataset) -> None:
+        rdd = ds.native[0]
+        rdd.mapPartitions(partial(_release, ds.uid)).collect()
+        rdd.unpersist()
+
+    def _is_worker_lost(self, error: BaseException) -> bool:
+        text = str(error)
+        return any(s in text for s in ("Python worker exited unexpectedly", "crashed",
+                                       "ExecutorLostFailure", "worker lost"))
+
+    def _error_summary(self, error: BaseException) -> str:
+        # Py4J errors open with "An error occurred while calling o42.collect"; the useful
+        # line is the Python exception (or Spark's own) buried in the Java trace.
+        found = re.findall(r"^[\s:]*([A-Za-z_.]*(?:Error|Exception): .+)$", str(error), re.M)
+        python = [f for f in found if not f.startswith(("org.", "java.", "py4j."))]
+        return (python or found or [super()._error_summary(error)])[-1][:300]
+
+    def _stop(self) -> None:
+        self._session.stop()
