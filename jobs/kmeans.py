@@ -34,6 +34,8 @@ from scaling.engines import Dataset, Engine
 from scaling.errors import UsageError
 
 NAME = "kmeans"
+ITERATION = "lloyd"
+"""Name of the trace span of one iteration (what run records time)."""
 INITS = ("k-means||", "random")
 ROW_BLOCK = 16_384
 """Rows per distance block: bounds the (block x k) distance matrix to a few MB."""
@@ -84,6 +86,9 @@ class KMeansConfig:
             raise UsageError(f"initial centres have shape {centers.shape}, expected finite "
                              f"({self.k}, {features}) for k={self.k} on {features} features")
         return centers.astype(np.float64)
+
+
+CONFIG = KMeansConfig
 
 
 @dataclass
@@ -311,3 +316,13 @@ def fit(engine: Engine, ds: Dataset, config: KMeansConfig,
 def predict(engine: Engine, ds: Dataset, centers: np.ndarray) -> np.ndarray:
     """Index of the nearest centre for every row, in row order."""
     return np.concatenate(engine.map(ds, _labels, np.asarray(centers, dtype=np.float64)))
+
+
+def quality(result: KMeansResult) -> dict:
+    """What a run record reports about the fit."""
+    return {"inertia": result.inertia, "n_iter": result.n_iter, "converged": result.converged}
+
+
+def arrays(result: KMeansResult) -> dict[str, np.ndarray]:
+    """What a run saves beside its record."""
+    return {"centers": result.centers}

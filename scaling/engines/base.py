@@ -56,11 +56,16 @@ class PartSpec:
 
 @dataclass
 class TaskOut:
-    """A task's result with what it cost: compute seconds per worker and bytes sent back."""
+    """A task's result with what it cost: compute seconds per worker and bytes sent back.
+
+    ``empty`` marks a combine result of a worker that holds no partition (more workers than
+    partitions): combining skips it.
+    """
 
     value: Any
     compute: dict[str, float]
     nbytes: int
+    empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ def run_parts(parts: dict[int, Part], fn: Callable, args: tuple,
     results = [(i, fn(parts[i], *args)) for i in sorted(parts)]
     if combine is None:
         value: Any = results
+    elif not results:
+        return TaskOut(None, {}, 0, empty=True)
     else:
         value = results[0][1]
         for _, r in results[1:]:
@@ -143,6 +150,8 @@ def run_parts(parts: dict[int, Part], fn: Callable, args: tuple,
 
 def combine_outs(combine: Callable, a: TaskOut, b: TaskOut) -> TaskOut:
     """One node of a combine tree: merge two partial results where ``a`` lives."""
+    if a.empty or b.empty:
+        return b if a.empty else a
     t0 = time.perf_counter()
     value = combine(a.value, b.value)
     compute = dict(a.compute)

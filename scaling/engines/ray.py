@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, WorkerCrashedError
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
 
 from scaling.engines.base import (
     THREAD_ENV,
@@ -134,6 +134,11 @@ class RayEngine(Engine):
 
     def _is_worker_lost(self, error: BaseException) -> bool:
         return isinstance(error, RayActorError | WorkerCrashedError)
+
+    def _error_summary(self, error: BaseException) -> str:
+        # A RayTaskError's text opens with the actor's repr; the task's own exception is .cause.
+        cause = getattr(error, "cause", None) if isinstance(error, RayTaskError) else None
+        return super()._error_summary(cause if cause is not None else error)
 
     def _stop(self) -> None:
         for a in getattr(self, "_actors", []):
