@@ -1,0 +1,118 @@
+"""The CLI end to end: records written, and every bad input one clear line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scaling.cli import main
+from scaling.results import load_records
+
+
+def run(capsys, *argv):
+    """Exit code, stdout and stderr of ``scaling *argv`` (argparse's own errors included)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_writes_records_and_centres(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code, stdout, _ = run(capsys, "run", "kmeans", "--workers", "1,2", "--rows", "20000",
+                          "--features", "4", "--k", "3", "--out", str(out))
+    assert code == 0
+    assert "speedup" in stdout and "inertia=" in stdout
+    records = load_records(out)
+    assert [r["workers"] for r in records] == [1, 2]
+    for r in records:
+        assert r["job"] == "kmeans" and r["engine"] == "local" and r["rows"] == 20000
+        assert r["config"]["k"] == 3 and r["quality"]["inertia"] > 0
+        assert len(r["timings"]["iterations"]) == r["quality"]["n_iter"]
+        assert set(r["split"]) == {"compute", "communication", "overhead"}
+        assert r["host"]["cores"] >= 1 and "numpy" in r["versions"]
+        assert np.load(out / r["artifacts"]["centers"]).shape == (3, 4)
+
+
+def test_json_lines_and_data_file(tmp_path, capsys):
+    X = np.random.default_rng(0).normal(size=(500, 3))
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "c.npy", X[:2])
+    code, stdout, _ = run(capsys, "run", "kmeans", "--data", str(tmp_path / "x.npy"), "--k",
+                          "2", "--init", str(tmp_path / "c.npy"), "--json")
+    assert code == 0
+    (record,) = [json.loads(line) for line in stdout.splitlines()]
+    assert record["data"]["kind"] == "file" and record["rows"] == 500
+
+
+@pytest.fixture
+def files(tmp_path):
+    X = np.ones((20, 2))
+    np.save(tmp_path / "ok.npy", X)
+    X[3, 1] = np.inf
+    np.save(tmp_path / "inf.npy", X)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,oops\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--engine", "flink"], "unknown engine 'flink'; choose one of local, ray, dask, spark"),
+    (["--k", "0"], "k must be an integer >= 1"),
+    (["--rows", "10", "--k", "11"], "k=11 is larger than the number of rows (10)"),
+    (["--workers", "0"], "workers must be positive integers"),
+    (["--workers", "two"], "workers must be positive integers"),
+    (["--data", "{d}/missing.npy"], "data file not found"),
+    (["--data", "{d}/bad.csv"], "non-numeric columns ['b']"),
+    (["--data", "{d}/inf.npy"], "1 NaN or infinite values in rows 0-20"),
+    (["--data", "{d}/ok.npy", "--label", "y"], "--label needs a table"),
+    (["--engine", "dask", "--address", "tcp://127.0.0.1:9"], "cannot reach a dask cluster"),
+    (["--engine", "ray", "--address", "127.0.0.1:9"], "cannot reach a ray cluster"),
+    (["--engine", "spark", "--address", "spark://127.0.0.1:9"], "cannot reach a spark cluster"),
+    (["--engine", "spark", "--address", "http://127.0.0.1:9"], "use one of spark://"),
+])
+def test_bad_input_is_one_clear_line(files, capsys, args, message):
+    out = files / "out"
+    argv = ["run", "kmeans", "--rows", "100", "--out", str(out),
+            *[a.format(d=files) for a in args]]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (out / "runs.jsonl").exists()
+
+
+def test_unknown_job(capsys):
+    code, _, err = run(capsys, "run", "svm")
+    assert code == 2 and "invalid choice: 'svm'" in err and err.count("\n") == 1
+
+
+DIE = """
+import sys
+from scaling import testing
+from scaling.data import Blobs
+from scaling.engines import make_engine
+from scaling.errors import EngineError
+if __name__ == "__main__":
+    with make_engine(sys.argv[1], 2) as engine:
+        ds = engine.load(Blobs(rows=1000, features=2))
+        try:
+            engine.map(ds, testing.die)
+        except EngineError as e:
+            print("ERROR:", e)
+"""
+
+
+@pytest.mark.parametrize("name", ["ray", "dask", "spark"])
+def test_a_worker_dying_mid_run_is_a_clear_error(tmp_path, name):
+    script = tmp_path / "die.py"
+    script.write_text(DIE)
+    done = subprocess.run([sys.executable, str(script), name], capture_output=True, text=True,
+                          timeout=300)
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("ERROR:"))
+    assert f"a {name} worker died during map" in line and "Rerun the job" in line
