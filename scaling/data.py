@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ class Part:
 def partition_bounds(rows: int, partitions: int) -> list[tuple[int, int]]:
     """Split ``rows`` into ``partitions`` contiguous ranges whose sizes differ by at most one."""
     edges = np.linspace(0, rows, partitions + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [(int(a), int(b)) for a, b in pairwise(edges)]
 
 
 def block_draws(

@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-from scaling.engines import ENGINES, make_engine  # noqa: E402
+from scaling.engines import ENGINES, make_engine
 
 ENGINE_NAMES = list(ENGINES)
 

@@ -76,6 +76,10 @@ class LoadStat:
     error: str | None = None
 
 
+Loaded = tuple[Any, list[LoadStat]]
+"""What an engine's ``_load`` returns: its handle on the cached partitions, and their stats."""
+
+
 @dataclass(frozen=True)
 class GangContext:
     """What each gang member is told: its rank, the world size and where to meet."""
@@ -241,7 +245,7 @@ class Engine(ABC):
         """Start the embedded cluster or connect to ``self.address``."""
 
     @abstractmethod
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         """Make worker ``w`` read ``specs[w]`` and cache them; return a handle and the stats."""
 
     @abstractmethod

@@ -27,6 +27,7 @@ from scaling.engines.base import (
     Dataset,
     Engine,
     GangContext,
+    Loaded,
     LoadStat,
     PartSpec,
     TaskOut,
@@ -60,6 +61,20 @@ def _gang(held: dict, fn: Callable, ctx: GangContext, args: tuple) -> Any:
     return fn(ctx, [parts[i] for i in sorted(parts)], *args)
 
 
+def _worker_environ() -> dict:
+    """Dask's worker environment without ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets it (to 64 KiB) to hand freed memory back to the OS sooner. Setting it also turns
+    off glibc's adaptive mmap threshold, so every NumPy temporary over 64 KiB is freed to the
+    OS and faulted in again: the k-means kernel on 1M x 32 rows took 0.21 s instead of 0.12 s
+    per pass with it. Workers here hold a cached dataset and reuse the same temporaries each
+    iteration, which is the case glibc's defaults are good at.
+    """
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return environ
+
+
 class DaskEngine(Engine):
     """Dask engine: ``address=None`` starts a LocalCluster of single-thread worker processes."""
 
@@ -75,10 +90,11 @@ class DaskEngine(Engine):
         dask.config.set({"distributed.scheduler.allowed-failures": 0})
         self._cluster = None
         if self.address is None:
-            self._cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address=None, env=THREAD_ENV,
-                silence_logs=logging.ERROR)
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+                self._cluster = LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address=None, env=THREAD_ENV,
+                    silence_logs=logging.ERROR)
             self._client = Client(self._cluster)
         else:
             self._client = Client(self.address, timeout=10)
@@ -108,7 +124,7 @@ class DaskEngine(Engine):
                 self._client.cancel(futures)
                 raise TimeoutError
 
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         held = [self._submit(w, _load, s, dtype) for w, s in enumerate(specs)]
         stats = self._wait([self._submit(w, _stats, h) for w, h in enumerate(held)])
         return held, [s for worker in stats for s in worker]

@@ -8,6 +8,7 @@ code written for collectives runs here too.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from scaling.engines.base import (
     Dataset,
     Engine,
     GangContext,
+    Loaded,
     LoadStat,
     PartSpec,
     TaskOut,
@@ -37,7 +39,7 @@ class LocalEngine(Engine):
             raise EngineError("the local engine runs in-process and takes no --address")
         self._data: dict[str, list[dict]] = {}
 
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         stats: list[LoadStat] = []
         with threadpool_limits(1):
             loaded = [load_parts(s, dtype) for s in specs]
@@ -72,11 +74,13 @@ class LocalEngine(Engine):
             except BaseException as e:
                 errors.append(e)
 
-        threads = [threading.Thread(target=member, args=(r,), daemon=True) for r in range(len(ctxs))]
+        threads = [threading.Thread(target=member, args=(r,), daemon=True)
+                   for r in range(len(ctxs))]
         for t in threads:
             t.start()
+        deadline = time.monotonic() + timeout
         for t in threads:
-            t.join(timeout)
+            t.join(max(deadline - time.monotonic(), 0))
         if any(t.is_alive() for t in threads):
             raise EngineError(f"gang did not finish within {timeout:.0f}s; a member is stuck")
         if errors:

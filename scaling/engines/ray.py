@@ -9,17 +9,31 @@ broadcast is ``ray.put``; a gang is one concurrent call per actor.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+# `ray start` (Ray >= 2.59) turns token authentication on and writes the token to
+# ~/.ray/auth_token, but a driver sends it only when RAY_AUTH_MODE says so, and Ray reads that
+# variable when it is imported: set it first, so that --address reaches such a cluster.
+if Path("~/.ray/auth_token").expanduser().is_file() or os.environ.get("RAY_AUTH_TOKEN"):
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
+from ray.exceptions import (
+    GetTimeoutError,
+    RayActorError,
+    RayTaskError,
+    WorkerCrashedError,
+)
 
 from scaling.engines.base import (
     THREAD_ENV,
     Dataset,
     Engine,
     GangContext,
+    Loaded,
     LoadStat,
     PartSpec,
     TaskOut,
@@ -95,7 +109,7 @@ class RayEngine(Engine):
             raise EngineError(f"the Ray cluster could not start {self.workers} single-CPU "
                               "workers within 120 s; ask for fewer --workers or add nodes") from e
 
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         stats = ray.get([a.load.remote(uid, s, dtype) for a, s in zip(self._actors, specs,
                                                                           strict=True)])
         return uid, [s for worker in stats for s in worker]

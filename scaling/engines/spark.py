@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pyspark
@@ -34,6 +35,7 @@ from scaling.engines.base import (
     Dataset,
     Engine,
     GangContext,
+    Loaded,
     LoadStat,
     PartSpec,
     TaskOut,
@@ -48,6 +50,7 @@ _CACHE: dict[tuple[str, int], Part] = {}
 """Partitions materialised in this Python worker, by (dataset uid, partition index)."""
 
 EXECUTOR_MEMORY_MB = 1024
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def _part(uid: str, spec: PartSpec, dtype: str) -> Part:
@@ -118,7 +121,9 @@ class SparkEngine(Engine):
             .config("spark.driver.bindAddress", os.environ["SPARK_LOCAL_IP"])
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.log.level", "ERROR")
+            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG}")
+            .config("spark.executor.extraJavaOptions",
+                    f"-Dlog4j2.configurationFile={LOG_CONFIG}")
             .config("spark.executor.cores", "1")
             .config("spark.cores.max", str(self.workers))
             .config("spark.executor.memory", f"{EXECUTOR_MEMORY_MB}m")
@@ -129,9 +134,8 @@ class SparkEngine(Engine):
             builder = builder.config(f"spark.executorEnv.{name}", value)
         self._session = builder.getOrCreate()
         self._sc = self._session.sparkContext
-        self._sc.setLogLevel("ERROR")
 
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> tuple[Any, list[LoadStat]]:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         flat = sorted((s for worker in specs for s in worker), key=lambda s: s.index)
         rdd = self._sc.parallelize(flat, numSlices=len(flat)).cache()
         stats = rdd.mapPartitions(partial(_load, uid, dtype)).collect()
