@@ -11,7 +11,7 @@ One Lloyd iteration is one map-reduce (Chu et al., "Map-Reduce for Machine Learn
 Multicore", NIPS 2006, the "summation form"):
 
 1. map (:func:`_partial_sums`): on each partition, assign every row to its nearest centre and
-   sum the rows, count them and add up their squared distances, per centre;
+   sum the rows and count them, per centre;
 2. combine (:func:`_combine`): add the partial results up, on the workers, in a tree;
 3. update (:func:`_update`): on the driver, centre = sum / count; an empty cluster keeps its
    previous centre.
@@ -105,14 +105,18 @@ class KMeansResult:
 # ---------------------------------------------------------------- per-partition kernels
 
 
-def _nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centre and squared distance to it for each row of one block.
-
-    ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``: one (rows x k) matrix product per block,
-    the O(n k d) part, done by BLAS.
-    """
+def _distances(X: np.ndarray, centers: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """``||c||^2 - 2 x.c`` for each row of one block and each centre: ``||x - c||^2`` less
+    ``||x||^2``, which does not change the nearest centre. One (rows x d) by (d x k) matrix
+    product, the O(n k d) part, done by BLAS."""
     dist = X @ (-2.0 * centers.T)
-    dist += np.einsum("ij,ij->i", centers, centers)
+    dist += norms
+    return dist
+
+
+def _nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre and the squared distance to it, for each row of one block."""
+    dist = _distances(X, centers, np.einsum("ij,ij->i", centers, centers))
     labels = dist.argmin(axis=1)
     best = dist[np.arange(len(X)), labels] + np.einsum("ij,ij->i", X, X)
     return labels, np.maximum(best, 0.0)
@@ -123,25 +127,29 @@ def _blocks(part: Part):
         yield part.X[s : s + ROW_BLOCK]
 
 
-def _partial_sums(part: Part, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Map step: per-centre sums of the rows (k x d), counts (k) and the inertia.
+def _partial_sums(part: Part, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map step: per-centre sums of the rows (k x d) and counts (k).
 
     Notes
     -----
-    O(n k d) flops for the distances plus O(n d) for the sums, which are a sparse
-    (k x n one-hot) times dense (n x d) product: no Python loop over rows or features.
-    Returns k (d + 1) + 1 numbers whatever the partition size.
+    O(n k d) flops for the distances plus O(n d) for the sums, which are a sparse one-hot
+    (k x n, built without sorting: column j holds a 1 in row ``label[j]``) times the dense
+    (n x d) block: no Python loop over rows or features. Returns k (d + 1) numbers whatever
+    the partition size. Like scikit-learn's Lloyd iteration it skips the inertia, which needs
+    ``||x||^2``; :func:`fit` computes it once, at the final centres.
     """
     k, d = centers.shape
     c = centers.astype(part.X.dtype, copy=False)
-    sums, counts, inertia = np.zeros((k, d)), np.zeros(k), 0.0
+    norms = np.einsum("ij,ij->i", c, c)
+    sums, counts = np.zeros((k, d)), np.zeros(k)
+    ones, indptr = np.ones(ROW_BLOCK, part.X.dtype), np.arange(ROW_BLOCK + 1)
     for X in _blocks(part):
-        labels, dist = _nearest(X, c)
-        onehot = sp.csr_matrix((np.ones(len(X)), (labels, np.arange(len(X)))), shape=(k, len(X)))
+        m = len(X)
+        labels = _distances(X, c, norms).argmin(axis=1)
+        onehot = sp.csc_matrix((ones[:m], labels, indptr[: m + 1]), shape=(k, m))
         sums += onehot @ X
         counts += np.bincount(labels, minlength=k)
-        inertia += float(dist.sum())
-    return sums, counts, inertia
+    return sums, counts
 
 
 def _combine(a: tuple, b: tuple) -> tuple:
@@ -287,7 +295,7 @@ def fit(engine: Engine, ds: Dataset, config: KMeansConfig,
     Notes
     -----
     Per iteration: O(n k d / p) flops on each of p workers, and one tree combine of
-    k (d + 1) + 1 numbers per worker, ~log2(p) (alpha + 8 k (d + 1) beta) seconds; the
+    k (d + 1) numbers per worker, ~log2(p) (alpha + 8 k (d + 1) beta) seconds; the
     driver ships the k x d centres to each worker. Spans ``init`` and ``lloyd`` (one per
     iteration) are recorded in ``engine.trace``.
     """
@@ -300,7 +308,7 @@ def fit(engine: Engine, ds: Dataset, config: KMeansConfig,
     shifts, converged = [], False
     for it in range(config.max_iter):
         with engine.trace.span("lloyd"):
-            sums, counts, _ = engine.map_reduce(ds, _partial_sums, _combine, centers)
+            sums, counts = engine.map_reduce(ds, _partial_sums, _combine, centers)
             centers, shift = _update(centers, sums, counts)
         shifts.append(shift)
         if on_iteration is not None:
