@@ -31,10 +31,10 @@ import numpy as np
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-from jobs import kmeans  # noqa: E402
-from scaling.data import Blobs, partition_bounds  # noqa: E402
-from scaling.engines.base import THREAD_ENV  # noqa: E402
-from scaling.runner import host_facts, run_job  # noqa: E402
+from jobs import kmeans
+from scaling.data import Blobs, partition_bounds
+from scaling.engines.base import THREAD_ENV
+from scaling.runner import host_facts, run_job
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENGINES = ("local", "ray", "dask", "spark")
@@ -66,19 +66,23 @@ def sklearn_1thread(X: np.ndarray, start: np.ndarray, iters: int, repeat: int) -
 
 
 def dask_ml(X: np.ndarray, start: np.ndarray, workers: int, iters: int, repeat: int) -> float:
+    import dask
     import dask.array as da
     from dask_ml.cluster import KMeans
     from distributed import Client, LocalCluster
 
     from scaling.engines.dask import _worker_environ
-    import dask
 
     # Same worker settings as this project's Dask engine (one thread, same environment).
     with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}), \
             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                          host="127.0.0.1", dashboard_address=None, env=THREAD_ENV) as cluster, \
-            Client(cluster):
-        data = da.from_array(X, chunks=(-(-len(X) // workers), X.shape[1])).persist()
+            Client(cluster) as client:
+        # Scatter the rows to the workers, as this project's engines load them there, rather
+        # than embed 256 MB in the task graph.
+        pieces = [da.from_delayed(dask.delayed(client.scatter(X[a:b])), (b - a, X.shape[1]),
+                                  X.dtype) for a, b in partition_bounds(len(X), workers)]
+        data = da.concatenate(pieces).persist()
 
         def fit(n: int) -> None:
             KMeans(len(start), init=start, max_iter=n, tol=0).fit(data)
@@ -96,6 +100,7 @@ def mllib(source: Blobs, start: np.ndarray, workers: int, iters: int, repeat: in
 
     builder = (SparkSession.builder.master(f"local[{workers}]").appName("bench-mllib")
                .config("spark.ui.enabled", "false").config("spark.driver.memory", "6g")
+               .config("spark.ui.showConsoleProgress", "false")
                .config("spark.driver.host", "127.0.0.1")
                .config("spark.pyspark.python", sys.executable))
     for name, value in THREAD_ENV.items():
@@ -192,6 +197,8 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
     for r in rows:
         name, p, s = r["contender"], r["workers"], r["per_iteration"]
         vs_sk = f"{s / (sk / p):.2f}" if name.startswith("scaling/") else ""
+        if name == "scaling/local" and p > 1:
+            vs_sk = "(serial engine: no target)"
         peer = peers.get(name)
         vs_peer = f"{s / t[(peer, p)]:.2f} (vs {peer})" if peer and (peer, p) in t else ""
         over = f"{r['split']['overhead'] * 1e3:.1f} ms" if "split" in r else ""
@@ -212,7 +219,8 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
 
 def _host() -> str:
     h = host_facts()
-    return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {platform.python_version()}"
+    python = platform.python_version()
+    return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
 
 
 def _atomic_write(path: Path, text: str) -> None:

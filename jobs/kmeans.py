@@ -10,8 +10,8 @@ Run it (one line each; ``--workers 1,2`` runs once per count)::
 One Lloyd iteration is one map-reduce (Chu et al., "Map-Reduce for Machine Learning on
 Multicore", NIPS 2006, the "summation form"):
 
-1. map (:func:`_partial_sums`): on each partition, assign every row to its nearest centre and
-   sum the rows and count them, per centre;
+1. map (:func:`_partial_sums`): on each partition, assign every row to its nearest centre (a
+   BLAS product per row block) and sum the rows and count them, per centre;
 2. combine (:func:`_combine`): add the partial results up, on the workers, in a tree;
 3. update (:func:`_update`): on the driver, centre = sum / count; an empty cluster keeps its
    previous centre.
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
-import scipy.sparse as sp
 
 from scaling.data import Part, row_uniforms
 from scaling.engines import Dataset, Engine
@@ -37,8 +37,8 @@ NAME = "kmeans"
 ITERATION = "lloyd"
 """Name of the trace span of one iteration (what run records time)."""
 INITS = ("k-means||", "random")
-ROW_BLOCK = 16_384
-"""Rows per distance block: bounds the (block x k) distance matrix to a few MB."""
+ROW_BLOCK = 4_096
+"""Rows per distance block: the (block x k) distances stay in cache for the pass over them."""
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: init may be an array
@@ -127,28 +127,45 @@ def _blocks(part: Part):
         yield part.X[s : s + ROW_BLOCK]
 
 
+@numba.njit(cache=True, nogil=True)
+def _assign_and_sum(X: np.ndarray, dist: np.ndarray, sums: np.ndarray,
+                    counts: np.ndarray) -> None:  # pragma: no cover - compiled
+    """For each row: its nearest centre (argmin of its distances), whose sum and count it joins.
+
+    One compiled pass over the block while it is in cache, like scikit-learn's Cython Lloyd
+    step: the NumPy equivalent (argmin, then a sparse one-hot product) took 0.094 s instead of
+    0.069 s per 1M x 32 rows, k = 16.
+    """
+    for i in range(dist.shape[0]):
+        best, best_dist = 0, dist[i, 0]
+        for j in range(1, dist.shape[1]):
+            if dist[i, j] < best_dist:
+                best, best_dist = j, dist[i, j]
+        counts[best] += 1
+        for f in range(X.shape[1]):
+            sums[best, f] += X[i, f]
+
+
 def _partial_sums(part: Part, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map step: per-centre sums of the rows (k x d) and counts (k).
+    """Map step: per-centre sums of the rows (k x d) and counts (k), accumulated in float64.
 
     Notes
     -----
-    O(n k d) flops for the distances plus O(n d) for the sums, which are a sparse one-hot
-    (k x n, built without sorting: column j holds a 1 in row ``label[j]``) times the dense
-    (n x d) block: no Python loop over rows or features. Returns k (d + 1) numbers whatever
-    the partition size. Like scikit-learn's Lloyd iteration it skips the inertia, which needs
-    ``||x||^2``; :func:`fit` computes it once, at the final centres.
+    O(n k d) flops for the distances, a BLAS product per row block, then O(n (k + d)) for the
+    assignment and the sums in one compiled pass (no Python loop, no ``np.add.at``). Returns
+    k (d + 1) numbers whatever the partition size. Like scikit-learn's Lloyd iteration it skips
+    the inertia, which needs ``||x||^2``; :func:`fit` computes it once, at the final centres.
     """
     k, d = centers.shape
     c = centers.astype(part.X.dtype, copy=False)
     norms = np.einsum("ij,ij->i", c, c)
     sums, counts = np.zeros((k, d)), np.zeros(k)
-    ones, indptr = np.ones(ROW_BLOCK, part.X.dtype), np.arange(ROW_BLOCK + 1)
+    buffer = np.empty((ROW_BLOCK, k), part.X.dtype)
     for X in _blocks(part):
-        m = len(X)
-        labels = _distances(X, c, norms).argmin(axis=1)
-        onehot = sp.csc_matrix((ones[:m], labels, indptr[: m + 1]), shape=(k, m))
-        sums += onehot @ X
-        counts += np.bincount(labels, minlength=k)
+        dist = buffer[: len(X)]
+        np.matmul(X, -2.0 * c.T, out=dist)
+        dist += norms
+        _assign_and_sum(X, dist, sums, counts)
     return sums, counts
 
 

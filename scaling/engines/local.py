@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from scaling.engines.base import (
     Dataset,
@@ -38,10 +38,12 @@ class LocalEngine(Engine):
         if self.address is not None:
             raise EngineError("the local engine runs in-process and takes no --address")
         self._data: dict[str, list[dict]] = {}
+        # Found once: threadpool_limits() would look the BLAS libraries up again on every call.
+        self._threads = ThreadpoolController()
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         stats: list[LoadStat] = []
-        with threadpool_limits(1):
+        with self._threads.limit(limits=1):
             loaded = [load_parts(s, dtype) for s in specs]
         self._data[uid] = [parts for parts, _ in loaded]
         for _, s in loaded:
@@ -50,7 +52,7 @@ class LocalEngine(Engine):
 
     def _run(self, ds: Dataset, fn: Callable, args: tuple,
              combine: Callable | None) -> TaskOut | list[TaskOut]:
-        with threadpool_limits(1):
+        with self._threads.limit(limits=1):
             outs = [run_parts(parts, fn, args, combine) for parts in self._data[ds.uid]]
             if combine is None:
                 return outs
