@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 	$(BIN)/scaling demo
 
 test: $(VENV)/.installed
-	$(BIN)/ruff check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed

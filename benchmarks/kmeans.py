@@ -42,6 +42,7 @@ ENGINES = ("local", "ray", "dask", "spark")
 
 def per_iteration(fit: Callable[[int], None], iters: int, repeat: int) -> float:
     """(T(iters + 1) - T(1)) / iters, each T the median of ``repeat`` timed fits."""
+
     def timed(n: int) -> float:
         walls = []
         for _ in range(repeat):
@@ -74,14 +75,24 @@ def dask_ml(X: np.ndarray, start: np.ndarray, workers: int, iters: int, repeat: 
     from scaling.engines.dask import _worker_environ
 
     # Same worker settings as this project's Dask engine (one thread, same environment).
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}), \
-            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                         host="127.0.0.1", dashboard_address=None, env=THREAD_ENV) as cluster, \
-            Client(cluster) as client:
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}),
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            env=THREAD_ENV,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         # Scatter the rows to the workers, as this project's engines load them there, rather
         # than embed 256 MB in the task graph.
-        pieces = [da.from_delayed(dask.delayed(client.scatter(X[a:b])), (b - a, X.shape[1]),
-                                  X.dtype) for a, b in partition_bounds(len(X), workers)]
+        pieces = [
+            da.from_delayed(dask.delayed(client.scatter(X[a:b])), (b - a, X.shape[1]), X.dtype)
+            for a, b in partition_bounds(len(X), workers)
+        ]
         data = da.concatenate(pieces).persist()
 
         def fit(n: int) -> None:
@@ -98,11 +109,15 @@ def mllib(source: Blobs, start: np.ndarray, workers: int, iters: int, repeat: in
     from pyspark.mllib.clustering import KMeans, KMeansModel
     from pyspark.sql import SparkSession
 
-    builder = (SparkSession.builder.master(f"local[{workers}]").appName("bench-mllib")
-               .config("spark.ui.enabled", "false").config("spark.driver.memory", "6g")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.host", "127.0.0.1")
-               .config("spark.pyspark.python", sys.executable))
+    builder = (
+        SparkSession.builder.master(f"local[{workers}]")
+        .appName("bench-mllib")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "6g")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.pyspark.python", sys.executable)
+    )
     for name, value in THREAD_ENV.items():
         builder = builder.config(f"spark.executorEnv.{name}", value)
     session = builder.getOrCreate()
@@ -113,8 +128,9 @@ def mllib(source: Blobs, start: np.ndarray, workers: int, iters: int, repeat: in
         rdd.count()
 
         def fit(n: int) -> None:
-            KMeans.train(rdd, len(start), maxIterations=n, initialModel=KMeansModel(list(start)),
-                         epsilon=0.0)
+            KMeans.train(
+                rdd, len(start), maxIterations=n, initialModel=KMeansModel(list(start)), epsilon=0.0
+            )
 
         return per_iteration(fit, iters, repeat)
     finally:
@@ -125,9 +141,13 @@ def ours(engine: str, workers: int, source: Blobs, start: np.ndarray, iters: int
     config = kmeans.KMeansConfig(k=len(start), init=start, max_iter=iters, tol=0)
     run = run_job(kmeans, engine, workers, source, config)
     r = run.record
-    return {"per_iteration": r["timings"]["per_iteration"], "split": r["split"],
-            "latency": r["timings"]["latency"]["map_reduce"], "centers": run.result.centers,
-            "n_iter": r["quality"]["n_iter"]}
+    return {
+        "per_iteration": r["timings"]["per_iteration"],
+        "split": r["split"],
+        "latency": r["timings"]["latency"]["map_reduce"],
+        "centers": run.result.centers,
+        "n_iter": r["quality"]["n_iter"],
+    }
 
 
 def main() -> None:
@@ -141,15 +161,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    source = Blobs(rows=args.rows, features=args.features, centers=args.k, cluster_std=8.0,
-                   seed=0)
+    source = Blobs(rows=args.rows, features=args.features, centers=args.k, cluster_std=8.0, seed=0)
     X, _ = source.read(0, source.rows)
     start = X[np.random.default_rng(0).choice(len(X), args.k, replace=False)].copy()
     rows: list[dict] = []
 
     def add(contender: str, workers: int, seconds: float, **extra) -> None:
-        rows.append({"contender": contender, "workers": workers, "per_iteration": seconds,
-                     **extra})
+        rows.append({"contender": contender, "workers": workers, "per_iteration": seconds, **extra})
         print(f"{contender:>16} x{workers}: {seconds:.4f} s/iter", file=sys.stderr, flush=True)
 
     add("scikit-learn", 1, sklearn_1thread(X, start, args.iters, args.repeat))
@@ -159,8 +177,7 @@ def main() -> None:
             r = ours(engine, p, source, start, args.iters)
             assert r["n_iter"] == args.iters
             np.testing.assert_allclose(r["centers"], reference, rtol=1e-6)  # identical work
-            add(f"scaling/{engine}", p, r["per_iteration"], split=r["split"],
-                latency=r["latency"])
+            add(f"scaling/{engine}", p, r["per_iteration"], split=r["split"], latency=r["latency"])
     for p in (1, 2):
         add("dask-ml", p, dask_ml(X, start, p, args.iters, args.repeat))
     del X
@@ -211,9 +228,19 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     _atomic_write(args.out / "kmeans.md", "\n".join(lines) + "\n")
-    _atomic_write(args.out / "kmeans.json", json.dumps(
-        {"args": {k: str(v) for k, v in vars(args).items()}, "host": host_facts(),
-         "rows": rows}, indent=1, default=float) + "\n")
+    _atomic_write(
+        args.out / "kmeans.json",
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "host": host_facts(),
+                "rows": rows,
+            },
+            indent=1,
+            default=float,
+        )
+        + "\n",
+    )
     print("\n".join(lines))
 
 

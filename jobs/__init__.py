@@ -1,7 +1,9 @@
 """The algorithms, each written once against the Engine contract, one module per job.
 
-A job module defines ``NAME``, a frozen validated config dataclass, ``fit(engine, ds, config,
-on_iteration)`` and the steps (map, combine, update) that ``fit`` is made of.
+A job module defines ``NAME``; ``CONFIG``, its frozen validated config dataclass (one CLI option
+per field); ``fit(engine, ds, config, on_iteration)`` and the steps (map, combine, update) it is
+made of; ``ITERATION``, the name of the trace span of one iteration; ``synthetic(rows, features,
+seed, config)``, its default data; ``quality(result)`` and ``arrays(result)`` for run records.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from scaling.data import Part, row_uniforms
+from scaling.data import Blobs, Part, row_uniforms
 from scaling.engines import Dataset, Engine
 from scaling.errors import UsageError
 
@@ -67,15 +67,21 @@ class KMeansConfig:
         if not self.tol >= 0:
             raise UsageError(f"tol must be >= 0, got {self.tol!r}")
         if self.init_rounds < 1 or self.oversampling <= 0:
-            raise UsageError("k-means|| needs init_rounds >= 1 and oversampling > 0, got "
-                             f"{self.init_rounds} and {self.oversampling}")
+            raise UsageError(
+                "k-means|| needs init_rounds >= 1 and oversampling > 0, got "
+                f"{self.init_rounds} and {self.oversampling}"
+            )
         if isinstance(self.init, str) and self.init not in INITS:
             if not self.init.endswith(".npy"):
-                raise UsageError(f"init must be one of {', '.join(INITS)} or a .npy file of "
-                                 f"centres, got {self.init!r}")
+                raise UsageError(
+                    f"init must be one of {', '.join(INITS)} or a .npy file of "
+                    f"centres, got {self.init!r}"
+                )
             if not Path(self.init).is_file():
-                raise UsageError(f"init file not found: {self.init}; save the initial centres "
-                                 "with numpy.save as a (k, features) array")
+                raise UsageError(
+                    f"init file not found: {self.init}; save the initial centres "
+                    "with numpy.save as a (k, features) array"
+                )
 
     def given_centers(self, features: int) -> np.ndarray | None:
         """The initial centres given as an array or file, checked against k and features."""
@@ -83,8 +89,10 @@ class KMeansConfig:
             return None
         centers = np.load(self.init) if isinstance(self.init, str) else np.asarray(self.init)
         if centers.shape != (self.k, features) or not np.isfinite(centers).all():
-            raise UsageError(f"initial centres have shape {centers.shape}, expected finite "
-                             f"({self.k}, {features}) for k={self.k} on {features} features")
+            raise UsageError(
+                f"initial centres have shape {centers.shape}, expected finite "
+                f"({self.k}, {features}) for k={self.k} on {features} features"
+            )
         return centers.astype(np.float64)
 
 
@@ -128,8 +136,9 @@ def _blocks(part: Part):
 
 
 @numba.njit(cache=True, nogil=True)
-def _assign_and_sum(X: np.ndarray, dist: np.ndarray, sums: np.ndarray,
-                    counts: np.ndarray) -> None:  # pragma: no cover - compiled
+def _assign_and_sum(
+    X: np.ndarray, dist: np.ndarray, sums: np.ndarray, counts: np.ndarray
+) -> None:  # pragma: no cover - compiled
     """For each row: its nearest centre (argmin of its distances), whose sum and count it joins.
 
     One compiled pass over the block while it is in cache, like scikit-learn's Cython Lloyd
@@ -291,8 +300,12 @@ def absolute_tol(engine: Engine, ds: Dataset, tol: float) -> float:
     return float(np.mean(ss / n - (s / n) ** 2) * tol)
 
 
-def fit(engine: Engine, ds: Dataset, config: KMeansConfig,
-        on_iteration: Callable[[int, float], None] | None = None) -> KMeansResult:
+def fit(
+    engine: Engine,
+    ds: Dataset,
+    config: KMeansConfig,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> KMeansResult:
     """Fit k-means on a dataset cached on ``engine``.
 
     Parameters
@@ -317,8 +330,9 @@ def fit(engine: Engine, ds: Dataset, config: KMeansConfig,
     iteration) are recorded in ``engine.trace``.
     """
     if config.k > ds.rows:
-        raise UsageError(f"k={config.k} is larger than the number of rows ({ds.rows}); "
-                         "use k <= rows")
+        raise UsageError(
+            f"k={config.k} is larger than the number of rows ({ds.rows}); use k <= rows"
+        )
     with engine.trace.span("init"):
         centers = initial_centers(engine, ds, config)
         tol = absolute_tol(engine, ds, config.tol)
@@ -341,6 +355,11 @@ def fit(engine: Engine, ds: Dataset, config: KMeansConfig,
 def predict(engine: Engine, ds: Dataset, centers: np.ndarray) -> np.ndarray:
     """Index of the nearest centre for every row, in row order."""
     return np.concatenate(engine.map(ds, _labels, np.asarray(centers, dtype=np.float64)))
+
+
+def synthetic(rows: int, features: int, seed: int, config: KMeansConfig) -> Blobs:
+    """The synthetic data ``scaling run kmeans`` uses without ``--data``: k Gaussian blobs."""
+    return Blobs(rows=rows, features=features, centers=config.k, seed=seed)
 
 
 def quality(result: KMeansResult) -> dict:

@@ -21,8 +21,6 @@ from scaling.results import RUNS_FILE
 
 GLOBAL_FIELDS = {"seed"}  # config fields set by a global option, not a job option
 
-DEMO_ENGINES = ("local", "ray", "dask", "spark")
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
@@ -36,7 +34,8 @@ def _workers(text: str) -> list[int]:
         counts = []
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(
-            f"workers must be positive integers like 2 or 1,2,4, got {text!r}")
+            f"workers must be positive integers like 2 or 1,2,4, got {text!r}"
+        )
     return counts
 
 
@@ -47,8 +46,12 @@ def _job_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
         if f.name in GLOBAL_FIELDS:
             continue
         kind = type(f.default) if isinstance(f.default, int | float) else str
-        group.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default,
-                           help=f"(default: {f.default})")
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=kind,
+            default=f.default,
+            help=f"(default: {f.default})",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run one job on one engine at one or more worker counts")
-    jobs = run.add_subparsers(dest="job", required=True, parser_class=_Parser,
-                              metavar="{" + ",".join(JOBS) + "}")
+    jobs = run.add_subparsers(
+        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+    )
     for name in JOBS:
         job_parser = jobs.add_parser(name, help=f"run {name}")
         _run_options(job_parser)
@@ -67,17 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="k-means on every engine at 1 and 2 workers")
     demo.add_argument("--rows", type=int, default=1_000_000)
-    demo.add_argument("--engines", default=",".join(DEMO_ENGINES))
+    demo.add_argument("--engines", default=",".join(ENGINES))
     demo.add_argument("--out", default="results/demo", help="directory for the run records")
     return parser
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="local", help=f"one of {', '.join(ENGINES)}")
-    p.add_argument("--workers", type=_workers, default=[1],
-                   help="worker counts, e.g. 1,2: one run per count (default: 1)")
-    p.add_argument("--address", help="connect to a running cluster instead of starting one "
-                   "(ray://host:port, tcp://scheduler:port, spark://master:port)")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=[1],
+        help="worker counts, e.g. 1,2: one run per count (default: 1)",
+    )
+    p.add_argument(
+        "--address",
+        help="connect to a running cluster instead of starting one "
+        "(ray://host:port, tcp://scheduler:port, spark://master:port)",
+    )
     p.add_argument("--partitions", type=int, help="partitions (default: one per worker)")
     p.add_argument("--rows", type=int, default=100_000, help="synthetic rows (default: 100000)")
     p.add_argument("--features", type=int, default=16, help="synthetic features (default: 16)")
@@ -89,13 +100,12 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the records as JSON lines")
 
 
-def _source(args: argparse.Namespace, config: object) -> Source:
+def _source(job, args: argparse.Namespace, config: object) -> Source:
     if args.data:
         return open_file(args.data, args.label)
     if args.label:
         raise UsageError("--label goes with --data")
-    centers = getattr(config, "k", 8)
-    return Blobs(rows=args.rows, features=args.features, centers=centers, seed=args.seed)
+    return job.synthetic(args.rows, args.features, args.seed, config)
 
 
 def _config(job, args: argparse.Namespace) -> object:
@@ -103,27 +113,52 @@ def _config(job, args: argparse.Namespace) -> object:
     return job.CONFIG(**values)
 
 
+def _measure(
+    job, engine: str, workers: int, source: Source, config: object, out: str | None, **options
+) -> dict:
+    """One run with a progress bar over its iterations; its record, appended to ``out``."""
+    from scaling.results import append_record
+    from scaling.runner import run_job
+
+    with _progress(f"{engine} x{workers}", getattr(config, "max_iter", None)) as bar:
+        run = run_job(
+            job,
+            engine,
+            workers,
+            source,
+            config,
+            on_iteration=lambda it, shift: bar.update(1),
+            **options,
+        )
+    return append_record(out, run.record, run.arrays) if out else run.record
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
     from scaling.engines import engine_class
     from scaling.report import print_table
-    from scaling.results import append_record
-    from scaling.runner import run_job
 
     job = get_job(args.job)
     engine_class(args.engine)  # unknown engine or missing framework: fail before any work
     config = _config(job, args)
-    source = _source(args, config)
+    source = _source(job, args, config)
     records = []
     for workers in args.workers:
-        with _progress(f"{args.engine} x{workers}", getattr(config, "max_iter", None)) as bar:
-            run = run_job(job, args.engine, workers, source, config, address=args.address,
-                          partitions=args.partitions, dtype=args.dtype,
-                          on_iteration=lambda it, shift: bar.update(1))
-        record = append_record(args.out, run.record, run.arrays) if args.out else run.record
-        records.append(record)
+        records.append(
+            _measure(
+                job,
+                args.engine,
+                workers,
+                source,
+                config,
+                args.out,
+                address=args.address,
+                partitions=args.partitions,
+                dtype=args.dtype,
+            )
+        )
         if args.json:
-            print(json.dumps(run.record, sort_keys=True, default=str), flush=True)
+            print(json.dumps(records[-1], sort_keys=True, default=str), flush=True)
     if not args.json:
         print_table(records)
     if args.out:
@@ -133,27 +168,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import kmeans
+    from scaling.engines import engine_class
     from scaling.report import print_table
-    from scaling.results import append_record
-    from scaling.runner import run_job
 
     engines = [e for e in args.engines.split(",") if e]
     for e in engines:
-        if e not in ENGINES:
-            raise UsageError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
+        engine_class(e)
     # Overlapping blobs keep Lloyd moving, so every run does the same 10 iterations.
     source = Blobs(rows=args.rows, features=32, centers=16, cluster_std=8.0, seed=0)
     config = kmeans.KMeansConfig(k=16, max_iter=10, tol=0.0, init="k-means||")
-    records = []
-    print(f"k-means|| + {config.max_iter} Lloyd iterations on {source.rows:,} x "
-          f"{source.features} blobs, k={config.k}, on {', '.join(engines)} at 1 and 2 workers",
-          file=sys.stderr)
-    for engine in engines:
-        for workers in (1, 2):
-            with _progress(f"{engine} x{workers}", config.max_iter) as bar:
-                run = run_job(kmeans, engine, workers, source, config,
-                              on_iteration=lambda it, shift: bar.update(1))
-            records.append(append_record(args.out, run.record, run.arrays))
+    print(
+        f"k-means|| + {config.max_iter} Lloyd iterations on {source.rows:,} x "
+        f"{source.features} blobs, k={config.k}, on {', '.join(engines)} at 1 and 2 workers",
+        file=sys.stderr,
+    )
+    records = [_measure(kmeans, e, w, source, config, args.out) for e in engines for w in (1, 2)]
     print_table(records)
     print(f"\nrecords: {Path(args.out) / RUNS_FILE}")
     return 0
@@ -165,8 +194,9 @@ class _progress:
     def __init__(self, desc: str, total: int | None) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, desc=desc, unit="it", leave=False, file=sys.stderr,
-                        disable=None)
+        self.bar = tqdm(
+            total=total, desc=desc, unit="it", leave=False, file=sys.stderr, disable=None
+        )
 
     def __enter__(self):
         return self.bar

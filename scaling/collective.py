@@ -66,8 +66,9 @@ def _gather_at_root(ctx: GangContext, obj: Any, timeout: float) -> list:
             for conn in peers:
                 _send(conn, gathered)
         except TimeoutError:
-            raise TimeoutError(f"only {len(values)} of {ctx.world} gang members arrived within "
-                               f"{timeout:.0f}s") from None
+            raise TimeoutError(
+                f"only {len(values)} of {ctx.world} gang members arrived within {timeout:.0f}s"
+            ) from None
         finally:
             for conn in peers:
                 conn.close()

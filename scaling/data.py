@@ -134,8 +134,12 @@ class Blobs(Source):
         return block[:, :d], block[:, d].astype(np.int64)
 
     def describe(self) -> dict:
-        return {**super().describe(), "centers": self.centers, "cluster_std": self.cluster_std,
-                "seed": self.seed}
+        return {
+            **super().describe(),
+            "centers": self.centers,
+            "cluster_std": self.cluster_std,
+            "seed": self.seed,
+        }
 
 
 @dataclass(frozen=True)
@@ -205,8 +209,9 @@ class TableFile(Source):
         return self.label is not None
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
-        frame = _read_rows(self.path, [*self.columns, *([self.label] if self.label else [])],
-                           start, stop)
+        frame = _read_rows(
+            self.path, [*self.columns, *([self.label] if self.label else [])], start, stop
+        )
         X = frame[list(self.columns)].to_numpy(dtype=np.float64)
         y = frame[self.label].to_numpy() if self.label else None
         return X, y
@@ -221,8 +226,7 @@ def _read_rows(path: str, columns: list[str], start: int, stop: int):
 
     if path.endswith(".csv"):
         # skiprows keeps the header line (line 0) and skips the data lines before `start`.
-        return pd.read_csv(path, usecols=columns, skiprows=range(1, start + 1),
-                           nrows=stop - start)
+        return pd.read_csv(path, usecols=columns, skiprows=range(1, start + 1), nrows=stop - start)
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -263,26 +267,34 @@ def open_file(path: str | os.PathLike, label: str | None = None) -> Source:
     """
     p = Path(path).expanduser().resolve()
     if not p.is_file():
-        raise DataError(f"data file not found: {path}; pass an existing .npy, .parquet or .csv "
-                        "file, or omit --data to use the synthetic generator")
+        raise DataError(
+            f"data file not found: {path}; pass an existing .npy, .parquet or .csv "
+            "file, or omit --data to use the synthetic generator"
+        )
     if p.suffix not in FILE_SUFFIXES:
-        raise DataError(f"unsupported data file type {p.suffix!r} ({path}); "
-                        f"use one of {', '.join(FILE_SUFFIXES)}")
+        raise DataError(
+            f"unsupported data file type {p.suffix!r} ({path}); "
+            f"use one of {', '.join(FILE_SUFFIXES)}"
+        )
     try:
         if p.suffix == ".npy":
             if label is not None:
                 raise DataError(f"--label needs a table (.parquet or .csv); {path} is an array")
             arr = np.load(p, mmap_mode="r")
             if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-                raise DataError(f"{path} holds a {arr.ndim}-D {arr.dtype} array; "
-                                "save a 2-D numeric array (rows x features)")
+                raise DataError(
+                    f"{path} holds a {arr.ndim}-D {arr.dtype} array; "
+                    "save a 2-D numeric array (rows x features)"
+                )
             return NpyFile(rows=arr.shape[0], features=arr.shape[1], path=str(p))
         columns, rows = _table_schema(p)
     except DataError:
         raise
     except Exception as e:  # any parser's complaint means the file is malformed
-        raise DataError(f"cannot read {path}: {type(e).__name__}: {_first_line(e)}; "
-                        "check that it is a valid, complete file") from e
+        raise DataError(
+            f"cannot read {path}: {type(e).__name__}: {_first_line(e)}; "
+            "check that it is a valid, complete file"
+        ) from e
     if label is not None and label not in columns:
         raise DataError(f"label column {label!r} not in {path}; columns are {list(columns)}")
     bad = [c for c, numeric in columns.items() if not numeric and c != label]
@@ -290,10 +302,11 @@ def open_file(path: str | os.PathLike, label: str | None = None) -> Source:
         raise DataError(f"non-numeric columns {bad} in {path}; drop or encode them first")
     features = tuple(c for c in columns if c != label)
     if rows < 1 or not features:
-        raise DataError(f"{path} has {rows} rows and {len(features)} feature columns; "
-                        "it needs at least one of each")
-    return TableFile(rows=rows, features=len(features), path=str(p), columns=features,
-                     label=label)
+        raise DataError(
+            f"{path} has {rows} rows and {len(features)} feature columns; "
+            "it needs at least one of each"
+        )
+    return TableFile(rows=rows, features=len(features), path=str(p), columns=features, label=label)
 
 
 def _table_schema(p: Path) -> tuple[dict[str, bool], int]:
@@ -305,8 +318,12 @@ def _table_schema(p: Path) -> tuple[dict[str, bool], int]:
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(p)
-        numeric = {f.name: pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
-                   or pa.types.is_boolean(f.type) for f in pf.schema_arrow}
+        numeric = {
+            f.name: pa.types.is_integer(f.type)
+            or pa.types.is_floating(f.type)
+            or pa.types.is_boolean(f.type)
+            for f in pf.schema_arrow
+        }
         return numeric, pf.metadata.num_rows
     sample = pd.read_csv(p, nrows=1000)
     numeric = {str(c): pd.api.types.is_numeric_dtype(t) for c, t in sample.dtypes.items()}

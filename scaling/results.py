@@ -35,18 +35,22 @@ def save_array(directory: Path, name: str, array: np.ndarray) -> str:
     return name
 
 
-def append_record(directory: str | os.PathLike, record: dict,
-                  arrays: dict[str, np.ndarray] | None = None) -> dict:
+def append_record(
+    directory: str | os.PathLike, record: dict, arrays: dict[str, np.ndarray] | None = None
+) -> dict:
     """Write ``arrays`` next to the runs file, then append ``record`` with their file names.
 
     Returns the record as written.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    record = {**record, "artifacts": {
-        key: save_array(directory, f"{record['run_id']}-{key}.npy", value)
-        for key, value in (arrays or {}).items()
-    }}
+    record = {
+        **record,
+        "artifacts": {
+            key: save_array(directory, f"{record['run_id']}-{key}.npy", value)
+            for key, value in (arrays or {}).items()
+        },
+    }
     line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
     path = directory / RUNS_FILE
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -30,9 +30,18 @@ class Run:
     arrays: dict[str, np.ndarray]
 
 
-def run_job(job: ModuleType, engine: str, workers: int, source: Source, config: object, *,
-            address: str | None = None, partitions: int | None = None, dtype: str = "float64",
-            on_iteration: Callable[[int, float], None] | None = None) -> Run:
+def run_job(
+    job: ModuleType,
+    engine: str,
+    workers: int,
+    source: Source,
+    config: object,
+    *,
+    address: str | None = None,
+    partitions: int | None = None,
+    dtype: str = "float64",
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> Run:
     """Start ``engine`` with ``workers`` workers, load ``source``, fit ``job``, and measure it.
 
     The cluster is started and closed here: a run owns its workers.
@@ -68,10 +77,13 @@ def run_job(job: ModuleType, engine: str, workers: int, source: Source, config: 
             "iterations": iterations,
             "latency": trace.latency,
         },
-        "split": {part: statistics.median(s[part] for s in iterations)
-                  for part in ("compute", "communication", "overhead")},
-        "bytes_per_iteration": statistics.median(s["bytes_in"] + s["bytes_out"]
-                                                 for s in iterations),
+        "split": {
+            part: statistics.median(s[part] for s in iterations)
+            for part in ("compute", "communication", "overhead")
+        },
+        "bytes_per_iteration": statistics.median(
+            s["bytes_in"] + s["bytes_out"] for s in iterations
+        ),
         "throughput": {"rows_per_s": ds.rows / per_iter if per_iter > 0 else None},
         "quality": job.quality(result),
         "versions": versions(engine, engine_version),
@@ -108,5 +120,10 @@ def host_facts() -> dict:
     except (OSError, StopIteration):
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"hostname": socket.gethostname(), "cores": os.cpu_count(), "cpu": cpu,
-            "memory_gib": round(memory, 1), "platform": platform.platform()}
+    return {
+        "hostname": socket.gethostname(),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(memory, 1),
+        "platform": platform.platform(),
+    }

@@ -17,8 +17,11 @@ from scaling.engines import ENGINES, make_engine
 ENGINE_NAMES = list(ENGINES)
 
 
-@pytest.fixture(scope="session", params=[(e, w) for e in ENGINE_NAMES for w in (1, 2)],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    scope="session",
+    params=[(e, w) for e in ENGINE_NAMES for w in (1, 2)],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def engine(request):
     """A real engine: every registered engine at 1 and 2 workers."""
     name, workers = request.param

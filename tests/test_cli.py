@@ -25,8 +25,21 @@ def run(capsys, *argv):
 
 def test_run_writes_records_and_centres(tmp_path, capsys):
     out = tmp_path / "runs"
-    code, stdout, _ = run(capsys, "run", "kmeans", "--workers", "1,2", "--rows", "20000",
-                          "--features", "4", "--k", "3", "--out", str(out))
+    code, stdout, _ = run(
+        capsys,
+        "run",
+        "kmeans",
+        "--workers",
+        "1,2",
+        "--rows",
+        "20000",
+        "--features",
+        "4",
+        "--k",
+        "3",
+        "--out",
+        str(out),
+    )
     assert code == 0
     assert "speedup" in stdout and "inertia=" in stdout
     records = load_records(out)
@@ -44,8 +57,18 @@ def test_json_lines_and_data_file(tmp_path, capsys):
     X = np.random.default_rng(0).normal(size=(500, 3))
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "c.npy", X[:2])
-    code, stdout, _ = run(capsys, "run", "kmeans", "--data", str(tmp_path / "x.npy"), "--k",
-                          "2", "--init", str(tmp_path / "c.npy"), "--json")
+    code, stdout, _ = run(
+        capsys,
+        "run",
+        "kmeans",
+        "--data",
+        str(tmp_path / "x.npy"),
+        "--k",
+        "2",
+        "--init",
+        str(tmp_path / "c.npy"),
+        "--json",
+    )
     assert code == 0
     (record,) = [json.loads(line) for line in stdout.splitlines()]
     assert record["data"]["kind"] == "file" and record["rows"] == 500
@@ -61,25 +84,27 @@ def files(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--engine", "flink"], "unknown engine 'flink'; choose one of local, ray, dask, spark"),
-    (["--k", "0"], "k must be an integer >= 1"),
-    (["--rows", "10", "--k", "11"], "k=11 is larger than the number of rows (10)"),
-    (["--workers", "0"], "workers must be positive integers"),
-    (["--workers", "two"], "workers must be positive integers"),
-    (["--data", "{d}/missing.npy"], "data file not found"),
-    (["--data", "{d}/bad.csv"], "non-numeric columns ['b']"),
-    (["--data", "{d}/inf.npy"], "1 NaN or infinite values in rows 0-20"),
-    (["--data", "{d}/ok.npy", "--label", "y"], "--label needs a table"),
-    (["--engine", "dask", "--address", "tcp://127.0.0.1:9"], "cannot reach a dask cluster"),
-    (["--engine", "ray", "--address", "127.0.0.1:9"], "cannot reach a ray cluster"),
-    (["--engine", "spark", "--address", "spark://127.0.0.1:9"], "cannot reach a spark cluster"),
-    (["--engine", "spark", "--address", "http://127.0.0.1:9"], "use one of spark://"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--engine", "flink"], "unknown engine 'flink'; choose one of local, ray, dask, spark"),
+        (["--k", "0"], "k must be an integer >= 1"),
+        (["--rows", "10", "--k", "11"], "k=11 is larger than the number of rows (10)"),
+        (["--workers", "0"], "workers must be positive integers"),
+        (["--workers", "two"], "workers must be positive integers"),
+        (["--data", "{d}/missing.npy"], "data file not found"),
+        (["--data", "{d}/bad.csv"], "non-numeric columns ['b']"),
+        (["--data", "{d}/inf.npy"], "1 NaN or infinite values in rows 0-20"),
+        (["--data", "{d}/ok.npy", "--label", "y"], "--label needs a table"),
+        (["--engine", "dask", "--address", "tcp://127.0.0.1:9"], "cannot reach a dask cluster"),
+        (["--engine", "ray", "--address", "127.0.0.1:9"], "cannot reach a ray cluster"),
+        (["--engine", "spark", "--address", "spark://127.0.0.1:9"], "cannot reach a spark cluster"),
+        (["--engine", "spark", "--address", "http://127.0.0.1:9"], "use one of spark://"),
+    ],
+)
 def test_bad_input_is_one_clear_line(files, capsys, args, message):
     out = files / "out"
-    argv = ["run", "kmeans", "--rows", "100", "--out", str(out),
-            *[a.format(d=files) for a in args]]
+    argv = ["run", "kmeans", "--rows", "100", "--out", str(out), *[a.format(d=files) for a in args]]
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert message in err
@@ -112,7 +137,8 @@ if __name__ == "__main__":
 def test_a_worker_dying_mid_run_is_a_clear_error(tmp_path, name):
     script = tmp_path / "die.py"
     script.write_text(DIE)
-    done = subprocess.run([sys.executable, str(script), name], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script), name], capture_output=True, text=True, timeout=300
+    )
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("ERROR:"))
     assert f"a {name} worker died during map" in line and "Rerun the job" in line

@@ -10,8 +10,13 @@ from scaling.data import Blobs, Classification, open_file, partition_bounds
 from scaling.errors import DataError
 
 
-@pytest.mark.parametrize("source", [Blobs(rows=40_000, features=3, seed=5),
-                                    Classification(rows=40_000, features=3, seed=5, flip=0.1)])
+@pytest.mark.parametrize(
+    "source",
+    [
+        Blobs(rows=40_000, features=3, seed=5),
+        Classification(rows=40_000, features=3, seed=5, flip=0.1),
+    ],
+)
 @pytest.mark.parametrize("partitions", [1, 3, 7])
 def test_generators_do_not_depend_on_partitioning(source, partitions):
     X, y = source.read(0, source.rows)
@@ -37,8 +42,9 @@ def test_classification_labels_follow_the_true_weights():
 @pytest.fixture
 def table():
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"a": rng.normal(size=103), "b": rng.normal(size=103),
-                         "label": rng.integers(0, 2, 103)})
+    return pd.DataFrame(
+        {"a": rng.normal(size=103), "b": rng.normal(size=103), "label": rng.integers(0, 2, 103)}
+    )
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -62,12 +68,15 @@ def test_npy_is_memory_mapped(tmp_path):
     np.testing.assert_array_equal(source.read(4, 7)[0], X[4:7])
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("x.txt", b"1,2", "unsupported data file type"),
-    ("x.npy", b"not an array", "cannot read"),
-    ("x.parquet", b"PAR1 truncated", "cannot read"),
-    ("x.csv", b"a,b\n1,x\n", r"non-numeric columns \['b'\]"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("x.txt", b"1,2", "unsupported data file type"),
+        ("x.npy", b"not an array", "cannot read"),
+        ("x.parquet", b"PAR1 truncated", "cannot read"),
+        ("x.csv", b"a,b\n1,x\n", r"non-numeric columns \['b'\]"),
+    ],
+)
 def test_malformed_files(tmp_path, name, content, message):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(DataError, match=message):

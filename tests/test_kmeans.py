@@ -51,8 +51,9 @@ def test_kmeans_parallel_init_is_near_kmeans_plus_plus(engine):
 
 def test_random_init_and_float32(engine):
     ds = engine.load(SOURCE, dtype="float32")
-    result = kmeans.fit(engine, ds, kmeans.KMeansConfig(k=6, init="random", seed=2, tol=0,
-                                                        max_iter=30))
+    result = kmeans.fit(
+        engine, ds, kmeans.KMeansConfig(k=6, init="random", seed=2, tol=0, max_iter=30)
+    )
     engine.release(ds)
     dist = ((X[:, None, :] - result.centers[None]) ** 2).sum(axis=2)  # exact, float64
     assert result.inertia == pytest.approx(dist.min(axis=1).sum(), rel=1e-5)
@@ -65,13 +66,16 @@ def test_k_larger_than_rows_is_refused(engine):
     engine.release(ds)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"k": 0}, "k must be an integer >= 1"),
-    ({"max_iter": 0}, "max_iter must be"),
-    ({"tol": -1.0}, "tol must be >= 0"),
-    ({"init": "kmeans++"}, "init must be one of"),
-    ({"init": "missing.npy"}, "init file not found"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"k": 0}, "k must be an integer >= 1"),
+        ({"max_iter": 0}, "max_iter must be"),
+        ({"tol": -1.0}, "tol must be >= 0"),
+        ({"init": "kmeans++"}, "init must be one of"),
+        ({"init": "missing.npy"}, "init file not found"),
+    ],
+)
 def test_config_validation(kwargs, message):
     with pytest.raises(UsageError, match=message):
         kmeans.KMeansConfig(**kwargs)

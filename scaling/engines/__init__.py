@@ -29,8 +29,9 @@ def engine_class(name: str) -> type[Engine]:
     try:
         return getattr(importlib.import_module(module), cls)
     except ImportError as e:
-        raise ImportError(f"engine {name!r} needs its framework: "
-                          f"pip install 'scaling[{extra}]' ({e})") from e
+        raise ImportError(
+            f"engine {name!r} needs its framework: pip install 'scaling[{extra}]' ({e})"
+        ) from e
 
 
 def make_engine(name: str, workers: int = 1, address: str | None = None) -> Engine:
@@ -38,5 +39,13 @@ def make_engine(name: str, workers: int = 1, address: str | None = None) -> Engi
     return engine_class(name)(workers=workers, address=address)
 
 
-__all__ = ["ENGINES", "Broadcast", "Dataset", "Engine", "GangContext", "engine_class",
-           "make_engine", "register"]
+__all__ = [
+    "ENGINES",
+    "Broadcast",
+    "Dataset",
+    "Engine",
+    "GangContext",
+    "engine_class",
+    "make_engine",
+    "register",
+]

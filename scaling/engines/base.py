@@ -33,8 +33,13 @@ from scaling.trace import Call, Trace, payload_bytes
 
 THREAD_ENV = {
     name: "1"
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                 "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+    for name in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    )
 }
 """One BLAS/OpenMP thread per worker: a p-worker run must use p cores, not p x cores."""
 
@@ -132,8 +137,9 @@ def load_parts(specs: Sequence[PartSpec], dtype: str) -> tuple[dict[int, Part], 
     return parts, stats
 
 
-def run_parts(parts: dict[int, Part], fn: Callable, args: tuple,
-              combine: Callable | None) -> TaskOut:
+def run_parts(
+    parts: dict[int, Part], fn: Callable, args: tuple, combine: Callable | None
+) -> TaskOut:
     """Apply ``fn(part, *args)`` to each partition; fold with ``combine`` when given.
 
     Without ``combine`` the value is ``[(index, result), ...]``; with it, one combined value.
@@ -169,8 +175,10 @@ def combine_outs(combine: Callable, a: TaskOut, b: TaskOut) -> TaskOut:
 def tree_reduce(items: list, pair: Callable[[Any, Any], Any]) -> Any:
     """Combine ``items`` pairwise, level by level: log2(len(items)) levels deep."""
     while len(items) > 1:
-        items = [pair(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
-                 for i in range(0, len(items), 2)]
+        items = [
+            pair(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+            for i in range(0, len(items), 2)
+        ]
     return items[0]
 
 
@@ -249,8 +257,9 @@ class Engine(ABC):
         """Make worker ``w`` read ``specs[w]`` and cache them; return a handle and the stats."""
 
     @abstractmethod
-    def _run(self, ds: Dataset, fn: Callable, args: tuple,
-             combine: Callable | None) -> TaskOut | list[TaskOut]:
+    def _run(
+        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
+    ) -> TaskOut | list[TaskOut]:
         """:func:`run_parts` on every worker; tree-combine into one TaskOut when ``combine``."""
 
     @abstractmethod
@@ -258,8 +267,9 @@ class Engine(ABC):
         """Ship ``value`` once to every worker; return the native handle."""
 
     @abstractmethod
-    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
-              timeout: float) -> list:
+    def _gang(
+        self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple, timeout: float
+    ) -> list:
         """Run ``fn(ctx, parts, *args)`` on all workers at once; results in rank order."""
 
     @abstractmethod
@@ -284,8 +294,9 @@ class Engine(ABC):
 
     # -- the contract ------------------------------------------------------------------
 
-    def load(self, source: Source, partitions: int | None = None,
-             dtype: str = "float64") -> Dataset:
+    def load(
+        self, source: Source, partitions: int | None = None, dtype: str = "float64"
+    ) -> Dataset:
         """Make every worker read and cache its own partitions of ``source``.
 
         Partition ``i`` (a contiguous row range) goes to worker ``i % workers``.
@@ -300,8 +311,9 @@ class Engine(ABC):
         if not isinstance(partitions, int) or partitions < 1:
             raise UsageError(f"partitions must be an integer >= 1, got {partitions!r}")
         if partitions > source.rows:
-            raise UsageError(f"{partitions} partitions for {source.rows} rows; "
-                             "use at most one partition per row")
+            raise UsageError(
+                f"{partitions} partitions for {source.rows} rows; use at most one partition per row"
+            )
         if dtype not in DTYPES:
             raise UsageError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         bounds = partition_bounds(source.rows, partitions)
@@ -312,8 +324,9 @@ class Engine(ABC):
         t0 = time.perf_counter()
         native, stats = self._guard("load", self._load, uid, specs, dtype)
         ds = Dataset(uid, source.rows, source.features, partitions, dtype, source.labelled, native)
-        self.trace.record(Call("load", time.perf_counter() - t0, 0.0,
-                               payload_bytes(specs), 0, partitions))
+        self.trace.record(
+            Call("load", time.perf_counter() - t0, 0.0, payload_bytes(specs), 0, partitions)
+        )
         self._check_loaded(ds, stats, bounds)
         if not self.trace.latency:
             self._calibrate(ds)
@@ -341,8 +354,9 @@ class Engine(ABC):
         t0 = time.perf_counter()
         native = self._guard("broadcast", self._broadcast, value)
         nbytes = payload_bytes(value)
-        self.trace.record(Call("broadcast", time.perf_counter() - t0, 0.0,
-                               nbytes * self.workers, 0, self.workers))
+        self.trace.record(
+            Call("broadcast", time.perf_counter() - t0, 0.0, nbytes * self.workers, 0, self.workers)
+        )
         return Broadcast(native, nbytes)
 
     def gang(self, ds: Dataset, fn: Callable, *args: Any, timeout: float | None = None) -> list:
@@ -365,9 +379,16 @@ class Engine(ABC):
         ctxs = [GangContext(r, self.workers, host, port) for r in range(self.workers)]
         t0 = time.perf_counter()
         results = self._guard("gang", self._gang, ds, fn, ctxs, args, timeout)
-        self.trace.record(Call("gang", time.perf_counter() - t0, 0.0,
-                               payload_bytes(args) * self.workers, payload_bytes(results),
-                               self.workers))
+        self.trace.record(
+            Call(
+                "gang",
+                time.perf_counter() - t0,
+                0.0,
+                payload_bytes(args) * self.workers,
+                payload_bytes(results),
+                self.workers,
+            )
+        )
         return results
 
     def release(self, ds: Dataset) -> None:
@@ -406,8 +427,16 @@ class Engine(ABC):
                 per_worker[w] = per_worker.get(w, 0.0) + s
         shipped = sum(payload_bytes(a) for a in args if not isinstance(a, Broadcast))
         tasks = min(self.workers, ds.partitions)
-        self.trace.record(Call(op, wall, max(per_worker.values(), default=0.0),
-                               shipped * tasks, sum(o.nbytes for o in outs), tasks))
+        self.trace.record(
+            Call(
+                op,
+                wall,
+                max(per_worker.values(), default=0.0),
+                shipped * tasks,
+                sum(o.nbytes for o in outs),
+                tasks,
+            )
+        )
         return out
 
     def _calibrate(self, ds: Dataset, repeats: int = 5) -> None:
@@ -422,18 +451,23 @@ class Engine(ABC):
             latency[op] = statistics.median(walls)
         self.trace.latency.update(latency)
 
-    def _check_loaded(self, ds: Dataset, stats: list[LoadStat],
-                      bounds: list[tuple[int, int]]) -> None:
+    def _check_loaded(
+        self, ds: Dataset, stats: list[LoadStat], bounds: list[tuple[int, int]]
+    ) -> None:
         for s in sorted(stats, key=lambda s: s.index):
             a, b = bounds[s.index]
             if s.error or s.nonfinite:
                 self.release(ds)
             if s.error:
-                raise DataError(f"cannot read rows {a}-{b} (partition {s.index}): {s.error}; "
-                                "check that the file is complete and its columns numeric")
+                raise DataError(
+                    f"cannot read rows {a}-{b} (partition {s.index}): {s.error}; "
+                    "check that the file is complete and its columns numeric"
+                )
             if s.nonfinite:
-                raise DataError(f"the data has {s.nonfinite} NaN or infinite values in rows "
-                                f"{a}-{b} (partition {s.index}); drop or impute them first")
+                raise DataError(
+                    f"the data has {s.nonfinite} NaN or infinite values in rows "
+                    f"{a}-{b} (partition {s.index}); drop or impute them first"
+                )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -472,20 +506,25 @@ def _driver_host() -> str:
     return os.environ.get("SCALING_DRIVER_HOST", socket.gethostbyname(socket.gethostname()))
 
 
-def check_reachable(engine: str, address: str, schemes: tuple[str, ...],
-                    timeout: float = 3.0) -> None:
+def check_reachable(
+    engine: str, address: str, schemes: tuple[str, ...], timeout: float = 3.0
+) -> None:
     """Fail fast, with a fix, when nothing listens at a cluster address."""
     parts = urlsplit(address if "://" in address else f"//{address}")
     if "://" in address and parts.scheme not in schemes:
-        raise UsageError(f"{engine} address {address!r} has scheme {parts.scheme!r}; "
-                         f"use one of {', '.join(s + '://' for s in schemes)}")
+        raise UsageError(
+            f"{engine} address {address!r} has scheme {parts.scheme!r}; "
+            f"use one of {', '.join(s + '://' for s in schemes)}"
+        )
     try:
         host, port = parts.hostname, parts.port
     except ValueError:
         host, port = None, None
     if not host or not port:
-        raise UsageError(f"{engine} address {address!r} needs a host and a port, "
-                         f"e.g. {schemes[0]}://127.0.0.1:PORT")
+        raise UsageError(
+            f"{engine} address {address!r} needs a host and a port, "
+            f"e.g. {schemes[0]}://127.0.0.1:PORT"
+        )
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:

@@ -92,9 +92,14 @@ class DaskEngine(Engine):
         if self.address is None:
             with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
                 self._cluster = LocalCluster(
-                    n_workers=self.workers, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None, env=THREAD_ENV,
-                    silence_logs=logging.ERROR)
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    env=THREAD_ENV,
+                    silence_logs=logging.ERROR,
+                )
             self._client = Client(self._cluster)
         else:
             self._client = Client(self.address, timeout=10)
@@ -102,12 +107,15 @@ class DaskEngine(Engine):
         info = self._client.scheduler_info(n_workers=-1)["workers"]
         self._addrs = sorted(info)[: self.workers]
         if len(self._addrs) < self.workers:
-            raise EngineError(f"the Dask cluster has {len(info)} workers, {self.workers} asked; "
-                              "start more workers or ask for fewer")
+            raise EngineError(
+                f"the Dask cluster has {len(info)} workers, {self.workers} asked; "
+                "start more workers or ask for fewer"
+            )
 
     def _submit(self, w: int, fn: Callable, *args: Any) -> Future:
-        return self._client.submit(fn, *args, workers=[self._addrs[w]],
-                                   allow_other_workers=False, pure=False)
+        return self._client.submit(
+            fn, *args, workers=[self._addrs[w]], allow_other_workers=False, pure=False
+        )
 
     def _wait(self, futures: list[Future], timeout: float | None = None) -> list:
         """Gather, failing fast if one of our workers leaves the cluster meanwhile."""
@@ -129,8 +137,9 @@ class DaskEngine(Engine):
         stats = self._wait([self._submit(w, _stats, h) for w, h in enumerate(held)])
         return held, [s for worker in stats for s in worker]
 
-    def _run(self, ds: Dataset, fn: Callable, args: tuple,
-             combine: Callable | None) -> TaskOut | list[TaskOut]:
+    def _run(
+        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
+    ) -> TaskOut | list[TaskOut]:
         outs = [self._submit(w, _run, h, fn, args, combine) for w, h in enumerate(ds.native)]
         if combine is None:
             return self._wait(outs)
@@ -146,14 +155,16 @@ class DaskEngine(Engine):
     def _broadcast(self, value: Any) -> Any:
         return self._client.scatter(value, broadcast=True, hash=False)
 
-    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
-              timeout: float) -> list:
+    def _gang(
+        self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple, timeout: float
+    ) -> list:
         futures = [self._submit(c.rank, _gang, ds.native[c.rank], fn, c, args) for c in ctxs]
         try:
             return self._wait(futures, timeout)
         except TimeoutError as e:
-            raise EngineError(f"gang did not finish within {timeout:.0f}s: a member died or "
-                              "never joined") from e
+            raise EngineError(
+                f"gang did not finish within {timeout:.0f}s: a member died or never joined"
+            ) from e
 
     def _release(self, ds: Dataset) -> None:
         self._client.cancel(ds.native)

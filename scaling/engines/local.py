@@ -50,8 +50,9 @@ class LocalEngine(Engine):
             stats.extend(s)
         return uid, stats
 
-    def _run(self, ds: Dataset, fn: Callable, args: tuple,
-             combine: Callable | None) -> TaskOut | list[TaskOut]:
+    def _run(
+        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
+    ) -> TaskOut | list[TaskOut]:
         with self._threads.limit(limits=1):
             outs = [run_parts(parts, fn, args, combine) for parts in self._data[ds.uid]]
             if combine is None:
@@ -64,8 +65,9 @@ class LocalEngine(Engine):
     def _broadcast(self, value: Any) -> Any:
         return value
 
-    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
-              timeout: float) -> list:
+    def _gang(
+        self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple, timeout: float
+    ) -> list:
         results: list[Any] = [None] * len(ctxs)
         errors: list[BaseException] = []
 
@@ -76,8 +78,9 @@ class LocalEngine(Engine):
             except BaseException as e:
                 errors.append(e)
 
-        threads = [threading.Thread(target=member, args=(r,), daemon=True)
-                   for r in range(len(ctxs))]
+        threads = [
+            threading.Thread(target=member, args=(r,), daemon=True) for r in range(len(ctxs))
+        ]
         for t in threads:
             t.start()
         deadline = time.monotonic() + timeout

@@ -91,31 +91,46 @@ class RayEngine(Engine):
 
     def _start(self) -> None:
         if ray.is_initialized():
-            raise EngineError("Ray is already initialised in this process; close the other "
-                              "ray engine first (one Ray instance per process)")
+            raise EngineError(
+                "Ray is already initialised in this process; close the other "
+                "ray engine first (one Ray instance per process)"
+            )
         runtime_env = {"env_vars": THREAD_ENV}
         if self.address is None:
-            ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR", runtime_env=runtime_env)
+            ray.init(
+                num_cpus=self.workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                runtime_env=runtime_env,
+            )
         else:
-            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR",
-                     runtime_env=runtime_env)
+            ray.init(
+                address=self.address,
+                log_to_driver=False,
+                logging_level="ERROR",
+                runtime_env=runtime_env,
+            )
         self._owns_ray = True
         self._actors = [_Worker.remote() for _ in range(self.workers)]
         try:
             ray.get([a.ready.remote() for a in self._actors], timeout=120)
         except GetTimeoutError as e:
             self._stop()
-            raise EngineError(f"the Ray cluster could not start {self.workers} single-CPU "
-                              "workers within 120 s; ask for fewer --workers or add nodes") from e
+            raise EngineError(
+                f"the Ray cluster could not start {self.workers} single-CPU "
+                "workers within 120 s; ask for fewer --workers or add nodes"
+            ) from e
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
-        stats = ray.get([a.load.remote(uid, s, dtype) for a, s in zip(self._actors, specs,
-                                                                          strict=True)])
+        stats = ray.get(
+            [a.load.remote(uid, s, dtype) for a, s in zip(self._actors, specs, strict=True)]
+        )
         return uid, [s for worker in stats for s in worker]
 
-    def _run(self, ds: Dataset, fn: Callable, args: tuple,
-             combine: Callable | None) -> TaskOut | list[TaskOut]:
+    def _run(
+        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
+    ) -> TaskOut | list[TaskOut]:
         refs = [a.run.remote(ds.uid, fn, args, combine) for a in self._actors]
         if combine is None:
             return ray.get(refs)
@@ -131,17 +146,18 @@ class RayEngine(Engine):
     def _broadcast(self, value: Any) -> Any:
         return ray.put(value)
 
-    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
-              timeout: float) -> list:
-        refs = [a.gang.remote(ds.uid, fn, c, args) for a, c in zip(self._actors, ctxs,
-                                                                    strict=True)]
+    def _gang(
+        self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple, timeout: float
+    ) -> list:
+        refs = [a.gang.remote(ds.uid, fn, c, args) for a, c in zip(self._actors, ctxs, strict=True)]
         try:
             return ray.get(refs, timeout=timeout)
         except GetTimeoutError as e:
             for r in refs:
                 ray.cancel(r, force=False)
-            raise EngineError(f"gang did not finish within {timeout:.0f}s: a member died or "
-                              "never joined") from e
+            raise EngineError(
+                f"gang did not finish within {timeout:.0f}s: a member died or never joined"
+            ) from e
 
     def _release(self, ds: Dataset) -> None:
         ray.get([a.release.remote(ds.uid) for a in self._actors])

@@ -78,14 +78,26 @@ def _load(uid: str, dtype: str, specs: Iterator[PartSpec]) -> list[LoadStat]:
     return stats
 
 
-def _run(uid: str, dtype: str, fn: Callable, args: tuple, combine: Callable | None,
-         specs: Iterator[PartSpec]) -> list[TaskOut]:
+def _run(
+    uid: str,
+    dtype: str,
+    fn: Callable,
+    args: tuple,
+    combine: Callable | None,
+    specs: Iterator[PartSpec],
+) -> list[TaskOut]:
     args = _resolve(args)
     return [run_parts({s.index: _part(uid, s, dtype)}, fn, args, combine) for s in specs]
 
 
-def _gang(uid: str, dtype: str, fn: Callable, ctxs: list[GangContext], args: tuple,
-          groups: Iterator[list[PartSpec]]) -> list:
+def _gang(
+    uid: str,
+    dtype: str,
+    fn: Callable,
+    ctxs: list[GangContext],
+    args: tuple,
+    groups: Iterator[list[PartSpec]],
+) -> list:
     pin_threads()
     rank = BarrierTaskContext.get().partitionId()
     parts = [_part(uid, s, dtype) for group in groups for s in group]
@@ -110,20 +122,22 @@ class SparkEngine(Engine):
         from pyspark import SparkContext
 
         if SparkContext._active_spark_context is not None:
-            raise EngineError("a SparkContext is already running in this process; close the "
-                              "other spark engine first (one SparkContext per process)")
+            raise EngineError(
+                "a SparkContext is already running in this process; close the "
+                "other spark engine first (one SparkContext per process)"
+            )
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         master = self.address or f"local-cluster[{self.workers},1,{EXECUTOR_MEMORY_MB}]"
         builder = (
-            SparkSession.builder.master(master).appName("scaling")
+            SparkSession.builder.master(master)
+            .appName("scaling")
             .config("spark.driver.host", os.environ["SPARK_LOCAL_IP"])
             .config("spark.driver.bindAddress", os.environ["SPARK_LOCAL_IP"])
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG}")
-            .config("spark.executor.extraJavaOptions",
-                    f"-Dlog4j2.configurationFile={LOG_CONFIG}")
+            .config("spark.executor.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG}")
             .config("spark.executor.cores", "1")
             .config("spark.cores.max", str(self.workers))
             .config("spark.executor.memory", f"{EXECUTOR_MEMORY_MB}m")
@@ -141,8 +155,9 @@ class SparkEngine(Engine):
         stats = rdd.mapPartitions(partial(_load, uid, dtype)).collect()
         return (rdd, specs), stats
 
-    def _run(self, ds: Dataset, fn: Callable, args: tuple,
-             combine: Callable | None) -> TaskOut | list[TaskOut]:
+    def _run(
+        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
+    ) -> TaskOut | list[TaskOut]:
         outs = ds.native[0].mapPartitions(partial(_run, ds.uid, ds.dtype, fn, args, combine))
         if combine is None:
             return outs.collect()
@@ -151,8 +166,9 @@ class SparkEngine(Engine):
     def _broadcast(self, value: Any) -> Any:
         return self._sc.broadcast(value)
 
-    def _gang(self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple,
-              timeout: float) -> list:
+    def _gang(
+        self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple, timeout: float
+    ) -> list:
         # A barrier stage needs one task per slot, and allows no coalesce(): parallelize the
         # per-worker groups of specs; each task finds its rows in its Python worker's cache.
         groups = self._sc.parallelize(ds.native[1], numSlices=self.workers)
@@ -170,8 +186,9 @@ class SparkEngine(Engine):
         thread.join(timeout)
         if thread.is_alive():
             self._sc.cancelAllJobs()
-            raise EngineError(f"gang did not finish within {timeout:.0f}s: a member died or "
-                              "never joined")
+            raise EngineError(
+                f"gang did not finish within {timeout:.0f}s: a member died or never joined"
+            )
         if "error" in box:
             raise box["error"]
         return [r for _, r in sorted(box["results"], key=lambda p: p[0])]
@@ -183,8 +200,15 @@ class SparkEngine(Engine):
 
     def _is_worker_lost(self, error: BaseException) -> bool:
         text = str(error)
-        return any(s in text for s in ("Python worker exited unexpectedly", "crashed",
-                                       "ExecutorLostFailure", "worker lost"))
+        return any(
+            s in text
+            for s in (
+                "Python worker exited unexpectedly",
+                "crashed",
+                "ExecutorLostFailure",
+                "worker lost",
+            )
+        )
 
     def _error_summary(self, error: BaseException) -> str:
         # Py4J errors open with "An error occurred while calling o42.collect"; the useful
