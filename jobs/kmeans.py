@@ -113,11 +113,15 @@ class KMeansResult:
 # ---------------------------------------------------------------- per-partition kernels
 
 
-def _distances(X: np.ndarray, centers: np.ndarray, norms: np.ndarray) -> np.ndarray:
-    """``||c||^2 - 2 x.c`` for each row of one block and each centre: ``||x - c||^2`` less
-    ``||x||^2``, which does not change the nearest centre. One (rows x d) by (d x k) matrix
-    product, the O(n k d) part, done by BLAS."""
-    dist = X @ (-2.0 * centers.T)
+def _distances(
+    X: np.ndarray, centers: np.ndarray, norms: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``||c||^2 - 2 x.c`` for each row of one block and each centre.
+
+    That is ``||x - c||^2`` less ``||x||^2``, which does not change the nearest centre: one
+    (rows x d) by (d x k) matrix product, the O(n k d) part, done by BLAS.
+    """
+    dist = np.matmul(X, -2.0 * centers.T, out=out)
     dist += norms
     return dist
 
@@ -171,10 +175,7 @@ def _partial_sums(part: Part, centers: np.ndarray) -> tuple[np.ndarray, np.ndarr
     sums, counts = np.zeros((k, d)), np.zeros(k)
     buffer = np.empty((ROW_BLOCK, k), part.X.dtype)
     for X in _blocks(part):
-        dist = buffer[: len(X)]
-        np.matmul(X, -2.0 * c.T, out=dist)
-        dist += norms
-        _assign_and_sum(X, dist, sums, counts)
+        _assign_and_sum(X, _distances(X, c, norms, out=buffer[: len(X)]), sums, counts)
     return sums, counts
 
 
