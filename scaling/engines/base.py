@@ -22,6 +22,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -231,6 +232,8 @@ class Engine(ABC):
     """
 
     name: ClassVar[str]
+    framework: ClassVar[str | None] = None
+    """The distribution that provides this engine's framework (for versions in run records)."""
     address_schemes: ClassVar[tuple[str, ...]] = ()
     gang_timeout: ClassVar[float] = 600.0
 
@@ -290,7 +293,7 @@ class Engine(ABC):
     @property
     def version(self) -> str:
         """Version of the framework behind this engine."""
-        return "builtin"
+        return metadata.version(self.framework) if self.framework else "builtin"
 
     # -- the contract ------------------------------------------------------------------
 

@@ -79,11 +79,8 @@ class DaskEngine(Engine):
     """Dask engine: ``address=None`` starts a LocalCluster of single-thread worker processes."""
 
     name = "dask"
+    framework = "distributed"
     address_schemes = ("tcp",)
-
-    @property
-    def version(self) -> str:
-        return distributed.__version__
 
     def _start(self) -> None:
         # A task that kills its worker should fail the call at once, not be retried 3 times.

@@ -83,11 +83,8 @@ class RayEngine(Engine):
     """Ray engine: ``address=None`` starts a local Ray instance with ``workers`` CPUs."""
 
     name = "ray"
+    framework = "ray"
     address_schemes = ("ray",)
-
-    @property
-    def version(self) -> str:
-        return ray.__version__
 
     def _start(self) -> None:
         if ray.is_initialized():

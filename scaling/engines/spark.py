@@ -24,7 +24,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pyspark
 from pyspark import BarrierTaskContext
 from pyspark.broadcast import Broadcast as SparkBroadcast
 from pyspark.sql import SparkSession
@@ -112,11 +111,8 @@ class SparkEngine(Engine):
     """Spark engine: ``address=None`` starts ``local-cluster[workers, 1 core, 1 GiB]``."""
 
     name = "spark"
+    framework = "pyspark"
     address_schemes = ("spark",)
-
-    @property
-    def version(self) -> str:
-        return pyspark.__version__
 
     def _start(self) -> None:
         from pyspark import SparkContext
