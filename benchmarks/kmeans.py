@@ -9,10 +9,11 @@ this project on local/ray/dask/spark; scikit-learn ``KMeans(algorithm="lloyd")``
 thread; dask-ml ``KMeans`` on a Dask LocalCluster of single-thread workers; Spark MLlib
 ``KMeans`` on ``local[p]``. Every worker is pinned to one BLAS thread.
 
-Our time per iteration is the median of the 10 traced Lloyd iterations. The peers report no
-per-iteration times, so theirs is (T(11 iterations) - T(1 iteration)) / 10, each T the median
-of ``--repeat`` fits: the difference removes set-up, data conversion and final passes, so
-that only Lloyd iterations are compared. Writes ``benchmarks/results/kmeans.{md,json}``.
+Our time per iteration is the median of the traced Lloyd iterations after the first
+(warm-up). The peers report no per-iteration times, so theirs is
+(T(11 iterations) - T(1 iteration)) / 10, each T the median of ``--repeat`` fits: the
+difference removes set-up, data conversion and final passes, so that only Lloyd iterations are
+compared. Writes ``benchmarks/results/kmeans.{md,json}``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,25 +32,10 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 from jobs import kmeans
 from scaling.data import Blobs, partition_bounds
 from scaling.engines.base import THREAD_ENV
-from scaling.runner import host_facts, run_job
+from scaling.runner import host_facts, per_iteration_by_difference, run_job
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENGINES = ("local", "ray", "dask", "spark")
-
-
-def per_iteration(fit: Callable[[int], None], iters: int, repeat: int) -> float:
-    """(T(iters + 1) - T(1)) / iters, each T the median of ``repeat`` timed fits."""
-
-    def timed(n: int) -> float:
-        walls = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fit(n)
-            walls.append(time.perf_counter() - t0)
-        return statistics.median(walls)
-
-    timed(1)  # warm-up: imports, JIT, caches
-    return (timed(iters + 1) - timed(1)) / iters
 
 
 def sklearn_1thread(X: np.ndarray, start: np.ndarray, iters: int, repeat: int) -> float:
@@ -63,7 +46,7 @@ def sklearn_1thread(X: np.ndarray, start: np.ndarray, iters: int, repeat: int) -
         KMeans(len(start), init=start, n_init=1, max_iter=n, tol=0, algorithm="lloyd").fit(X)
 
     with threadpool_limits(1):
-        return per_iteration(fit, iters, repeat)
+        return per_iteration_by_difference(fit, iters, repeat)
 
 
 def dask_ml(X: np.ndarray, start: np.ndarray, workers: int, iters: int, repeat: int) -> float:
@@ -98,7 +81,7 @@ def dask_ml(X: np.ndarray, start: np.ndarray, workers: int, iters: int, repeat: 
         def fit(n: int) -> None:
             KMeans(len(start), init=start, max_iter=n, tol=0).fit(data)
 
-        return per_iteration(fit, iters, repeat)
+        return per_iteration_by_difference(fit, iters, repeat)
 
 
 def _blob_rows(source: Blobs, bounds: tuple[int, int]):
@@ -132,7 +115,7 @@ def mllib(source: Blobs, start: np.ndarray, workers: int, iters: int, repeat: in
                 rdd, len(start), maxIterations=n, initialModel=KMeansModel(list(start)), epsilon=0.0
             )
 
-        return per_iteration(fit, iters, repeat)
+        return per_iteration_by_difference(fit, iters, repeat)
     finally:
         session.stop()
 

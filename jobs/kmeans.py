@@ -29,7 +29,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from scaling.data import Blobs, Part, row_uniforms
+from scaling.data import Blobs, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
 from scaling.errors import UsageError
 
@@ -97,6 +97,8 @@ class KMeansConfig:
 
 
 CONFIG = KMeansConfig
+DEMO_CONFIG = KMeansConfig(k=16, max_iter=10, tol=0.0)
+"""What ``scaling demo`` runs: k-means|| then 10 Lloyd iterations."""
 
 
 @dataclass
@@ -359,8 +361,31 @@ def predict(engine: Engine, ds: Dataset, centers: np.ndarray) -> np.ndarray:
 
 
 def synthetic(rows: int, features: int, seed: int, config: KMeansConfig) -> Blobs:
-    """The synthetic data ``scaling run kmeans`` uses without ``--data``: k Gaussian blobs."""
-    return Blobs(rows=rows, features=features, centers=config.k, seed=seed)
+    """The data ``scaling run/sweep kmeans`` use without ``--data``: k overlapping blobs.
+
+    Overlapping (``cluster_std=8`` in a box of +-10), so that Lloyd keeps moving and every run
+    of a sweep does the same number of iterations of real work.
+    """
+    return Blobs(rows=rows, features=features, centers=config.k, cluster_std=8.0, seed=seed)
+
+
+def baseline(source: Source, config: KMeansConfig, repeat: int = 1) -> tuple[str, float]:
+    """Seconds per Lloyd iteration of scikit-learn with one thread: the COST reference."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    from scaling.runner import per_iteration_by_difference
+
+    X, _ = source.read(0, source.rows)
+    start = config.given_centers(source.features)
+    if start is None:
+        start = X[np.random.default_rng(config.seed).choice(len(X), config.k, replace=False)]
+
+    def fit(n: int) -> None:
+        KMeans(config.k, init=start, n_init=1, max_iter=n, tol=0, algorithm="lloyd").fit(X)
+
+    with threadpool_limits(1):
+        return "scikit-learn KMeans, 1 thread", per_iteration_by_difference(fit, 5, repeat)
 
 
 def quality(result: KMeansResult) -> dict:

@@ -1,6 +1,9 @@
 """``scaling``: run jobs on local, Ray, Dask or Spark workers and see how they scale.
 
-Errors a user can fix print one line, ``scaling: error: ...``, and exit with status 2.
+Commands: ``run`` (one job, one engine, some worker counts), ``sweep`` (engines x workers x
+sizes, strong or weak scaling, with a report), ``results`` (the sweeps in the store),
+``compare`` (one report over several sweeps), ``demo``. Errors a user can fix print one line,
+``scaling: error: ...``, and exit with status 2.
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scaling.data import Blobs, Source, open_file
+from scaling.data import Source, open_file
 from scaling.engines import ENGINES
 from scaling.engines.base import DTYPES
 from scaling.errors import ScalingError, UsageError
-from scaling.results import RUNS_FILE
+from scaling.results import DEFAULT_STORE
 
 GLOBAL_FIELDS = {"seed"}  # config fields set by a global option, not a job option
 
@@ -27,16 +30,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _workers(text: str) -> list[int]:
-    try:
-        counts = [int(w) for w in text.split(",")]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(
-            f"workers must be positive integers like 2 or 1,2,4, got {text!r}"
-        )
-    return counts
+def _counts(what: str):
+    def parse(text: str) -> list[int]:
+        try:
+            counts = [int(w.replace("_", "")) for w in text.split(",")]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be positive integers like 2 or 1,2,4, got {text!r}"
+            )
+        return counts
+
+    return parse
 
 
 def _job_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
@@ -59,53 +65,105 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="scaling", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command, help_ in (
+        ("run", "run one job on one engine at one or more worker counts"),
+        ("sweep", "run a job over engines x workers x sizes, then report"),
+    ):
+        sub = commands.add_parser(command, help=help_)
+        jobs = sub.add_subparsers(
+            dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+        )
+        for name in JOBS:
+            job_parser = jobs.add_parser(name, help=f"{command} {name}")
+            _data_options(job_parser)
+            (_run_options if command == "run" else _sweep_options)(job_parser)
+            _job_options(job_parser, get_job(name).CONFIG)
 
-    run = commands.add_parser("run", help="run one job on one engine at one or more worker counts")
-    jobs = run.add_subparsers(
-        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+    results = commands.add_parser("results", help="list the sweeps in the results store")
+    results.add_argument(
+        "paths", nargs="*", help=f"stores or sweep files (default: {DEFAULT_STORE})"
     )
-    for name in JOBS:
-        job_parser = jobs.add_parser(name, help=f"run {name}")
-        _run_options(job_parser)
-        _job_options(job_parser, get_job(name).CONFIG)
 
-    demo = commands.add_parser("demo", help="k-means on every engine at 1 and 2 workers")
+    compare = commands.add_parser("compare", help="one report over one or more sweeps")
+    compare.add_argument("sweeps", nargs="+", help="sweep ids, sweep files or store directories")
+    compare.add_argument("--report", help="report directory (default: results/reports/compare-…)")
+    compare.add_argument("--title", default="Scaling comparison")
+
+    demo = commands.add_parser("demo", help="a strong-scaling sweep of every job on every engine")
     demo.add_argument("--rows", type=int, default=1_000_000)
     demo.add_argument("--engines", default=",".join(ENGINES))
-    demo.add_argument("--out", default="results/demo", help="directory for the run records")
+    demo.add_argument("--out", default=DEFAULT_STORE, help="results store directory")
     return parser
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", type=int, default=16, help="synthetic features (default: 16)")
+    p.add_argument("--seed", type=int, default=0, help="data and algorithm seed (default: 0)")
+    p.add_argument("--data", help="a .npy, .parquet or .csv file instead of synthetic data")
+    p.add_argument("--label", help="label column of --data, left out of the features")
+    p.add_argument("--dtype", default="float64", choices=DTYPES)
+    p.add_argument(
+        "--address",
+        help="connect to a running cluster instead of starting one "
+        "(ray://host:port or host:port, tcp://scheduler:port, spark://master:port)",
+    )
+    p.add_argument(
+        "--out", default=DEFAULT_STORE, help=f"results store directory (default: {DEFAULT_STORE})"
+    )
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="local", help=f"one of {', '.join(ENGINES)}")
     p.add_argument(
         "--workers",
-        type=_workers,
+        type=_counts("workers"),
         default=[1],
         help="worker counts, e.g. 1,2: one run per count (default: 1)",
     )
-    p.add_argument(
-        "--address",
-        help="connect to a running cluster instead of starting one "
-        "(ray://host:port, tcp://scheduler:port, spark://master:port)",
-    )
     p.add_argument("--partitions", type=int, help="partitions (default: one per worker)")
     p.add_argument("--rows", type=int, default=100_000, help="synthetic rows (default: 100000)")
-    p.add_argument("--features", type=int, default=16, help="synthetic features (default: 16)")
-    p.add_argument("--seed", type=int, default=0, help="data and algorithm seed (default: 0)")
-    p.add_argument("--data", help="a .npy, .parquet or .csv file instead of synthetic data")
-    p.add_argument("--label", help="label column of --data, left out of the features")
-    p.add_argument("--dtype", default="float64", choices=DTYPES)
-    p.add_argument("--out", help="append one JSON record per run to OUT/runs.jsonl")
     p.add_argument("--json", action="store_true", help="print the records as JSON lines")
 
 
-def _source(job, args: argparse.Namespace, config: object) -> Source:
+def _sweep_options(p: argparse.ArgumentParser) -> None:
+    cores = os.cpu_count() or 1
+    p.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated (default: {','.join(ENGINES)})",
+    )
+    p.add_argument(
+        "--workers",
+        type=_counts("workers"),
+        default=list(range(1, cores + 1)),
+        help=f"worker counts (default: 1..{cores}, this machine's cores)",
+    )
+    p.add_argument(
+        "--rows",
+        type=_counts("rows"),
+        default=[100_000],
+        help="data sizes: total rows (strong) or rows per worker (weak), e.g. "
+        "100000,1000000 (default: 100000)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("strong", "weak"),
+        default="strong",
+        help="strong: fixed total rows; weak: fixed rows per worker",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="runs per point; the median is used")
+    p.add_argument(
+        "--no-baseline", action="store_true", help="skip the single-thread baseline (and so COST)"
+    )
+    p.add_argument("--report", help="report directory (default: results/reports/SWEEP_ID)")
+
+
+def _source(job, args: argparse.Namespace, rows: int, config: object) -> Source:
     if args.data:
         return open_file(args.data, args.label)
     if args.label:
         raise UsageError("--label goes with --data")
-    return job.synthetic(args.rows, args.features, args.seed, config)
+    return job.synthetic(rows, args.features, args.seed, config)
 
 
 def _config(job, args: argparse.Namespace) -> object:
@@ -113,96 +171,176 @@ def _config(job, args: argparse.Namespace) -> object:
     return job.CONFIG(**values)
 
 
-def _measure(
-    job, engine: str, workers: int, source: Source, config: object, out: str | None, **options
-) -> dict:
-    """One run with a progress bar over its iterations; its record, appended to ``out``."""
-    from scaling.results import append_record
-    from scaling.runner import run_job
+def _engines(text: str) -> tuple[str, ...]:
+    from scaling.engines import engine_class
 
-    with _progress(f"{engine} x{workers}", getattr(config, "max_iter", None)) as bar:
-        run = run_job(
-            job,
-            engine,
-            workers,
-            source,
-            config,
-            on_iteration=lambda it, shift: bar.update(1),
-            **options,
-        )
-    return append_record(out, run.record, run.arrays) if out else run.record
+    names = tuple(e for e in text.split(",") if e)
+    for name in names:
+        engine_class(name)  # unknown engine or missing framework: fail before any work
+    return names
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling.engines import engine_class
     from scaling.report import print_table
+    from scaling.results import append_record, new_sweep_id, sweep_file
+    from scaling.runner import progress_bar, run_job
 
     job = get_job(args.job)
-    engine_class(args.engine)  # unknown engine or missing framework: fail before any work
+    _engines(args.engine)
     config = _config(job, args)
-    source = _source(job, args, config)
-    records = []
+    source = _source(job, args, args.rows, config)
+    sweep_id, records = new_sweep_id(), []
     for workers in args.workers:
-        records.append(
-            _measure(
+        with progress_bar(f"{args.engine} x{workers}", getattr(config, "max_iter", None)) as bar:
+            run = run_job(
                 job,
                 args.engine,
                 workers,
                 source,
                 config,
-                args.out,
                 address=args.address,
                 partitions=args.partitions,
                 dtype=args.dtype,
+                sweep_id=sweep_id,
+                on_iteration=lambda it, shift: bar.update(1),
             )
-        )
+        records.append(append_record(args.out, run.record, run.arrays))
         if args.json:
             print(json.dumps(records[-1], sort_keys=True, default=str), flush=True)
     if not args.json:
         print_table(records)
-    if args.out:
-        print(f"\nrecords: {Path(args.out) / RUNS_FILE}")
+        print(f"\nrecords: {sweep_file(args.out, sweep_id)}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from jobs import get_job
+    from scaling.runner import SweepPlan
+
+    job = get_job(args.job)
+    config = _config(job, args)
+    data = _source(job, args, 1, config) if args.data else None
+    plan = SweepPlan(
+        job=job,
+        config=config,
+        engines=_engines(args.engines),
+        workers=tuple(args.workers),
+        sizes=(data.rows,) if data else tuple(args.rows),
+        mode=args.mode,
+        features=args.features,
+        seed=args.seed,
+        repeat=args.repeat,
+        dtype=args.dtype,
+        address=args.address,
+        data=data,
+        baseline=not args.no_baseline,
+    )
+    return _sweep_and_report(plan, args.out, args.report)
+
+
+def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
+    from scaling.report import print_table, write_report
+    from scaling.results import sweep_file
+    from scaling.runner import sweep
+
+    points = len(plan.points())
+    print(
+        f"sweep: {plan.job.NAME} ({plan.mode} scaling) on {', '.join(plan.engines)} at "
+        f"{','.join(map(str, plan.workers))} workers, sizes "
+        f"{', '.join(f'{s:,}' for s in plan.sizes)}: {points} runs",
+        file=sys.stderr,
+    )
+    sweep_id, records = sweep(plan, out)
+    print_table(records)
+    ok = [r for r in records if r["status"] == "ok" and r["engine"] != "baseline"]
+    print(f"\nrecords: {sweep_file(out, sweep_id)}")
+    if ok:
+        report = write_report(
+            records,
+            report_dir or Path(out) / "reports" / sweep_id,
+            title=f"{plan.job.NAME}: {plan.mode} scaling ({sweep_id})",
+        )
+        print(f"report:  {report}")
+    failed = len(records) - len(ok) - sum(r["engine"] == "baseline" for r in records)
+    return 0 if ok and not failed else 1
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from scaling.results import load, sweeps
+
+    loaded = load(*args.paths)
+    for problem in loaded.problems:
+        print(f"scaling: warning: {problem}", file=sys.stderr)
+    rows = [("sweep", "mode", "jobs", "engines", "workers", "rows", "ok", "failed")]
+    for s in sweeps(loaded.records):
+        rows.append(
+            (
+                s["sweep_id"],
+                s["mode"],
+                ",".join(s["jobs"]),
+                ",".join(s["engines"]),
+                ",".join(map(str, s["workers"])),
+                " ".join(f"{r:,}" for r in s["rows"]),
+                str(s["ok"]),
+                str(s["failed"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from scaling.report import write_report
+    from scaling.results import load, new_sweep_id
+
+    loaded = load(*args.sweeps)
+    for problem in loaded.problems:
+        print(f"scaling: warning: {problem}", file=sys.stderr)
+    if not loaded.records:
+        raise UsageError(
+            f"no records found in {', '.join(args.sweeps)}; "
+            "`scaling results` lists the sweeps in the store"
+        )
+    report = write_report(
+        loaded.records,
+        args.report or Path(DEFAULT_STORE) / "reports" / f"compare-{new_sweep_id()}",
+        title=args.title,
+    )
+    print(f"report: {report}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from jobs import kmeans
-    from scaling.engines import engine_class
-    from scaling.report import print_table
+    from jobs import JOBS, get_job
+    from scaling.runner import SweepPlan
 
-    engines = [e for e in args.engines.split(",") if e]
-    for e in engines:
-        engine_class(e)
-    # Overlapping blobs keep Lloyd moving, so every run does the same 10 iterations.
-    source = Blobs(rows=args.rows, features=32, centers=16, cluster_std=8.0, seed=0)
-    config = kmeans.KMeansConfig(k=16, max_iter=10, tol=0.0, init="k-means||")
-    print(
-        f"k-means|| + {config.max_iter} Lloyd iterations on {source.rows:,} x "
-        f"{source.features} blobs, k={config.k}, on {', '.join(engines)} at 1 and 2 workers",
-        file=sys.stderr,
-    )
-    records = [_measure(kmeans, e, w, source, config, args.out) for e in engines for w in (1, 2)]
-    print_table(records)
-    print(f"\nrecords: {Path(args.out) / RUNS_FILE}")
-    return 0
-
-
-class _progress:
-    """A tqdm bar on a terminal; nothing when output is not a terminal (CI logs)."""
-
-    def __init__(self, desc: str, total: int | None) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=total, desc=desc, unit="it", leave=False, file=sys.stderr, disable=None
+    engines = _engines(args.engines)
+    workers = tuple(range(1, (os.cpu_count() or 1) + 1))
+    status = 0
+    for name in JOBS:
+        job = get_job(name)
+        plan = SweepPlan(
+            job=job,
+            config=job.DEMO_CONFIG,
+            engines=engines,
+            workers=workers,
+            sizes=(args.rows,),
+            features=32,
         )
+        status = max(status, _sweep_and_report(plan, args.out, None))
+    return status
 
-    def __enter__(self):
-        return self.bar
 
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
+COMMANDS = {
+    "run": cmd_run,
+    "sweep": cmd_sweep,
+    "results": cmd_results,
+    "compare": cmd_compare,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,11 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "demo": cmd_demo}[args.command](args)
-    except ScalingError as e:
-        print(f"scaling: error: {e}", file=sys.stderr)
-        return 2
-    except ImportError as e:
+        return COMMANDS[args.command](args)
+    except (ScalingError, ImportError) as e:
         print(f"scaling: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

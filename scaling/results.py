@@ -1,9 +1,9 @@
-"""Run records: one JSON object per run, appended to ``runs.jsonl``; arrays beside it as .npy.
+"""The results store: a directory of JSON-lines files, one file per sweep, one line per run.
 
 Nothing already written is ever rewritten. Arrays are written to a temporary file and renamed
 into place (atomic on POSIX), and only then is the record appended, as one ``write`` on a file
-opened with ``O_APPEND``; a run that fails writes nothing. A reader skips (and reports) a last
-line cut short by a crash, so older records always stay readable.
+opened with ``O_APPEND``. A reader skips a last line cut short by a crash; a file that is
+corrupt or from another schema is reported by name and skipped, and the other files still load.
 """
 
 from __future__ import annotations
@@ -11,13 +11,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-SCHEMA = 1
-RUNS_FILE = "runs.jsonl"
+SCHEMA = 2
+"""Version of the record layout. 2: records carry ``sweep_id``, ``mode`` and ``status``."""
+
+DEFAULT_STORE = "results"
+
+
+def new_sweep_id() -> str:
+    """A sortable, unique sweep id: UTC time and a random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def save_array(directory: Path, name: str, array: np.ndarray) -> str:
@@ -38,22 +47,19 @@ def save_array(directory: Path, name: str, array: np.ndarray) -> str:
 def append_record(
     directory: str | os.PathLike, record: dict, arrays: dict[str, np.ndarray] | None = None
 ) -> dict:
-    """Write ``arrays`` next to the runs file, then append ``record`` with their file names.
+    """Write ``arrays`` beside the sweep's file, then append ``record`` with their file names.
 
-    Returns the record as written.
+    The record goes to ``directory/<record["sweep_id"]>.jsonl``. Returns it as written.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    record = {
-        **record,
-        "artifacts": {
-            key: save_array(directory, f"{record['run_id']}-{key}.npy", value)
-            for key, value in (arrays or {}).items()
-        },
+    saved = {
+        key: save_array(directory, f"{record['run_id']}-{key}.npy", value)
+        for key, value in (arrays or {}).items()
     }
+    record = {**record, "artifacts": saved}
     line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
-    path = directory / RUNS_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(sweep_file(directory, record["sweep_id"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(fd, line)
         os.fsync(fd)
@@ -62,22 +68,104 @@ def append_record(
     return record
 
 
-def load_records(path: str | os.PathLike) -> list[dict]:
-    """Records of a runs file (or of ``DIR/runs.jsonl``), skipping a truncated last line."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RUNS_FILE
+def sweep_file(directory: str | os.PathLike, sweep_id: str) -> Path:
+    return Path(directory) / f"{sweep_id}.jsonl"
+
+
+@dataclass
+class Loaded:
+    """Records read from a store, and what could not be read (one message per file)."""
+
+    records: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_file(path: Path) -> list[dict]:
+    """The records of one sweep file.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and line, when a line other than the last is not JSON, or a record
+        has another schema than :data:`SCHEMA`.
+    """
+    lines = path.read_text().splitlines()
     records = []
-    with open(path) as f:
-        lines = f.read().splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            warnings.warn(f"{path}:{number}: skipped an incomplete record", stacklevel=2)
+            if number == len(lines):  # a run cut short while appending: the rest is intact
+                continue
+            raise ValueError(
+                f"{path}:{number} is not a JSON record; the file is corrupt "
+                "(move it away, or re-run its sweep)"
+            ) from None
+        if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+            found = record.get("schema") if isinstance(record, dict) else None
+            raise ValueError(
+                f"{path}:{number} has record schema {found}, this version reads "
+                f"schema {SCHEMA}; re-run the sweep to record it again"
+            )
+        records.append(record)
     return records
+
+
+def load(*paths: str | os.PathLike) -> Loaded:
+    """Every record under ``paths`` (store directories, sweep files, or sweep ids in the store).
+
+    A file that cannot be read is reported in ``problems`` and skipped; the others still load.
+    """
+    out = Loaded()
+    for path in paths or (DEFAULT_STORE,):
+        files = _files(path)
+        if not files:
+            out.problems.append(
+                f"{path}: no sweep found (a results directory, a .jsonl file "
+                "or a sweep id listed by `scaling results`)"
+            )
+        for f in files:
+            try:
+                out.records.extend(read_file(f))
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                out.problems.append(str(e))
+    return out
+
+
+def _files(path: str | os.PathLike) -> list[Path]:
+    p = Path(path)
+    if p.is_dir():
+        return sorted(p.glob("*.jsonl"))
+    if p.is_file():
+        return [p]
+    by_id = sweep_file(DEFAULT_STORE, str(path))
+    return [by_id] if by_id.is_file() else []
+
+
+def sweeps(records: list[dict]) -> list[dict]:
+    """One summary per sweep: id, start, jobs, engines, worker counts, sizes, runs ok/failed."""
+    by_sweep: dict[str, list[dict]] = {}
+    for r in records:
+        by_sweep.setdefault(r["sweep_id"], []).append(r)
+    out = []
+    for sweep_id, runs in sorted(by_sweep.items()):
+        measured = [r for r in runs if r["engine"] != "baseline"]
+        out.append(
+            {
+                "sweep_id": sweep_id,
+                "started_at": min(r["started_at"] for r in runs),
+                "mode": runs[0].get("mode", "strong"),
+                "jobs": sorted({r["job"] for r in runs}),
+                "engines": sorted({r["engine"] for r in measured}),
+                "workers": sorted({r["workers"] for r in measured}),
+                "rows": sorted({r["rows"] for r in measured}),
+                "ok": sum(r["status"] == "ok" for r in measured),
+                "failed": sum(r["status"] != "ok" for r in measured),
+            }
+        )
+    return out
 
 
 def _jsonable(obj: object) -> object:

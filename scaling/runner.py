@@ -1,4 +1,12 @@
-"""Run one job on one engine at one worker count, measured, and describe it as a record."""
+"""Run jobs, measured: one run (one engine, one worker count), or a sweep over many.
+
+A run starts its own cluster, loads the data onto the workers, fits the job and describes
+what happened as a record (see README, "Run records"). A sweep runs a job over engines x worker
+counts x data sizes, in strong scaling (fixed total rows) or weak scaling (fixed rows per
+worker), repeats each point, measures the job's single-thread baseline for COST, and appends
+every record to the results store as it goes; a run that fails is recorded as failed and the
+sweep goes on.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import os
 import platform
 import socket
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -18,7 +27,10 @@ import numpy as np
 
 from scaling.data import Source
 from scaling.engines import make_engine
-from scaling.results import SCHEMA
+from scaling.errors import UsageError
+from scaling.results import DEFAULT_STORE, SCHEMA, append_record, new_sweep_id
+
+MODES = ("strong", "weak")
 
 
 @dataclasses.dataclass
@@ -40,11 +52,16 @@ def run_job(
     address: str | None = None,
     partitions: int | None = None,
     dtype: str = "float64",
+    sweep_id: str | None = None,
+    mode: str = "strong",
+    warmup: int = 1,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> Run:
     """Start ``engine`` with ``workers`` workers, load ``source``, fit ``job``, and measure it.
 
-    The cluster is started and closed here: a run owns its workers.
+    The cluster is started and closed here: a run owns its workers. The first ``warmup``
+    iterations (JIT compilation, first-touch of caches) are recorded but left out of the
+    median time per iteration.
     """
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -54,21 +71,18 @@ def run_job(
         result = job.fit(eng, ds, config, on_iteration=on_iteration)
         trace, engine_version = eng.trace, eng.version
     iterations = trace.summaries(job.ITERATION)
-    per_iter = statistics.median(s["wall"] for s in iterations)
+    measured = iterations[warmup:] or iterations
+    # The median iteration itself (not per-part medians), so that its parts add up to its time.
+    typical = sorted(measured, key=lambda s: s["wall"])[(len(measured) - 1) // 2]
+    per_iter = typical["wall"]
     record = {
-        "schema": SCHEMA,
-        "run_id": uuid.uuid4().hex[:12],
-        "started_at": started,
-        "job": job.NAME,
-        "engine": engine,
+        **_identity(job, engine, workers, source, config, sweep_id, mode, started),
+        "status": "ok",
         "address": address,
-        "workers": workers,
         "partitions": ds.partitions,
-        "rows": ds.rows,
-        "features": ds.features,
         "dtype": dtype,
         "data": source.describe(),
-        "config": config_dict(config),
+        "warmup_iterations": len(iterations) - len(measured),
         "timings": {
             "startup": startup,
             "load": sum(c.wall for c in trace.calls if c.op == "load"),
@@ -77,19 +91,202 @@ def run_job(
             "iterations": iterations,
             "latency": trace.latency,
         },
-        "split": {
-            part: statistics.median(s[part] for s in iterations)
-            for part in ("compute", "communication", "overhead")
-        },
-        "bytes_per_iteration": statistics.median(
-            s["bytes_in"] + s["bytes_out"] for s in iterations
-        ),
+        "split": {part: typical[part] for part in ("compute", "communication", "overhead")},
+        "bytes_per_iteration": typical["bytes_in"] + typical["bytes_out"],
         "throughput": {"rows_per_s": ds.rows / per_iter if per_iter > 0 else None},
         "quality": job.quality(result),
         "versions": versions(engine, engine_version),
-        "host": host_facts(),
     }
     return Run(result, record, job.arrays(result))
+
+
+def _identity(
+    job: ModuleType,
+    engine: str,
+    workers: int,
+    source: Source,
+    config: object,
+    sweep_id: str | None,
+    mode: str,
+    started: str,
+) -> dict:
+    """The fields every record has, measured or failed."""
+    return {
+        "schema": SCHEMA,
+        "sweep_id": sweep_id or new_sweep_id(),
+        "run_id": uuid.uuid4().hex[:12],
+        "started_at": started,
+        "mode": mode,
+        "job": job.NAME,
+        "engine": engine,
+        "workers": workers,
+        "rows": source.rows,
+        "features": source.features,
+        "config": config_dict(config),
+        "host": host_facts(),
+    }
+
+
+def per_iteration_by_difference(fit: Callable[[int], object], iters: int, repeat: int) -> float:
+    """Seconds per iteration of an implementation that reports no per-iteration times.
+
+    ``(T(iters + 1) - T(1)) / iters``, each T the median of ``repeat`` timed ``fit(n)`` calls
+    (n iterations) after one warm-up: the difference cancels set-up and final passes.
+    """
+
+    def timed(n: int) -> float:
+        walls = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fit(n)
+            walls.append(time.perf_counter() - t0)
+        return statistics.median(walls)
+
+    timed(1)
+    return max(timed(iters + 1) - timed(1), 0.0) / iters
+
+
+def measure_baseline(
+    job: ModuleType, source: Source, config: object, *, sweep_id: str, repeat: int = 1
+) -> dict:
+    """A record of the job's strong single-thread implementation on ``source`` (for COST)."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    name, seconds = job.baseline(source, config, repeat=repeat)
+    return {
+        **_identity(job, "baseline", 1, source, config, sweep_id, "strong", started),
+        "status": "ok",
+        "baseline": name,
+        "data": source.describe(),
+        "timings": {"per_iteration": seconds},
+        "throughput": {"rows_per_s": source.rows / seconds if seconds > 0 else None},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep runs: a validated grid of engines x worker counts x sizes."""
+
+    job: ModuleType
+    config: object
+    engines: tuple[str, ...]
+    workers: tuple[int, ...]
+    sizes: tuple[int, ...]
+    mode: str = "strong"
+    features: int = 16
+    seed: int = 0
+    repeat: int = 1
+    dtype: str = "float64"
+    address: str | None = None
+    data: Source | None = None
+    baseline: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.repeat < 1:
+            raise UsageError(f"repeat must be >= 1, got {self.repeat}")
+        if not self.engines or not self.workers or not self.sizes:
+            raise UsageError("a sweep needs at least one engine, worker count and size")
+        if min(self.workers) < 1 or min(self.sizes) < 1:
+            raise UsageError("worker counts and sizes must be positive")
+        if self.data is not None and self.mode == "weak":
+            raise UsageError(
+                "weak scaling grows the data with the workers: it needs synthetic data, not --data"
+            )
+
+    def source(self, size: int, workers: int) -> Source:
+        """The data of one point: ``size`` rows (strong) or ``size`` rows per worker (weak)."""
+        if self.data is not None:
+            return self.data
+        rows = size * workers if self.mode == "weak" else size
+        return self.job.synthetic(rows, self.features, self.seed, self.config)
+
+    def points(self) -> list[tuple[int, str, int, int]]:
+        """(size, engine, workers, repeat) in the order they run."""
+        return [
+            (size, engine, w, r)
+            for size in self.sizes
+            for engine in self.engines
+            for w in self.workers
+            for r in range(self.repeat)
+        ]
+
+
+def sweep(
+    plan: SweepPlan,
+    out: str | os.PathLike = DEFAULT_STORE,
+    sweep_id: str | None = None,
+    progress: bool = True,
+) -> tuple[str, list[dict]]:
+    """Run every point of ``plan``, appending each record to the store as it finishes.
+
+    Returns the sweep id and its records. A run that raises is recorded with
+    ``status="failed"`` and its error, and the sweep goes on.
+    """
+    sweep_id = sweep_id or new_sweep_id()
+    records: list[dict] = []
+    points = plan.points()
+    with progress_bar("sweep", len(points), enabled=progress, unit="run") as bar:
+        if plan.baseline and plan.mode == "strong":
+            for size in plan.sizes:
+                bar.set_postfix_str(f"baseline, {size:,} rows")
+                records.append(
+                    append_record(
+                        out,
+                        measure_baseline(
+                            plan.job, plan.source(size, 1), plan.config, sweep_id=sweep_id
+                        ),
+                    )
+                )
+        for size, engine, workers, repeat in points:
+            bar.set_postfix_str(f"{engine} x{workers}, {size:,} rows, repeat {repeat + 1}")
+            source = plan.source(size, workers)
+            try:
+                with progress_bar(
+                    f"{engine} x{workers}",
+                    getattr(plan.config, "max_iter", None),
+                    enabled=progress,
+                    leave=False,
+                ) as it_bar:
+                    run = run_job(
+                        plan.job,
+                        engine,
+                        workers,
+                        source,
+                        plan.config,
+                        address=plan.address,
+                        dtype=plan.dtype,
+                        sweep_id=sweep_id,
+                        mode=plan.mode,
+                        on_iteration=lambda i, s: it_bar.update(1),
+                    )
+                records.append(append_record(out, run.record, run.arrays))
+            except Exception as e:  # recorded, and the sweep goes on
+                started = datetime.now(UTC).isoformat(timespec="seconds")
+                failed = _identity(
+                    plan.job, engine, workers, source, plan.config, sweep_id, plan.mode, started
+                )
+                failed.update(status="failed", error=f"{type(e).__name__}: {e}")
+                records.append(append_record(out, failed))
+            bar.update(1)
+    return sweep_id, records
+
+
+class progress_bar:
+    """A tqdm bar on a terminal; nothing when output is not a terminal (CI logs)."""
+
+    def __init__(self, desc: str, total: int | None, enabled: bool = True, **options) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total, desc=desc, file=sys.stderr, disable=None if enabled else True, **options
+        )
+
+    def __enter__(self):
+        return self.bar
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
 
 
 def config_dict(config: object) -> dict:

@@ -39,6 +39,8 @@ def test_run_on_a_started_cluster(engine, tmp_path):
                 "20000",
                 "--k",
                 "3",
+                "--out",
+                str(tmp_path),
                 "--json",
             ],
             capture_output=True,

@@ -1,0 +1,237 @@
+"""Sweeps, the results store, derived figures (COST included), plots and the HTML report."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from jobs import kmeans
+from scaling.cli import main
+from scaling.data import Blobs
+from scaling.figures import curves, reading
+from scaling.report import PLOTS, plot, write_report
+from scaling.results import SCHEMA, append_record, load, sweeps
+from scaling.runner import SweepPlan, sweep
+
+CONFIG = kmeans.KMeansConfig(k=3, max_iter=4, tol=0, init="random")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A tiny real sweep on the local engine and a real Dask cluster."""
+    out = tmp_path_factory.mktemp("store")
+    plan = SweepPlan(
+        job=kmeans,
+        config=CONFIG,
+        engines=("local", "dask"),
+        workers=(1, 2),
+        sizes=(4_000, 8_000),
+        features=3,
+        repeat=2,
+    )
+    sweep_id, records = sweep(plan, out, progress=False)
+    return out, sweep_id, records
+
+
+def test_sweep_records_every_point_in_the_store(swept):
+    out, sweep_id, records = swept
+    stored = load(out).records
+    assert stored == records
+    assert {r["sweep_id"] for r in stored} == {sweep_id}
+    runs = [r for r in stored if r["engine"] != "baseline"]
+    assert len(runs) == 2 * 2 * 2 * 2  # sizes x engines x workers x repeats
+    assert all(r["status"] == "ok" and r["schema"] == SCHEMA for r in runs)
+    assert sorted((r["rows"], r["engine"], r["workers"]) for r in runs)[::2] == sorted(
+        (s, e, w) for s in (4_000, 8_000) for e in ("local", "dask") for w in (1, 2)
+    )
+    baselines = [r for r in stored if r["engine"] == "baseline"]
+    assert sorted(b["rows"] for b in baselines) == [4_000, 8_000]
+    assert all(b["timings"]["per_iteration"] > 0 for b in baselines)
+    assert all(r["host"]["cores"] and r["versions"]["numpy"] for r in runs)
+    (summary,) = sweeps(stored)
+    assert (summary["ok"], summary["failed"], summary["engines"]) == (16, 0, ["dask", "local"])
+
+
+def test_sweep_report_has_every_plot(swept, tmp_path):
+    _, _, records = swept
+    html_path = write_report(records, tmp_path / "report", title="tiny")
+    html = html_path.read_text()
+    for kind in PLOTS:
+        png = (tmp_path / "report" / f"{kind}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+        assert f"<figure id='{kind}'><img alt='{kind}' src='data:image/png;base64," in html
+    cs = curves(records)
+    assert len(cs) == 4  # engines x sizes
+    for c in cs:
+        assert c.label in html and [p.workers for p in c.points] == [1, 2]
+        assert all(p.repeats == 2 for p in c.points)
+
+
+def test_weak_scaling_grows_the_rows_with_the_workers(tmp_path):
+    plan = SweepPlan(
+        job=kmeans,
+        config=CONFIG,
+        engines=("local",),
+        workers=(1, 2),
+        sizes=(3_000,),
+        features=3,
+        mode="weak",
+    )
+    _, records = sweep(plan, tmp_path, progress=False)
+    assert [(r["workers"], r["rows"], r["mode"]) for r in records] == [
+        (1, 3_000, "weak"),
+        (2, 6_000, "weak"),
+    ]  # and no baseline: COST is for strong scaling
+    (curve,) = curves(records)
+    assert curve.size == 3_000 and curve.mode == "weak"
+
+
+def test_failed_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
+    # One row cannot be split into 2 partitions: the 2-worker run fails, the others do not.
+    plan = SweepPlan(
+        job=kmeans,
+        config=kmeans.KMeansConfig(k=1, max_iter=2),
+        engines=("local",),
+        workers=(2, 1),
+        sizes=(1,),
+        data=Blobs(rows=1, features=2),
+        baseline=False,
+    )
+    _, records = sweep(plan, tmp_path, progress=False)
+    assert [(r["workers"], r["status"]) for r in records] == [(2, "failed"), (1, "ok")]
+    assert "2 partitions for 1 rows" in records[0]["error"]
+    assert load(tmp_path).records == records
+
+
+def _record(engine, workers, seconds, *, mode="strong", rows=1000, sweep_id="s1", **extra):
+    split = {"compute": 0.8 * seconds, "communication": 0.1 * seconds, "overhead": 0.1 * seconds}
+    return {
+        "schema": SCHEMA,
+        "sweep_id": sweep_id,
+        "run_id": f"{engine}{workers}{seconds}",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "mode": mode,
+        "job": "kmeans",
+        "engine": engine,
+        "workers": workers,
+        "rows": rows,
+        "features": 4,
+        "status": "ok",
+        "timings": {"per_iteration": seconds},
+        "split": split,
+        **extra,
+    }
+
+
+KNOWN = [
+    _record("baseline", 1, 0.7, baseline="single thread"),
+    _record("ray", 1, 1.0),
+    _record("ray", 2, 0.5),
+    _record("ray", 2, 0.7),
+    _record("ray", 4, 0.4),
+    _record("dask", 1, 1.0),
+    _record("dask", 2, 0.9),
+    _record("dask", 1, 1.0, mode="weak", rows=500, sweep_id="s2"),
+    _record("dask", 2, 1.25, mode="weak", rows=1000, sweep_id="s2"),
+]
+
+
+def test_figures_from_known_timings():
+    by_label = {(c.engine, c.mode): c for c in curves(KNOWN)}
+    ray = by_label[("ray", "strong")]
+    assert [p.seconds for p in ray.points] == [1.0, 0.6, 0.4]  # median of the 2-worker repeats
+    assert [p.speedup for p in ray.points] == pytest.approx([1.0, 1 / 0.6, 2.5])
+    assert [p.efficiency for p in ray.points] == pytest.approx([1.0, 1 / 1.2, 0.625])
+    assert [p.rows_per_s for p in ray.points] == pytest.approx([1000, 1000 / 0.6, 2500])
+    assert ray.baseline == 0.7 and ray.cost == 2
+    dask = by_label[("dask", "strong")]
+    assert dask.cost is None  # 0.9 s never beats 0.7 s: "not reached"
+    weak = by_label[("dask", "weak")]
+    assert weak.size == 500 and weak.baseline is None
+    assert [p.efficiency for p in weak.points] == pytest.approx([1.0, 0.8])
+    assert "falls below 80% at 4 workers (62%)" in reading(ray)
+    assert "COST against single thread: 2 workers" in reading(ray)
+    assert "COST against single thread: not reached" in reading(dask)
+
+
+def test_plots_draw_one_line_per_curve_and_the_ideal():
+    cs = [c for c in curves(KNOWN) if c.mode == "strong"]
+    ax = plot("speedup", cs).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {c.label for c in cs} | {"ideal"}
+    ray = next(c for c in cs if c.engine == "ray")
+    assert list(lines[ray.label].get_ydata()) == pytest.approx([1.0, 1 / 0.6, 2.5])
+    assert list(lines["ideal"].get_ydata()) == [1, 2, 4]
+    bars = plot("split", cs).axes[0].patches
+    assert len(bars) == 3 * sum(len(c.points) for c in cs)  # compute, comm., overhead
+
+
+def test_corrupt_and_old_files_are_named_and_the_rest_loads(tmp_path):
+    good = append_record(tmp_path, _record("ray", 1, 1.0, run_id="a"))
+    (tmp_path / "corrupt.jsonl").write_text(json.dumps(good) + "\n{not json\n" + json.dumps(good))
+    (tmp_path / "old.jsonl").write_text(json.dumps({**good, "schema": 1}) + "\n")
+    (tmp_path / "cut.jsonl").write_text(json.dumps({**good, "sweep_id": "cut"}) + '\n{"sch')
+    loaded = load(tmp_path)
+    assert sorted(r["sweep_id"] for r in loaded.records) == ["cut", "s1"]
+    assert len(loaded.problems) == 2
+    assert any(re.search(r"corrupt\.jsonl:2 is not a JSON record", p) for p in loaded.problems)
+    assert any(
+        re.search(r"old\.jsonl:1 has record schema 1, this version reads schema 2", p)
+        for p in loaded.problems
+    )
+
+
+def test_cli_sweep_results_and_compare(tmp_path, capsys):
+    store = tmp_path / "store"
+    for rows in ("3000", "6000"):
+        code = main(
+            [
+                "sweep",
+                "kmeans",
+                "--engines",
+                "local",
+                "--workers",
+                "1,2",
+                "--rows",
+                rows,
+                "--features",
+                "3",
+                "--k",
+                "3",
+                "--max-iter",
+                "3",
+                "--out",
+                str(store),
+            ]
+        )
+        assert code == 0
+    out = capsys.readouterr().out
+    assert out.count("report:") == 2 and "speedup" in out
+    assert main(["results", str(store)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 3 and sorted(line.split()[5] for line in listing[1:]) == [
+        "3,000",
+        "6,000",
+    ]
+    ids = [line.split()[0] for line in listing[1:]]
+    assert (
+        main(
+            [
+                "compare",
+                *(str(store / f"{i}.jsonl") for i in ids),
+                "--report",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
+    html = (tmp_path / "cmp" / "report.html").read_text()
+    assert "3,000 rows" in html and "6,000 rows" in html  # labels say what differs
+
+
+def test_compare_of_nothing_is_a_clear_error(tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "no sweep found" in err and "scaling: error: no records found" in err
