@@ -145,14 +145,21 @@ def reading(curve: Curve, threshold: float = 0.8) -> str:
         else f"{kind} stays at or above {threshold:.0%} up to {last.workers} workers "
         f"({last.efficiency:.0%})"
     )
-    # Ideal strong scaling divides every part by p; what grows beyond that is the cost.
+    # Ideal strong scaling divides every part by p (weak scaling keeps it); what stays above
+    # that is where the efficiency went.
     scale = last.workers / first.workers if curve.mode == "strong" else 1.0
-    growth = {part: last.split[part] * scale - first.split[part] for part in PARTS}
-    part = max(growth, key=growth.get)
-    grows = (
-        f"; the part that grows most against ideal scaling is {part} "
-        f"({first.split[part] * 1e3:.1f} ms at {first.workers} -> "
-        f"{last.split[part] * 1e3:.1f} ms per iteration at {last.workers})"
+    ideal = {part: first.split[part] / scale for part in PARTS}
+    excess = {part: last.split[part] - ideal[part] for part in PARTS}
+    part = max(excess, key=excess.get)
+    above = (
+        (
+            f"; at {last.workers} workers {part} is furthest above ideal scaling: "
+            f"{last.split[part] * 1e3:.1f} ms per iteration against an ideal "
+            f"{ideal[part] * 1e3:.1f} ms ({first.split[part] * 1e3:.1f} ms at "
+            f"{first.workers})"
+        )
+        if excess[part] > 0
+        else ""
     )
     cost = ""
     if curve.baseline is not None:
@@ -160,4 +167,4 @@ def reading(curve: Curve, threshold: float = 0.8) -> str:
         cost = f"; COST against {curve.baseline_name}: " + (
             f"{c} worker{'s' if c > 1 else ''}" if c else "not reached"
         )
-    return f"{curve.label}: {where}{grows if growth[part] > 0 else ''}{cost}."
+    return f"{curve.label}: {where}{above}{cost}."

@@ -153,6 +153,10 @@ def test_figures_from_known_timings():
     assert [p.efficiency for p in weak.points] == pytest.approx([1.0, 0.8])
     assert "falls below 80% at 4 workers (62%)" in reading(ray)
     assert "COST against single thread: 2 workers" in reading(ray)
+    assert (
+        "at 4 workers compute is furthest above ideal scaling: 320.0 ms per iteration "
+        "against an ideal 200.0 ms (800.0 ms at 1)"
+    ) in reading(ray)
     assert "COST against single thread: not reached" in reading(dask)
 
 
