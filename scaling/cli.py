@@ -184,7 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
     from scaling.report import print_table
     from scaling.results import append_record, new_sweep_id, sweep_file
-    from scaling.runner import progress_bar, run_job
+    from scaling.runner import run_with_progress
 
     job = get_job(args.job)
     _engines(args.engine)
@@ -192,19 +192,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     source = _source(job, args, args.rows, config)
     sweep_id, records = new_sweep_id(), []
     for workers in args.workers:
-        with progress_bar(f"{args.engine} x{workers}", getattr(config, "max_iter", None)) as bar:
-            run = run_job(
-                job,
-                args.engine,
-                workers,
-                source,
-                config,
-                address=args.address,
-                partitions=args.partitions,
-                dtype=args.dtype,
-                sweep_id=sweep_id,
-                on_iteration=lambda it, shift: bar.update(1),
-            )
+        run = run_with_progress(
+            job,
+            args.engine,
+            workers,
+            source,
+            config,
+            address=args.address,
+            partitions=args.partitions,
+            dtype=args.dtype,
+            sweep_id=sweep_id,
+        )
         records.append(append_record(args.out, run.record, run.arrays))
         if args.json:
             print(json.dumps(records[-1], sort_keys=True, default=str), flush=True)

@@ -242,24 +242,18 @@ def sweep(
             bar.set_postfix_str(f"{engine} x{workers}, {size:,} rows, repeat {repeat + 1}")
             source = plan.source(size, workers)
             try:
-                with progress_bar(
-                    f"{engine} x{workers}",
-                    getattr(plan.config, "max_iter", None),
-                    enabled=progress,
-                    leave=False,
-                ) as it_bar:
-                    run = run_job(
-                        plan.job,
-                        engine,
-                        workers,
-                        source,
-                        plan.config,
-                        address=plan.address,
-                        dtype=plan.dtype,
-                        sweep_id=sweep_id,
-                        mode=plan.mode,
-                        on_iteration=lambda i, s: it_bar.update(1),
-                    )
+                run = run_with_progress(
+                    plan.job,
+                    engine,
+                    workers,
+                    source,
+                    plan.config,
+                    progress=progress,
+                    address=plan.address,
+                    dtype=plan.dtype,
+                    sweep_id=sweep_id,
+                    mode=plan.mode,
+                )
                 records.append(append_record(out, run.record, run.arrays))
             except Exception as e:  # recorded, and the sweep goes on
                 started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -270,6 +264,29 @@ def sweep(
                 records.append(append_record(out, failed))
             bar.update(1)
     return sweep_id, records
+
+
+def run_with_progress(
+    job: ModuleType,
+    engine: str,
+    workers: int,
+    source: Source,
+    config: object,
+    progress: bool = True,
+    **options,
+) -> Run:
+    """:func:`run_job` with a progress bar over its iterations (on a terminal)."""
+    total = getattr(config, "max_iter", None)
+    with progress_bar(f"{engine} x{workers}", total, enabled=progress, leave=False) as bar:
+        return run_job(
+            job,
+            engine,
+            workers,
+            source,
+            config,
+            on_iteration=lambda i, shift: bar.update(1),
+            **options,
+        )
 
 
 class progress_bar:
