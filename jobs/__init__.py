@@ -15,7 +15,7 @@ from types import ModuleType
 
 from scaling.errors import UsageError
 
-JOBS = {"kmeans": "jobs.kmeans"}
+JOBS = {"kmeans": "jobs.kmeans", "logreg": "jobs.logreg"}
 
 
 def get_job(name: str) -> ModuleType:

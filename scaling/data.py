@@ -38,11 +38,14 @@ class Part:
     start : int
         Global index of the first row, so that per-row randomness and row look-ups do not
         depend on the partitioning.
+    index : int
+        Partition number, for jobs that keep per-partition state on the driver (ADMM).
     """
 
     X: np.ndarray
     y: np.ndarray | None
     start: int
+    index: int = 0
 
     @property
     def stop(self) -> int:

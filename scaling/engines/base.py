@@ -124,7 +124,7 @@ def load_part(spec: PartSpec, dtype: str) -> tuple[Part | None, LoadStat]:
             nonfinite += int(np.count_nonzero(~np.isfinite(y)))
     except Exception as e:
         return None, LoadStat(spec.index, 0, 0, f"{type(e).__name__}: {e}")
-    return Part(X, y, spec.start), LoadStat(spec.index, len(X), nonfinite)
+    return Part(X, y, spec.start, spec.index), LoadStat(spec.index, len(X), nonfinite)
 
 
 def load_parts(specs: Sequence[PartSpec], dtype: str) -> tuple[dict[int, Part], list[LoadStat]]:
