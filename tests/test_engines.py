@@ -98,3 +98,10 @@ def test_bad_load_arguments(engine):
         engine.load(SOURCE, partitions=0)
     with pytest.raises(UsageError, match="dtype"):
         engine.load(SOURCE, dtype="int8")
+
+
+def test_the_driver_uses_one_blas_thread_while_the_engine_is_open(engine):
+    # Spin-waiting driver BLAS threads would take the cores the workers need.
+    from threadpoolctl import threadpool_info
+
+    assert max(p["num_threads"] for p in threadpool_info()) == 1

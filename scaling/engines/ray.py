@@ -10,14 +10,19 @@ broadcast is ``ray.put``; a gang is one concurrent call per actor.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 # `ray start` (Ray >= 2.59) turns token authentication on and writes the token to
 # ~/.ray/auth_token, but a driver sends it only when RAY_AUTH_MODE says so, and Ray reads that
-# variable when it is imported: set it first, so that --address reaches such a cluster.
-if Path("~/.ray/auth_token").expanduser().is_file() or os.environ.get("RAY_AUTH_TOKEN"):
+# variable when it is imported: set it first, so that --address reaches such a cluster. Only
+# if Ray is not imported yet: a Ray that read another mode would then start an embedded cluster
+# that asks for tokens its own driver does not send.
+if "ray" not in sys.modules and (
+    Path("~/.ray/auth_token").expanduser().is_file() or os.environ.get("RAY_AUTH_TOKEN")
+):
     os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import ray
