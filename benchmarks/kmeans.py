@@ -20,21 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+from common import RESULTS, atomic_write, dask_cluster, host_line, scatter_rows, spark_local
 
 from jobs import kmeans
 from scaling.data import Blobs, partition_bounds
-from scaling.engines.base import THREAD_ENV
 from scaling.runner import host_facts, per_iteration_by_difference, run_job
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ENGINES = ("local", "ray", "dask", "spark")
 
 
@@ -50,33 +45,10 @@ def sklearn_1thread(X: np.ndarray, start: np.ndarray, iters: int, repeat: int) -
 
 
 def dask_ml(X: np.ndarray, start: np.ndarray, workers: int, iters: int, repeat: int) -> float:
-    import dask
-    import dask.array as da
     from dask_ml.cluster import KMeans
-    from distributed import Client, LocalCluster
 
-    from scaling.engines.dask import _worker_environ
-
-    # Same worker settings as this project's Dask engine (one thread, same environment).
-    with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}),
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            env=THREAD_ENV,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        # Scatter the rows to the workers, as this project's engines load them there, rather
-        # than embed 256 MB in the task graph.
-        pieces = [
-            da.from_delayed(dask.delayed(client.scatter(X[a:b])), (b - a, X.shape[1]), X.dtype)
-            for a, b in partition_bounds(len(X), workers)
-        ]
-        data = da.concatenate(pieces).persist()
+    with dask_cluster(workers) as client:
+        data = scatter_rows(client, X, workers)
 
         def fit(n: int) -> None:
             KMeans(len(start), init=start, max_iter=n, tol=0).fit(data)
@@ -90,24 +62,11 @@ def _blob_rows(source: Blobs, bounds: tuple[int, int]):
 
 def mllib(source: Blobs, start: np.ndarray, workers: int, iters: int, repeat: int) -> float:
     from pyspark.mllib.clustering import KMeans, KMeansModel
-    from pyspark.sql import SparkSession
 
-    builder = (
-        SparkSession.builder.master(f"local[{workers}]")
-        .appName("bench-mllib")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", "6g")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.pyspark.python", sys.executable)
-    )
-    for name, value in THREAD_ENV.items():
-        builder = builder.config(f"spark.executorEnv.{name}", value)
-    session = builder.getOrCreate()
-    try:
-        sc = session.sparkContext
+    with spark_local(workers) as session:
         bounds = partition_bounds(source.rows, workers)
-        rdd = sc.parallelize(bounds, workers).flatMap(lambda b: _blob_rows(source, b)).cache()
+        rdd = session.sparkContext.parallelize(bounds, workers)
+        rdd = rdd.flatMap(lambda b: _blob_rows(source, b)).cache()
         rdd.count()
 
         def fit(n: int) -> None:
@@ -116,8 +75,6 @@ def mllib(source: Blobs, start: np.ndarray, workers: int, iters: int, repeat: in
             )
 
         return per_iteration_by_difference(fit, iters, repeat)
-    finally:
-        session.stop()
 
 
 def ours(engine: str, workers: int, source: Blobs, start: np.ndarray, iters: int) -> dict:
@@ -187,7 +144,7 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         f"{args.features} --k {args.k} --iters {args.iters} --repeat {args.repeat}`",
         "",
         f"Data: {args.rows:,} x {args.features} float64 blobs, k={args.k}, the same given "
-        f"centres, {args.iters} Lloyd iterations (tol=0). Host: {_host()}.",
+        f"centres, {args.iters} Lloyd iterations (tol=0). Host: {host_line()}.",
         "",
         "| contender | workers | s/iter | ratio to sklearn-1-thread / p (target <= 1.25) "
         "| ratio to peer on same engine (target <= 0.5) | overhead per iteration |",
@@ -210,8 +167,8 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         "iteration (median).",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(args.out / "kmeans.md", "\n".join(lines) + "\n")
-    _atomic_write(
+    atomic_write(args.out / "kmeans.md", "\n".join(lines) + "\n")
+    atomic_write(
         args.out / "kmeans.json",
         json.dumps(
             {
@@ -225,18 +182,6 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         + "\n",
     )
     print("\n".join(lines))
-
-
-def _host() -> str:
-    h = host_facts()
-    python = platform.python_version()
-    return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

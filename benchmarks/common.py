@@ -1,0 +1,92 @@
+"""What the side-by-side benchmarks share: peer clusters set up like this project's, output."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+from scaling.data import partition_bounds
+from scaling.engines.base import THREAD_ENV
+from scaling.runner import host_facts
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextmanager
+def dask_cluster(workers: int) -> Iterator:
+    """A Dask LocalCluster of single-thread workers, as this project's Dask engine starts."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from scaling.engines.dask import _worker_environ
+
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}),
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            env=THREAD_ENV,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def scatter_rows(client, array: np.ndarray, workers: int):
+    """A persisted dask array of ``array``, one chunk per worker, scattered (not in the graph)."""
+    import dask
+    import dask.array as da
+
+    shape = array.shape[1:]
+    pieces = [
+        da.from_delayed(dask.delayed(client.scatter(array[a:b])), (b - a, *shape), array.dtype)
+        for a, b in partition_bounds(len(array), workers)
+    ]
+    return da.concatenate(pieces).persist()
+
+
+@contextmanager
+def spark_local(workers: int) -> Iterator:
+    """A SparkSession on ``local[workers]`` with single-thread BLAS, for MLlib."""
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master(f"local[{workers}]")
+        .appName("bench-mllib")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "6g")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.pyspark.python", sys.executable)
+    )
+    for name, value in THREAD_ENV.items():
+        builder = builder.config(f"spark.executorEnv.{name}", value)
+    session = builder.getOrCreate()
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def host_line() -> str:
+    h = host_facts()
+    python = platform.python_version()
+    return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
