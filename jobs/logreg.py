@@ -225,12 +225,22 @@ def _metrics(part: Part, wb: np.ndarray, positive, holdout: float, seed: int, tr
     return loss, correct, len(X), pos, neg
 
 
-def _describe(part: Part) -> tuple[set, np.ndarray, np.ndarray]:
-    """The partition's label values and each column's min and max, for the input checks."""
-    return set(np.unique(part.y).tolist()), part.X.min(axis=0), part.X.max(axis=0)
+def _describe(part: Part, ranges: bool) -> tuple[set, np.ndarray | None, np.ndarray | None]:
+    """The partition's label values (and each column's min and max), for the input checks.
+
+    A hash-based unique, O(n): ``np.unique`` sorts, which took 0.2 s of a 0.8 s fit.
+    """
+    import pandas as pd
+
+    labels = set(pd.unique(part.y).tolist())
+    if not ranges:
+        return labels, None, None
+    return labels, part.X.min(axis=0), part.X.max(axis=0)
 
 
 def _describe_combine(a: tuple, b: tuple) -> tuple:
+    if a[1] is None:
+        return a[0] | b[0], None, None
     return a[0] | b[0], np.minimum(a[1], b[1]), np.maximum(a[2], b[2])
 
 
@@ -269,7 +279,9 @@ def _check(engine: Engine, ds: Dataset, config: LogRegConfig) -> tuple[list, int
     """Binary labels, enough rows, and a warning for unidentifiable weights; classes and n."""
     if not ds.labelled:
         raise DataError("logistic regression needs labels: pass --label COLUMN with --data")
-    labels, lo, hi = engine.map_reduce(ds, _describe, _describe_combine)
+    # Column ranges only matter without a penalty (constant columns are then unidentifiable).
+    no_penalty = math.isinf(config.C)
+    labels, lo, hi = engine.map_reduce(ds, _describe, _describe_combine, no_penalty)
     classes = sorted(labels)
     if len(classes) == 1:
         raise DataError(
@@ -282,8 +294,8 @@ def _check(engine: Engine, ds: Dataset, config: LogRegConfig) -> tuple[list, int
             f"logistic regression here is binary, but the labels hold "
             f"{len(classes)} classes {shown}; map them to two classes first"
         )
-    constant = np.flatnonzero(lo == hi)
-    if len(constant) and math.isinf(config.C):
+    constant = np.flatnonzero(lo == hi) if no_penalty else []
+    if len(constant):
         warnings.warn(
             f"features {constant.tolist()} are constant: with no penalty (C=inf) their "
             "weights are not identifiable (collinear with the intercept); add a "
