@@ -164,6 +164,7 @@ def main() -> None:
             file=sys.stderr,
             flush=True,
         )
+        write(args, rows, f_star)  # after each contender: a long run keeps what it measured
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarnings of the looser ladder steps
