@@ -12,6 +12,7 @@ global index, never on how the rows are split into partitions or workers.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -79,7 +80,7 @@ def row_uniforms(seed: int, start: int, stop: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Source:
+class Source(ABC):
     """A description of a dataset that workers can read a row range of."""
 
     rows: int
@@ -89,8 +90,9 @@ class Source:
     def labelled(self) -> bool:
         return False
 
+    @abstractmethod
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
-        raise NotImplementedError  # abstract: every source reads its own format
+        """Rows ``[start, stop)``: features and labels (None when unlabelled)."""
 
     def describe(self) -> dict:
         """JSON-able description for run records."""
