@@ -89,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--report", help="report directory (default: results/reports/compare-…)")
     compare.add_argument("--title", default="Scaling comparison")
 
+    explain = commands.add_parser("explain", help="what one iteration of a job does and sends")
+    explain_jobs = explain.add_subparsers(
+        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+    )
+    for name in JOBS:
+        job_parser = explain_jobs.add_parser(name, help=f"explain {name}")
+        job_parser.add_argument("--rows", type=int, default=1_000_000)
+        job_parser.add_argument("--features", type=int, default=32)
+        job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+        job_parser.add_argument("--seed", type=int, default=0)
+        _job_options(job_parser, get_job(name).CONFIG)
+
     demo = commands.add_parser("demo", help="a strong-scaling sweep of every job on every engine")
     demo.add_argument("--rows", type=int, default=1_000_000)
     demo.add_argument("--engines", default=",".join(ENGINES))
@@ -311,6 +323,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from jobs import get_job
+    from scaling.explain import render
+
+    job = get_job(args.job)
+    if args.rows < 1 or args.features < 1 or args.workers < 1:
+        raise UsageError("--rows, --features and --workers must be >= 1")
+    steps = job.explain(args.rows, args.features, args.workers, _config(job, args))
+    print(render(job.NAME, steps, args.rows, args.features, args.workers, job.EXPLAIN_NOTE))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import JOBS, get_job
     from scaling.runner import SweepPlan
@@ -337,6 +361,7 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "results": cmd_results,
     "compare": cmd_compare,
+    "explain": cmd_explain,
     "demo": cmd_demo,
 }
 

@@ -1,0 +1,69 @@
+"""``scaling explain``: what one iteration of a job does, where, and what it sends.
+
+Each job declares its iteration as named steps (``explain(rows, features, workers, config)``
+returns a list of :class:`Step`); every step names the function that does it, so that what
+``explain`` says is what the code runs (a test checks the names).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of an iteration.
+
+    ``kind`` is map, combine or update; ``where`` says which processes run it; ``flops`` is the
+    work of the busiest process; ``sends`` the bytes one of them sends on (an update: to each
+    worker).
+    """
+
+    kind: str
+    function: str
+    where: str
+    does: str
+    flops: float
+    sends: int
+
+
+def tree_depth(workers: int) -> int:
+    """Levels of a pairwise combine tree over ``workers`` partial results."""
+    return math.ceil(math.log2(workers)) if workers > 1 else 0
+
+
+def render(
+    job: str, steps: list[Step], rows: int, features: int, workers: int, note: str = ""
+) -> str:
+    """A table of the steps, then the totals per iteration."""
+    lines = [f"{job}: one iteration on {rows:,} rows x {features} features, {workers} workers", ""]
+    header = ("step", "function", "where", "work (busiest)", "sends (each)", "what it does")
+    rows_ = [header] + [
+        (s.kind, s.function, s.where, _si(s.flops, "flop"), _si(s.sends, "B"), s.does)
+        for s in steps
+    ]
+    widths = [max(len(r[i]) for r in rows_) for i in range(len(header) - 1)]
+    for r in rows_:
+        lines.append(
+            "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
+        )
+    # Each worker's partial result travels once up the tree (p - 1 hops, then the root to the
+    # driver), and the driver ships the update back to each worker.
+    up = workers * sum(s.sends for s in steps if s.kind == "map")
+    down = workers * sum(s.sends for s in steps if s.kind == "update")
+    lines += [
+        "",
+        f"bytes moved per iteration: ~{_si(up, 'B')} up, ~{_si(down, 'B')} down "
+        f"(combine tree depth {tree_depth(workers)})",
+    ]
+    if note:
+        lines += ["", note]
+    return "\n".join(lines)
+
+
+def _si(value: float, unit: str) -> str:
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.1f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"
