@@ -1,4 +1,4 @@
-"""``scaling``: run jobs on local, Ray, Dask or Spark workers and see how they scale.
+"""scaling: run jobs on local, Ray, Dask or Spark workers and see how they scale.
 
 Commands: ``run`` (one job, one engine, some worker counts), ``sweep`` (engines x workers x
 sizes, strong or weak scaling, with a report), ``results`` (the sweeps in the store),
