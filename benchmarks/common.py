@@ -83,10 +83,3 @@ def host_line() -> str:
     h = host_facts()
     python = platform.python_version()
     return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

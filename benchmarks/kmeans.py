@@ -24,10 +24,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, atomic_write, dask_cluster, host_line, scatter_rows, spark_local
+from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local
 
 from jobs import kmeans
 from scaling.data import Blobs, partition_bounds
+from scaling.results import atomic_write
 from scaling.runner import host_facts, per_iteration_by_difference, run_job
 
 ENGINES = ("local", "ray", "dask", "spark")
@@ -167,19 +168,21 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         "iteration (median).",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "kmeans.md", "\n".join(lines) + "\n")
+    atomic_write(args.out / "kmeans.md", ("\n".join(lines) + "\n").encode())
     atomic_write(
         args.out / "kmeans.json",
-        json.dumps(
-            {
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "host": host_facts(),
-                "rows": rows,
-            },
-            indent=1,
-            default=float,
-        )
-        + "\n",
+        (
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "host": host_facts(),
+                    "rows": rows,
+                },
+                indent=1,
+                default=float,
+            )
+            + "\n"
+        ).encode(),
     )
     print("\n".join(lines))
 

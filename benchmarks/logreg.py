@@ -25,11 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, atomic_write, dask_cluster, host_line, scatter_rows, spark_local
+from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local
 
 from jobs import logreg
 from scaling.data import Classification, partition_bounds
 from scaling.engines import make_engine
+from scaling.results import atomic_write
 from scaling.runner import host_facts
 
 ENGINES = ("local", "ray", "dask", "spark")
@@ -226,15 +227,11 @@ def write(args: argparse.Namespace, rows: list[dict], f_star: float) -> None:
         "Each time is one fit (the first on the tolerance ladder that reaches the "
         "target), after a warm-up fit for this project's engines.",
     ]
-    atomic_write(Path(args.out) / "logreg.md", "\n".join(lines) + "\n")
-    atomic_write(
-        Path(args.out) / "logreg.json",
-        json.dumps(
-            {"args": vars(args), "host": host_facts(), "f_star": f_star, "rows": rows}, indent=1
-        )
-        + "\n",
-    )
-    print("\n".join(lines))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "logreg.md", ("\n".join(lines) + "\n").encode())
+    record = {"args": vars(args), "host": host_facts(), "f_star": f_star, "rows": rows}
+    atomic_write(out / "logreg.json", (json.dumps(record, indent=1) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scaling.errors import UsageError
 from scaling.figures import PARTS, Curve, curves, reading, size_of
+from scaling.results import atomic_write
 
 
 def table(records: Sequence[dict]) -> str:
@@ -185,10 +186,10 @@ def write_report(
         buffer = io.BytesIO()
         plot(kind, cs).savefig(buffer, format="png", dpi=110)
         images[kind] = buffer.getvalue()
-        _atomic_write(directory / f"{kind}.png", images[kind])
+        atomic_write(directory / f"{kind}.png", images[kind])
     html = _html(title, records, cs, images)
     path = directory / "report.html"
-    _atomic_write(path, html.encode())
+    atomic_write(path, html.encode())
     return path
 
 
@@ -277,9 +278,3 @@ table { border-collapse: collapse; font-size: small; }
 td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 td:first-child, th:first-child { text-align: left; }
 """
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -8,6 +8,7 @@ corrupt or from another schema is reported by name and skipped, and the other fi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -29,18 +30,26 @@ def new_sweep_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def save_array(directory: Path, name: str, array: np.ndarray) -> str:
-    """Atomically write ``array`` to ``directory/name``; return the file name."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, directory / name)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_array(directory: Path, name: str, array: np.ndarray) -> str:
+    """Atomically write ``array`` to ``directory/name`` (``.npy`` format); return the name."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write(directory / name, buffer.getvalue())
     return name
 
 
