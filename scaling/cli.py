@@ -277,6 +277,7 @@ def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from scaling.report import text_table
     from scaling.results import load, sweeps
 
     loaded = load(*args.paths)
@@ -296,9 +297,7 @@ def cmd_results(args: argparse.Namespace) -> int:
                 str(s["failed"]),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print(text_table(rows))
     return 0
 
 

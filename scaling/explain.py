@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scaling.report import text_table
+
 
 @dataclass(frozen=True)
 class Step:
@@ -43,11 +45,7 @@ def render(
         (s.kind, s.function, s.where, _si(s.flops, "flop"), _si(s.sends, "B"), s.does)
         for s in steps
     ]
-    widths = [max(len(r[i]) for r in rows_) for i in range(len(header) - 1)]
-    for r in rows_:
-        lines.append(
-            "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
-        )
+    lines.append(text_table(rows_))
     # Each worker's partial result travels once up the tree (p - 1 hops, then the root to the
     # driver), and the driver ships the update back to each worker.
     up = workers * sum(s.sends for s in steps if s.kind == "map")

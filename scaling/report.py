@@ -82,15 +82,26 @@ def table(records: Sequence[dict]) -> str:
                 f"{quality[0]}={quality[1]:.6g}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            c.rjust(w) if i > 1 else c.ljust(w)
+    return text_table(rows, right_from=2, rule=True)
+
+
+def text_table(
+    rows: Sequence[Sequence[str]], right_from: int | None = None, rule: bool = False
+) -> str:
+    """Columns padded to their widest cell; right-aligned from column ``right_from`` on, and a
+    rule of dashes under the header when ``rule``."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = (
+            c.rjust(w) if right_from is not None and i >= right_from else c.ljust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         )
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+        return "  ".join(cells).rstrip()
+
+    lines = [line(row) for row in rows]
+    if rule:
+        lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
