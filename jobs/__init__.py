@@ -1,11 +1,14 @@
 """The algorithms, each written once against the Engine contract, one module per job.
 
-A job module defines ``NAME``; ``CONFIG``, its frozen validated config dataclass (one CLI option
-per field); ``fit(engine, ds, config, on_iteration)`` and the steps (map, combine, update) it is
-made of; ``ITERATION``, the name of the trace span of one iteration; ``synthetic(rows, features,
-seed, config)``, its default data; ``baseline(source, config, repeat)``, the name and seconds per
-iteration of a strong single-thread implementation (for COST); ``quality(result)`` and
-``arrays(result)`` for run records.
+A job module defines:
+
+- ``NAME``; ``CONFIG``, its frozen validated config dataclass (one CLI option per field);
+- ``fit(engine, ds, config, on_iteration)`` and the steps (map, combine, update) it is made of;
+  ``ITERATION``, the name of the trace span of one iteration; ``explain(...)``, those steps;
+- ``synthetic(rows, features, seed, config)``, its default data;
+- ``baseline(source, config)``, the name of a strong single-thread implementation and its
+  ``fit(n_iterations)`` (timed by the runner, for COST);
+- ``quality(result)`` and ``arrays(result)`` for run records.
 """
 
 from __future__ import annotations

@@ -370,23 +370,20 @@ def synthetic(rows: int, features: int, seed: int, config: KMeansConfig) -> Blob
     return Blobs(rows=rows, features=features, centers=config.k, cluster_std=8.0, seed=seed)
 
 
-def baseline(source: Source, config: KMeansConfig, repeat: int = 1) -> tuple[str, float]:
-    """Seconds per Lloyd iteration of scikit-learn with one thread: the COST reference."""
+def baseline(source: Source, config: KMeansConfig) -> tuple[str, Callable[[int], object]]:
+    """scikit-learn's Lloyd on the same rows, ``fit(n)`` running n iterations: the COST
+    reference (the runner times it on one thread)."""
     from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
-
-    from scaling.runner import per_iteration_by_difference
 
     X, _ = source.read(0, source.rows)
     start = config.given_centers(source.features)
     if start is None:
         start = X[np.random.default_rng(config.seed).choice(len(X), config.k, replace=False)]
 
-    def fit(n: int) -> None:
-        KMeans(config.k, init=start, n_init=1, max_iter=n, tol=0, algorithm="lloyd").fit(X)
+    def fit(n: int) -> KMeans:
+        return KMeans(config.k, init=start, n_init=1, max_iter=n, tol=0, algorithm="lloyd").fit(X)
 
-    with threadpool_limits(1):
-        return "scikit-learn KMeans, 1 thread", per_iteration_by_difference(fit, 5, repeat)
+    return "scikit-learn KMeans, 1 thread", fit
 
 
 def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> list[Step]:

@@ -151,7 +151,11 @@ def measure_baseline(
 ) -> dict:
     """A record of the job's strong single-thread implementation on ``source`` (for COST)."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    name, seconds = job.baseline(source, config, repeat=repeat)
+    from threadpoolctl import threadpool_limits
+
+    name, fit = job.baseline(source, config)
+    with threadpool_limits(1):  # COST is against a single thread
+        seconds = per_iteration_by_difference(fit, 5, repeat)
     return {
         **_identity(job, "baseline", 1, source, config, sweep_id, "strong", started),
         "status": "ok",
