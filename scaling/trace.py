@@ -15,7 +15,7 @@ import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -117,6 +117,3 @@ class Trace:
         """Forget calls and spans (calibrated latencies stay)."""
         self.calls.clear()
         self.spans.clear()
-
-    def to_dict(self) -> dict:
-        return {"latency": dict(self.latency), "calls": [asdict(c) for c in self.calls]}
