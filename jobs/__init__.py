@@ -8,6 +8,7 @@ A job module defines:
 - ``synthetic(rows, features, seed, config)``, its default data;
 - ``baseline(source, config)``, the name of a strong single-thread implementation and its
   ``fit(n_iterations)`` (timed by the runner, for COST);
+- ``rows_per_iteration(config, rows)``, what one iteration processes (for throughput);
 - ``quality(result)`` and ``arrays(result)`` for run records.
 """
 
@@ -18,7 +19,7 @@ from types import ModuleType
 
 from scaling.errors import UsageError
 
-JOBS = {"kmeans": "jobs.kmeans", "logreg": "jobs.logreg"}
+JOBS = {"kmeans": "jobs.kmeans", "logreg": "jobs.logreg", "sgd": "jobs.sgd"}
 
 
 def get_job(name: str) -> ModuleType:

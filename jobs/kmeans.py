@@ -424,6 +424,11 @@ EXPLAIN_NOTE = (
 )
 
 
+def rows_per_iteration(config, rows: int) -> int:
+    """Rows one iteration processes: all of them."""
+    return rows
+
+
 def quality(result: KMeansResult) -> dict:
     """What a run record reports about the fit."""
     return {"inertia": result.inertia, "n_iter": result.n_iter, "converged": result.converged}

@@ -584,6 +584,11 @@ EXPLAIN_NOTE = (
 )
 
 
+def rows_per_iteration(config, rows: int) -> int:
+    """Rows one iteration processes: all of them."""
+    return rows
+
+
 def quality(result: LogRegResult) -> dict:
     """What a run record reports about the fit."""
     out = {"objective": result.objective, "n_iter": result.n_iter, "converged": result.converged}

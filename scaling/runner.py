@@ -93,7 +93,11 @@ def run_job(
         },
         "split": {part: typical[part] for part in ("compute", "communication", "overhead")},
         "bytes_per_iteration": typical["bytes_in"] + typical["bytes_out"],
-        "throughput": {"rows_per_s": ds.rows / per_iter if per_iter > 0 else None},
+        "throughput": {
+            "rows_per_s": job.rows_per_iteration(config, ds.rows) / per_iter
+            if per_iter > 0
+            else None
+        },
         "quality": job.quality(result),
         "versions": versions(engine, engine_version),
     }

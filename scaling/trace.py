@@ -59,14 +59,22 @@ class Call:
 
 @dataclass
 class Span:
-    """A named group of calls, typically one iteration; driver-side work counts as compute."""
+    """A named group of calls, typically one iteration; driver-side work counts as compute.
+
+    ``measured`` holds the split of work the driver cannot see call by call (an iteration
+    inside a gang, timed by the workers themselves): compute, communication, overhead,
+    bytes_in, bytes_out, tasks.
+    """
 
     name: str
     wall: float = 0.0
     calls: list[Call] = field(default_factory=list)
+    measured: dict | None = None
 
     def summary(self) -> dict:
         """wall, compute, communication, overhead (s) and bytes in/out of this span."""
+        if self.measured is not None:
+            return {"wall": self.wall, **self.measured}
         comm = sum(c.communication for c in self.calls)
         over = sum(c.overhead for c in self.calls)
         return {

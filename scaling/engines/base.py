@@ -298,6 +298,12 @@ class Engine(ABC):
         return _first_line(error)
 
     @property
+    def worker_memory(self) -> int:
+        """Bytes one worker may use: an equal share of this machine's memory, unless the
+        framework sets a per-worker limit (Dask)."""
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // self.workers
+
+    @property
     def version(self) -> str:
         """Version of the framework behind this engine."""
         return metadata.version(self.framework) if self.framework else "builtin"

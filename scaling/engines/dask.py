@@ -103,11 +103,16 @@ class DaskEngine(Engine):
             self._client.wait_for_workers(self.workers, timeout=60)
         info = self._client.scheduler_info(n_workers=-1)["workers"]
         self._addrs = sorted(info)[: self.workers]
+        self._memory_limit = min((info[a].get("memory_limit") or 0 for a in self._addrs), default=0)
         if len(self._addrs) < self.workers:
             raise EngineError(
                 f"the Dask cluster has {len(info)} workers, {self.workers} asked; "
                 "start more workers or ask for fewer"
             )
+
+    @property
+    def worker_memory(self) -> int:
+        return self._memory_limit or super().worker_memory
 
     def _submit(self, w: int, fn: Callable, *args: Any) -> Future:
         return self._client.submit(
