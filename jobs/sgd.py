@@ -225,7 +225,11 @@ class Replica:
         self.loss = nn.CrossEntropyLoss(reduction="sum")
 
     def set(self, flat: np.ndarray | torch.Tensor) -> None:
-        self.flat.copy_(torch.as_tensor(flat))
+        """Load a flat parameter vector (a NumPy array may be read-only: Ray's zero-copy)."""
+        if isinstance(flat, torch.Tensor):
+            self.flat.copy_(flat)
+        else:
+            self.flat.numpy()[:] = flat
 
     def grad_sum(self, X: torch.Tensor, y: torch.Tensor) -> float:
         """Zero the gradient, then accumulate the summed loss's gradient over ``(X, y)``."""
@@ -406,7 +410,7 @@ def _driver_allreduce(problem: _Problem, on_iteration) -> SGDResult:
             grad, _, count = engine.map_reduce(
                 ds, _batch_grad, _add, replica.flat.numpy(), rows, problem.classes, config
             )
-            replica.grad.copy_(torch.from_numpy(grad))
+            replica.grad.numpy()[:] = grad
             replica.step(1.0 / count)
         on_iteration(step, float(step + 1))
         if clock.due(step):
@@ -1074,13 +1078,14 @@ def explain(rows: int, features: int, workers: int, config: SGDConfig) -> list[S
     P, B, p = count_parameters(features, 2, config), config.batch_size, workers
     flops = 6 * B * P / p  # forward 2 flops per weight per row, backward 4
     size = 8 * P
+    driver = config.strategy == "driver-allreduce"
     grad = Step(
         "map",
-        "_batch_grad" if config.strategy == "driver-allreduce" else "Replica.grad_sum",
+        "_batch_grad" if driver else "Replica.grad_sum",
         f"each of {p} workers",
         f"forward and backward over ~{B // p} rows of the batch",
         flops,
-        size,
+        size if driver else 0,
     )
     if config.strategy == "driver-allreduce":
         return [
@@ -1137,9 +1142,12 @@ def explain(rows: int, features: int, workers: int, config: SGDConfig) -> list[S
                 "combine",
                 "Group.allreduce",
                 f"ring over {p} workers, every {H} steps",
-                "average the parameters",
+                "sum the parameters (the bytes are per step: a round's over H)",
                 P / H,
                 ring // H,
+            ),
+            Step(
+                "update", "_local_sgd", f"each of {p} workers", "divide by p: the average", P / H, 0
             ),
         ]
     return [

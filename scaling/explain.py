@@ -48,13 +48,15 @@ def render(
     lines.append(text_table(rows_))
     # Each worker's partial result travels once up the tree (p - 1 hops, then the root to the
     # driver), and the driver ships the update back to each worker.
+    # A ring all-reduce has no driver: its bytes go peer to peer.
     up = workers * sum(s.sends for s in steps if s.kind == "map")
     down = workers * sum(s.sends for s in steps if s.kind == "update")
-    lines += [
-        "",
-        f"bytes moved per iteration: ~{_si(up, 'B')} up, ~{_si(down, 'B')} down "
-        f"(combine tree depth {tree_depth(workers)})",
-    ]
+    peer = workers * sum(s.sends for s in steps if s.where.startswith("ring"))
+    moved = f"~{_si(up, 'B')} up, ~{_si(down, 'B')} down"
+    where = f"combine tree depth {tree_depth(workers)}"
+    if peer:
+        moved, where = f"~{_si(peer, 'B')} peer to peer", "no driver in the loop"
+    lines += ["", f"bytes moved per iteration: {moved} ({where})"]
     if note:
         lines += ["", note]
     return "\n".join(lines)

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import JOBS, get_job, kmeans, logreg
+from jobs import JOBS, get_job, kmeans, logreg, sgd
 from scaling.cli import main
 
-CONFIGS = [(name, get_job(name).CONFIG()) for name in JOBS] + [
-    ("logreg", logreg.LogRegConfig(solver=s)) for s in ("newton", "admm")
-]
+CONFIGS = (
+    [(name, get_job(name).CONFIG()) for name in JOBS]
+    + [("logreg", logreg.LogRegConfig(solver=s)) for s in ("newton", "admm")]
+    + [("sgd", sgd.SGDConfig(strategy=s)) for s in sgd.STRATEGIES]
+)
 
 
-@pytest.mark.parametrize("name, config", CONFIGS, ids=lambda v: getattr(v, "solver", v))
+@pytest.mark.parametrize(
+    "name, config",
+    CONFIGS,
+    ids=lambda v: getattr(v, "solver", None) or getattr(v, "strategy", None) or v,
+)
 def test_every_step_names_a_function_of_the_job(name, config):
     job = get_job(name)
     steps = job.explain(1000, 8, 4, config)
     assert steps[0].kind == "map" and steps[-1].kind == "update"
     for step in steps:
-        assert callable(getattr(job, step.function)), step.function
+        target = job
+        for attr in step.function.split("."):  # a function, or a method of a job's class
+            target = getattr(target, attr)
+        assert callable(target), step.function
 
 
 def test_payloads_follow_the_formulas():
@@ -37,3 +46,14 @@ def test_cli_explain(capsys):
     for name in ("_partial_sums", "_combine", "_update", "tree of depth 2"):
         assert name in out
     assert "bytes moved per iteration: ~4.2 kB up" in out  # 4 workers x 8 B x k=4 x (32 + 1)
+
+
+def test_sgd_payloads_follow_the_formulas():
+    config = sgd.SGDConfig(hidden="64")
+    P = sgd.count_parameters(32, 2, config)
+    assert P == 33 * 64 + 65 * 2
+    ring = sgd.explain(10_000, 32, 4, config)
+    assert ring[1].sends == int(2 * 3 / 4 * 8 * P)  # 2 (p - 1) / p x P float64 per worker
+    local = sgd.explain(10_000, 32, 4, sgd.SGDConfig(hidden="64", strategy="local-sgd"))
+    assert local[1].sends == int(2 * 3 / 4 * 8 * P) // 8  # the same, every H = 8 steps
+    assert sgd.step_bytes(config, 32, 2, "float64", 4) == 4 * 3 * 8 * P
