@@ -10,6 +10,11 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# torch: a wheel from pip's find-links first, where there is one (a CPU build on machines
+	@# without a GPU); the registry's newest torch would pull GBs of CUDA packages. Elsewhere
+	@# this finds nothing, and the next line installs the registry's torch.
+	$(BIN)/python -m pip install --quiet --no-index --no-deps torch 2>/dev/null \
+		|| echo "no torch in pip's find-links: installing the registry's"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -21,7 +26,8 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/kmeans.py && $(BIN)/python benchmarks/logreg.py
+	$(BIN)/python benchmarks/kmeans.py && $(BIN)/python benchmarks/logreg.py \
+		&& $(BIN)/python benchmarks/sgd.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -9,7 +9,9 @@ A job module defines:
 - ``baseline(source, config)``, the name of a strong single-thread implementation and its
   ``fit(n_iterations)`` (timed by the runner, for COST);
 - ``rows_per_iteration(config, rows)``, what one iteration processes (for throughput);
-- ``quality(result)`` and ``arrays(result)`` for run records.
+- ``quality(result)`` and ``arrays(result)`` for run records;
+- optionally ``weak_config(config, workers)``: the config of a weak-scaling point, for a job
+  whose per-iteration work is set by its config rather than by the rows (SGD's batch).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -1071,6 +1071,11 @@ def baseline(source: Source, config: SGDConfig) -> tuple[str, Callable[[int], ob
 def rows_per_iteration(config: SGDConfig, rows: int) -> int:
     """Rows one step processes: the global batch."""
     return config.batch_size
+
+
+def weak_config(config: SGDConfig, workers: int) -> SGDConfig:
+    """Weak scaling keeps each worker's share of the batch: the global batch grows with p."""
+    return replace(config, batch_size=config.batch_size * workers)
 
 
 def explain(rows: int, features: int, workers: int, config: SGDConfig) -> list[Step]:

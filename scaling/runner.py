@@ -209,6 +209,12 @@ class SweepPlan:
         rows = size * workers if self.mode == "weak" else size
         return self.job.synthetic(rows, self.features, self.seed, self.config)
 
+    def config_for(self, workers: int) -> object:
+        """The job's config at ``workers``: in weak scaling a job may grow its per-iteration
+        work with the workers too (SGD: the global batch), through its ``weak_config``."""
+        grow = getattr(self.job, "weak_config", None)
+        return grow(self.config, workers) if self.mode == "weak" and grow else self.config
+
     def points(self) -> list[tuple[int, str, int, int]]:
         """(size, engine, workers, repeat) in the order they run."""
         return [
@@ -248,14 +254,14 @@ def sweep(
                 )
         for size, engine, workers, repeat in points:
             bar.set_postfix_str(f"{engine} x{workers}, {size:,} rows, repeat {repeat + 1}")
-            source = plan.source(size, workers)
+            source, config = plan.source(size, workers), plan.config_for(workers)
             try:
                 run = run_with_progress(
                     plan.job,
                     engine,
                     workers,
                     source,
-                    plan.config,
+                    config,
                     progress=progress,
                     address=plan.address,
                     dtype=plan.dtype,
@@ -266,7 +272,7 @@ def sweep(
             except Exception as e:  # recorded, and the sweep goes on
                 started = datetime.now(UTC).isoformat(timespec="seconds")
                 failed = _identity(
-                    plan.job, engine, workers, source, plan.config, sweep_id, plan.mode, started
+                    plan.job, engine, workers, source, config, sweep_id, plan.mode, started
                 )
                 failed.update(status="failed", error=f"{type(e).__name__}: {e}")
                 records.append(append_record(out, failed))

@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from jobs import sgd
+from scaling.cli import main
 from scaling.data import Classification, NpyFile
 from scaling.engines import make_engine
 from scaling.errors import DataError, UsageError
-from scaling.runner import run_job
+from scaling.results import load
+from scaling.runner import SweepPlan, run_job, sweep
 
 SOURCE = Classification(rows=6_000, features=8, seed=3)
 BASE = sgd.SGDConfig(hidden="16", batch_size=128, lr=0.1, momentum=0.9, max_steps=50)
@@ -136,3 +138,28 @@ def test_the_reference_is_plain_torch_sgd():
         expected = [p - 0.1 * g for p, g in zip(model.parameters(), grads, strict=True)]
     expected = torch.nn.utils.parameters_to_vector(expected).numpy()
     np.testing.assert_allclose(_reference_params(config, 1), expected, rtol=0, atol=1e-12)
+
+
+def test_cli_run_and_a_weak_sweep_that_grows_the_batch(tmp_path, capsys):
+    code = main(
+        ["run", "sgd", "--workers", "2", "--rows", "3000", "--features", "4", "--hidden", "8",
+         "--strategy", "parameter-server", "--max-steps", "20", "--out", str(tmp_path / "run")]
+    )  # fmt: skip
+    assert code == 0 and "heldout_accuracy=" in capsys.readouterr().out
+    (record,) = load(tmp_path / "run").records
+    assert record["config"]["strategy"] == "parameter-server"
+    assert record["quality"]["staleness_max"] >= 0 and record["quality"]["steps"] == 20
+    plan = SweepPlan(
+        job=sgd,
+        config=replace(BASE, max_steps=12),
+        engines=("local",),
+        workers=(1, 2),
+        sizes=(3_000,),
+        features=4,
+        mode="weak",
+    )
+    _, records = sweep(plan, tmp_path / "sweep", progress=False)
+    assert [(r["workers"], r["rows"], r["config"]["batch_size"]) for r in records] == [
+        (1, 3_000, 128),
+        (2, 6_000, 256),
+    ]
