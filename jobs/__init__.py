@@ -6,7 +6,7 @@ A job module defines:
 - ``fit(engine, ds, config, on_iteration)`` and the steps (map, combine, update) it is made of;
   ``ITERATION``, the name of the trace span of one iteration; ``explain(...)``, those steps;
 - ``synthetic(rows, features, seed, config)``, its default data;
-- ``baseline(source, config)``, the name of a strong single-thread implementation and its
+- ``baseline(source, config, dtype)``, the name of a strong single-thread implementation and its
   ``fit(n_iterations)`` (timed by the runner, for COST);
 - ``rows_per_iteration(config, rows)``, what one iteration processes (for throughput);
 - ``quality(result)`` and ``arrays(result)`` for run records;

@@ -370,12 +370,14 @@ def synthetic(rows: int, features: int, seed: int, config: KMeansConfig) -> Blob
     return Blobs(rows=rows, features=features, centers=config.k, cluster_std=8.0, seed=seed)
 
 
-def baseline(source: Source, config: KMeansConfig) -> tuple[str, Callable[[int], object]]:
+def baseline(
+    source: Source, config: KMeansConfig, dtype: str = "float64"
+) -> tuple[str, Callable[[int], object]]:
     """scikit-learn's Lloyd on the same rows, ``fit(n)`` running n iterations: the COST
     reference (the runner times it on one thread)."""
     from sklearn.cluster import KMeans
 
-    X, _ = source.read(0, source.rows)
+    X = source.read(0, source.rows)[0].astype(dtype, copy=False)
     start = config.given_centers(source.features)
     if start is None:
         start = X[np.random.default_rng(config.seed).choice(len(X), config.k, replace=False)]

@@ -505,12 +505,15 @@ def synthetic(rows: int, features: int, seed: int, config: LogRegConfig) -> Clas
     return Classification(rows=rows, features=features, seed=seed)
 
 
-def baseline(source: Source, config: LogRegConfig) -> tuple[str, Callable[[int], object]]:
+def baseline(
+    source: Source, config: LogRegConfig, dtype: str = "float64"
+) -> tuple[str, Callable[[int], object]]:
     """scikit-learn's lbfgs LogisticRegression on the same rows, ``fit(n)`` running n
     iterations: the COST reference (the runner times it on one thread)."""
     from sklearn.linear_model import LogisticRegression
 
     X, y = source.read(0, source.rows)
+    X = X.astype(dtype, copy=False)
 
     def fit(iters: int) -> LogisticRegression:
         with warnings.catch_warnings():

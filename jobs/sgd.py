@@ -1054,14 +1054,16 @@ def synthetic(rows: int, features: int, seed: int, config: SGDConfig) -> Classif
     return Classification(rows=rows, features=features, seed=seed)
 
 
-def baseline(source: Source, config: SGDConfig) -> tuple[str, Callable[[int], object]]:
+def baseline(
+    source: Source, config: SGDConfig, dtype: str = "float64"
+) -> tuple[str, Callable[[int], object]]:
     """Plain single-process torch SGD (:func:`reference`), ``fit(n)`` taking n steps."""
 
     def fit(steps: int) -> nn.Module:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # COST is against one thread
         try:
-            return reference(source, config, steps)
+            return reference(source, config, steps, dtype)
         finally:
             torch.set_num_threads(threads)
 

@@ -151,13 +151,19 @@ def per_iteration_by_difference(fit: Callable[[int], object], iters: int, repeat
 
 
 def measure_baseline(
-    job: ModuleType, source: Source, config: object, *, sweep_id: str, repeat: int = 1
+    job: ModuleType,
+    source: Source,
+    config: object,
+    *,
+    sweep_id: str,
+    repeat: int = 1,
+    dtype: str = "float64",
 ) -> dict:
     """A record of the job's strong single-thread implementation on ``source`` (for COST)."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     from threadpoolctl import threadpool_limits
 
-    name, fit = job.baseline(source, config)
+    name, fit = job.baseline(source, config, dtype)
     with threadpool_limits(1):  # COST is against a single thread
         seconds = per_iteration_by_difference(fit, 5, repeat)
     return {
@@ -166,7 +172,11 @@ def measure_baseline(
         "baseline": name,
         "data": source.describe(),
         "timings": {"per_iteration": seconds},
-        "throughput": {"rows_per_s": source.rows / seconds if seconds > 0 else None},
+        "throughput": {
+            "rows_per_s": job.rows_per_iteration(config, source.rows) / seconds
+            if seconds > 0
+            else None
+        },
     }
 
 
@@ -248,7 +258,11 @@ def sweep(
                     append_record(
                         out,
                         measure_baseline(
-                            plan.job, plan.source(size, 1), plan.config, sweep_id=sweep_id
+                            plan.job,
+                            plan.source(size, 1),
+                            plan.config,
+                            sweep_id=sweep_id,
+                            dtype=plan.dtype,
                         ),
                     )
                 )
