@@ -146,8 +146,9 @@ class SGDConfig:
 
 
 CONFIG = SGDConfig
-DEMO_CONFIG = SGDConfig(max_steps=60)
-"""What ``scaling demo`` runs: 60 ring-allreduce steps of a 64-64 MLP, batch 512."""
+DEMO_CONFIG = SGDConfig(hidden="256,256", batch_size=4096, max_steps=60)
+"""What ``scaling demo`` runs: 60 ring-allreduce steps of a 256-256 MLP, batch 4096 (a 64-64
+MLP with batch 512 is latency-bound: slower at 2 workers than at 1 on 2 cores)."""
 
 
 @dataclass
