@@ -46,7 +46,8 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -403,8 +404,7 @@ def _driver_allreduce(problem: _Problem, on_iteration) -> SGDResult:
     engine, ds, config = problem.engine, problem.ds, problem.config
     replica = Replica(ds.features, len(problem.classes), config, ds.dtype)
     batches = GlobalBatches(ds.rows, config.holdout, config.seed, config.batch_size)
-    clock = _Clock(config)
-    accuracy, step = 0.0, 0
+    clock, step = _Clock(config), 0
     for step in range(config.max_steps):
         with engine.trace.span(ITERATION):
             rows = batches(step)
@@ -419,10 +419,9 @@ def _driver_allreduce(problem: _Problem, on_iteration) -> SGDResult:
                 hits, total = engine.map_reduce(
                     ds, _held_correct, _add, replica.flat.numpy(), problem.classes, config
                 )
-            accuracy = hits / total
-            if clock.evaluated(step, accuracy):
+            if clock.evaluated(step, hits / total):
                 break
-    return clock.result(replica.flat.numpy().copy(), problem, step + 1, accuracy)
+    return clock.result(replica.flat.numpy().copy(), problem, step + 1)
 
 
 class _Clock:
@@ -433,6 +432,7 @@ class _Clock:
         self.every = every or config.eval_every
         self.history: list[dict] = []
         self.target: tuple[int, float] | None = None
+        self.accuracy = 0.0  # the latest evaluation's
         self.excluded = 0.0
         self.t0 = time.perf_counter()
 
@@ -442,37 +442,46 @@ class _Clock:
     def due(self, step: int) -> bool:
         return (step + 1) % self.every == 0 or step + 1 == self.config.max_steps
 
-    def paused(self):
-        clock = self
-
-        class _Pause:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                clock.excluded += time.perf_counter() - self.t
-
-        return _Pause()
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave the time of the block (an evaluation) out of the training time."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded += time.perf_counter() - t0
 
     def evaluated(self, step: int, accuracy: float, seconds: float | None = None) -> bool:
         """Record an evaluation; whether training should stop (the target is reached)."""
         seconds = self.elapsed() if seconds is None else seconds
+        self.accuracy = accuracy
         self.history.append({"step": step + 1, "seconds": seconds, "accuracy": accuracy})
         target = self.config.target_accuracy
         if target and self.target is None and accuracy >= target:
             self.target = (step + 1, seconds)
         return self.target is not None
 
-    def result(self, params: np.ndarray, problem: _Problem, steps: int, accuracy: float):
+    def result(self, params: np.ndarray, problem: _Problem, steps: int) -> SGDResult:
         return SGDResult(
             params,
             problem.classes.tolist(),
             steps,
-            accuracy,
+            self.accuracy,
             self.history,
             *(self.target or (None, None)),
             train_seconds=self.elapsed(),
         )
+
+    def outcome(self, log: _StepLog, steps: int, seconds: float | None = None) -> dict:
+        """What a gang member returns: its step log and, from rank 0, the evaluations."""
+        return {
+            "log": log.array(),
+            "history": self.history,
+            "target": self.target,
+            "steps": steps,
+            "accuracy": self.accuracy,
+            "seconds": self.elapsed() if seconds is None else seconds,
+        }
 
 
 # ---------------------------------------------------------------- the gang strategies
@@ -556,6 +565,13 @@ def _gang_member(ctx: GangContext, parts: list[Part], job: _GangJob) -> dict:
     return out
 
 
+def _evaluate(clock: _Clock, step: int, group: Group, shard: Shard, replica: Replica) -> bool:
+    """Score the (common) model on every member's held-out rows; whether the target is met."""
+    with clock.paused():
+        hits, total = group.sum(list(shard.held_correct(replica)))
+    return clock.evaluated(step, hits / total)
+
+
 class _StepLog:
     """Per step: wall, compute, communication, overhead seconds."""
 
@@ -621,8 +637,7 @@ def _ring_allreduce(group: Group, shard: Shard, replica: Replica, job: _GangJob)
     if group.world > 1:
         for i, p in enumerate(replica.params):
             p.register_post_accumulate_grad_hook(hook(owner[i]))
-    log, clock = _StepLog(), _Clock(config)
-    accuracy, step = 0.0, 0
+    log, clock, step = _StepLog(), _Clock(config), 0
     for step in range(config.max_steps):
         t0 = time.perf_counter()
         X, y = shard.batch(shard.local(batches(step)))
@@ -639,20 +654,9 @@ def _ring_allreduce(group: Group, shard: Shard, replica: Replica, job: _GangJob)
         replica.step(1.0 / config.batch_size)
         t4 = time.perf_counter()
         log.add(t4 - t0, (t2 - t1) + (t4 - t3), t3 - t2)
-        if clock.due(step):
-            with clock.paused():
-                hits, total = group.sum(list(shard.held_correct(replica)))
-            accuracy = hits / total
-            if clock.evaluated(step, accuracy):
-                break
-    return {
-        "log": log.array(),
-        "history": clock.history,
-        "target": clock.target,
-        "steps": step + 1,
-        "accuracy": accuracy,
-        "seconds": clock.elapsed(),
-    }
+        if clock.due(step) and _evaluate(clock, step, group, shard, replica):
+            break
+    return clock.outcome(log, step + 1)
 
 
 def _local_sgd(group: Group, shard: Shard, replica: Replica, job: _GangJob) -> dict:
@@ -669,8 +673,7 @@ def _local_sgd(group: Group, shard: Shard, replica: Replica, job: _GangJob) -> d
     every = config.sync_every or config.max_steps
     # Evaluate at averaging points only: that is when there is one model to score.
     clock = _Clock(config, every=math.ceil(config.eval_every / every) * every)
-    log = _StepLog()
-    accuracy, step = 0.0, 0
+    log, step = _StepLog(), 0
     for step in range(config.max_steps):
         t0 = time.perf_counter()
         X, y = shard.batch(batches(step))
@@ -685,20 +688,9 @@ def _local_sgd(group: Group, shard: Shard, replica: Replica, job: _GangJob) -> d
                 replica.flat.div_(group.world)
         t3 = time.perf_counter()
         log.add(t3 - t0, t2 - t1, t3 - t2)
-        if clock.due(step):
-            with clock.paused():
-                hits, total = group.sum(list(shard.held_correct(replica)))
-            accuracy = hits / total
-            if clock.evaluated(step, accuracy):
-                break
-    return {
-        "log": log.array(),
-        "history": clock.history,
-        "target": clock.target,
-        "steps": step + 1,
-        "accuracy": accuracy,
-        "seconds": clock.elapsed(),
-    }
+        if clock.due(step) and _evaluate(clock, step, group, shard, replica):
+            break
+    return clock.outcome(log, step + 1)
 
 
 _HEADER = struct.Struct("!q")  # a parameter version (or -1: this worker is done)
@@ -761,14 +753,7 @@ def _parameter_server(group: Group, shard: Shard, replica: Replica, job: _GangJo
     for i, row in enumerate(snaps):
         global_step = max(int(row[0]) // group.world, 1) - 1
         clock.evaluated(global_step, scores[2 * i] / scores[2 * i + 1], float(row[1]))
-    out = {
-        "log": log.array(),
-        "history": clock.history,
-        "target": clock.target,
-        "steps": config.max_steps,
-        "accuracy": clock.history[-1]["accuracy"],
-        "seconds": float(snaps[-1, 1]),
-    }
+    out = clock.outcome(log, config.max_steps, seconds=float(snaps[-1, 1]))
     if server:
         out["staleness"] = np.array(server.staleness)
     return out
