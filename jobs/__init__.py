@@ -21,7 +21,12 @@ from types import ModuleType
 
 from scaling.errors import UsageError
 
-JOBS = {"kmeans": "jobs.kmeans", "logreg": "jobs.logreg", "sgd": "jobs.sgd"}
+JOBS = {
+    "kmeans": "jobs.kmeans",
+    "logreg": "jobs.logreg",
+    "sgd": "jobs.sgd",
+    "gbdt": "jobs.gbdt",
+}
 
 
 def get_job(name: str) -> ModuleType:

@@ -54,6 +54,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from jobs.common import label_classes
+from scaling.collective import own_address
 from scaling.data import Classification, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
 from scaling.engines.base import GangContext, pin_threads
@@ -498,7 +500,7 @@ class Group:
 
     def __init__(self, ctx: GangContext, timeout: float) -> None:
         self.rank, self.world = ctx.rank, ctx.world
-        self.address = _own_address(ctx.host)
+        self.address = own_address(ctx.host)
         delta = datetime.timedelta(seconds=timeout)
         self.store = torch.distributed.TCPStore(
             ctx.host, ctx.port, ctx.world, ctx.rank == 0, timeout=delta, wait_for_workers=True
@@ -527,13 +529,6 @@ class Group:
             options = torch.distributed.BroadcastOptions()
             options.rootRank = root
             self.pg.broadcast([tensor], options).wait()
-
-
-def _own_address(peer: str) -> str:
-    """This host's address on the route to ``peer`` (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((peer, 9))
-        return s.getsockname()[0]
 
 
 @dataclass(frozen=True)
@@ -865,16 +860,6 @@ class _Problem:
     classes: np.ndarray
 
 
-def _labels(part: Part) -> set:
-    import pandas as pd
-
-    return set(pd.unique(part.y).tolist())
-
-
-def _union(a: set, b: set) -> set:
-    return a | b
-
-
 def _check(engine: Engine, ds: Dataset, config: SGDConfig) -> np.ndarray:
     """Labels, enough rows per batch and a model that fits a worker; the sorted classes."""
     if not ds.labelled:
@@ -884,7 +869,7 @@ def _check(engine: Engine, ds: Dataset, config: SGDConfig) -> np.ndarray:
             f"a global batch of {config.batch_size} rows is smaller than {engine.workers} "
             f"workers: some would have no rows each step; use --batch-size >= {engine.workers}"
         )
-    classes = np.array(sorted(engine.map_reduce(ds, _labels, _union)))
+    classes = label_classes(engine, ds)
     if len(classes) < 2:
         raise DataError(f"the labels hold one class only ({classes.tolist()}); need 2 or more")
     need = memory_needed(ds.features, len(classes), config, ds.dtype, engine.workers)

@@ -304,6 +304,11 @@ class Engine(ABC):
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // self.workers
 
     @property
+    def rendezvous_host(self) -> str:
+        """The driver's address as the workers reach it (where gangs meet, and trackers run)."""
+        return "127.0.0.1" if self.address is None else _driver_host()
+
+    @property
     def version(self) -> str:
         """Version of the framework behind this engine."""
         return metadata.version(self.framework) if self.framework else "builtin"
@@ -390,7 +395,7 @@ class Engine(ABC):
         """
         self._check_open()
         timeout = self.gang_timeout if timeout is None else timeout
-        host = "127.0.0.1" if self.address is None else _driver_host()
+        host = self.rendezvous_host
         port = free_port(host)
         ctxs = [GangContext(r, self.workers, host, port) for r in range(self.workers)]
         t0 = time.perf_counter()

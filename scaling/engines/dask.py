@@ -125,6 +125,11 @@ class DaskEngine(Engine):
         while True:
             if _all_done(futures, 0.5):
                 return self._client.gather(futures)
+            # The first failure fails the call: gang members would wait for a failed peer.
+            failed = [f for f in futures if f.status == "error"]
+            if failed:
+                self._client.cancel([f for f in futures if f.status != "error"])
+                self._client.gather(failed)  # raises the member's error
             alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
             lost = [a for a in self._addrs if a not in alive]
             if lost:

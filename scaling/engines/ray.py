@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,14 +153,20 @@ class RayEngine(Engine):
         self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple, timeout: float
     ) -> list:
         refs = [a.gang.remote(ds.uid, fn, c, args) for a, c in zip(self._actors, ctxs, strict=True)]
-        try:
-            return ray.get(refs, timeout=timeout)
-        except GetTimeoutError as e:
-            for r in refs:
-                ray.cancel(r, force=False)
-            raise EngineError(
-                f"gang did not finish within {timeout:.0f}s: a member died or never joined"
-            ) from e
+        # Wait member by member, so that the first to fail (or die) fails the gang at once:
+        # ray.get(refs) would first wait for the survivors, who wait in vain for their peer.
+        deadline = time.monotonic() + timeout
+        pending = refs
+        while pending:
+            done, pending = ray.wait(pending, timeout=max(deadline - time.monotonic(), 0))
+            if not done:
+                for r in pending:
+                    ray.cancel(r, force=False)
+                raise EngineError(
+                    f"gang did not finish within {timeout:.0f}s: a member died or never joined"
+                )
+            ray.get(done)  # raises that member's error
+        return ray.get(refs)
 
     def _release(self, ds: Dataset) -> None:
         ray.get([a.release.remote(ds.uid) for a in self._actors])
