@@ -158,7 +158,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
         "100000,1000000 (default: 100000)",
     )
     p.add_argument(
-        "--mode",
+        "--scaling",
         choices=("strong", "weak"),
         default="strong",
         help="strong: fixed total rows; weak: fixed rows per worker",
@@ -237,7 +237,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         engines=_engines(args.engines),
         workers=tuple(args.workers),
         sizes=(data.rows,) if data else tuple(args.rows),
-        mode=args.mode,
+        mode=args.scaling,
         features=args.features,
         seed=args.seed,
         repeat=args.repeat,

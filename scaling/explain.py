@@ -48,10 +48,11 @@ def render(
     lines.append(text_table(rows_))
     # Each worker's partial result travels once up the tree (p - 1 hops, then the root to the
     # driver), and the driver ships the update back to each worker.
-    # A ring all-reduce has no driver: its bytes go peer to peer.
+    # A collective among the workers (a ring all-reduce, say) has no driver: its bytes go peer
+    # to peer.
     up = workers * sum(s.sends for s in steps if s.kind == "map")
     down = workers * sum(s.sends for s in steps if s.kind == "update")
-    peer = workers * sum(s.sends for s in steps if s.where.startswith("ring"))
+    peer = workers * sum(s.sends for s in steps if s.where.startswith(("ring", "peers")))
     moved = f"~{_si(up, 'B')} up, ~{_si(down, 'B')} down"
     where = f"combine tree depth {tree_depth(workers)}"
     if peer:

@@ -1,0 +1,187 @@
+"""Boosted trees on every engine at 1 and 2 workers match the single-node libraries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from jobs import gbdt
+from scaling.cli import main
+from scaling.data import Blobs, Classification
+from scaling.errors import DataError, UsageError
+from scaling.results import load
+
+SOURCE = Classification(rows=4_000, features=8, seed=3)
+SMALL = gbdt.GBDTConfig(rounds=10, max_depth=4, num_leaves=15, max_bin=63, top_k=3, timeout=60)
+FEATURE = replace(SMALL, mode="feature")
+APPROXIMATE = {  # row-split modes: bins from each worker's sketch, so the trees differ a little
+    "xgboost-data": SMALL,
+    "lightgbm-data": replace(SMALL, library="lightgbm"),
+    "lightgbm-voting": replace(SMALL, library="lightgbm", mode="voting"),
+}
+AUC_TOLERANCE = 0.005
+
+
+@pytest.fixture(scope="module")
+def data(engine):
+    ds = engine.load(SOURCE, partitions=3)
+    yield ds
+    engine.release(ds)
+
+
+def test_feature_parallel_predicts_as_single_node_training(engine, data):
+    result = gbdt.fit(engine, data, FEATURE)
+    np.testing.assert_allclose(result.predictions, gbdt.reference(SOURCE, FEATURE), atol=1e-6)
+    held = ~np.isin(np.arange(SOURCE.rows), np.flatnonzero(_train_mask()))
+    assert result.rows.tolist() == np.flatnonzero(held).tolist()
+    # Each worker received the other workers' rows of its F / p columns: n F (p - 1) / p in all.
+    p = engine.workers
+    assert result.replica_bytes == SOURCE.rows * SOURCE.features * 8 * (p - 1) // p
+
+
+@pytest.mark.parametrize("name", APPROXIMATE)
+def test_row_split_modes_score_as_single_node_training(engine, data, name):
+    config = APPROXIMATE[name]
+    result = gbdt.fit(engine, data, config)
+    single = gbdt.reference(SOURCE, config)
+    if engine.workers == 1:  # one worker is single-node training
+        np.testing.assert_allclose(result.predictions, single, atol=1e-6)
+    assert result.auc == pytest.approx(roc_auc_score(result.labels, single), abs=AUC_TOLERANCE)
+    assert result.auc > 0.85 and result.rounds == 10
+
+
+def test_rounds_are_measured_with_their_bytes(engine, data, fresh_trace):
+    gbdt.fit(engine, data, SMALL)
+    rounds = fresh_trace.summaries(gbdt.ITERATION)
+    assert len(rounds) == 10 and all(r["wall"] > 0 for r in rounds)
+    p = engine.workers
+    per_tree = 2 ** (4 - 1) * 8 * 63 * 16  # histograms per tree x F x B x (grad, hess) float64
+    assert rounds[0]["bytes_in"] + rounds[0]["bytes_out"] == 2 * 2 * (p - 1) * per_tree
+
+
+def test_bad_input(engine, data):
+    with pytest.raises(UsageError, match="feature-parallel learner is not available"):
+        gbdt.GBDTConfig(library="lightgbm", mode="feature")
+    with pytest.raises(UsageError, match="no voting-parallel"):
+        gbdt.GBDTConfig(mode="voting")
+    with pytest.raises(UsageError, match="mode must be one of"):
+        gbdt.GBDTConfig(mode="model")
+    blobs = engine.load(Blobs(rows=300, features=2))
+    with pytest.raises(DataError, match=r"labels are \[0, 1, 2, 3, 4\]...: map them to 0/1"):
+        gbdt.fit(engine, blobs, SMALL)
+    engine.release(blobs)
+    if engine.workers > 1:
+        one = engine.load(SOURCE, partitions=1)
+        with pytest.raises(UsageError, match="every worker needs rows"):
+            gbdt.fit(engine, one, SMALL)
+        engine.release(one)
+
+
+def test_payloads_follow_the_modes():
+    rows, F, p = 1_000_000, 28, 4
+    data = gbdt.round_bytes(SMALL, rows, F, p)
+    lgb = gbdt.round_bytes(replace(SMALL, library="lightgbm"), rows, F, p)
+    voting = gbdt.round_bytes(replace(SMALL, library="lightgbm", mode="voting"), rows, F, p)
+    feature = gbdt.round_bytes(FEATURE, rows, F, p)
+    assert data == 4 * 3 * 8 * F * 63 * 16  # ring all-reduce of 2^(depth-1) histograms
+    assert voting < lgb  # 2k = 6 of 28 features' histograms
+    assert feature == 4 * 3 * (rows // 8) * 4 + 2 * 8 * p * gbdt.SPLIT_INFO  # a bit/row/level
+    assert gbdt.round_bytes(SMALL, rows, F, 1) == 0
+
+
+def _train_mask() -> np.ndarray:
+    from scaling.data import row_uniforms
+
+    return row_uniforms(SMALL.seed, 0, SOURCE.rows) >= SMALL.holdout
+
+
+def test_unlabelled_data_is_refused(tmp_path):
+    from scaling.data import open_file
+    from scaling.engines import make_engine
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((200, 4)))
+    with make_engine("local", 1) as engine, pytest.raises(DataError, match="needs labels"):
+        gbdt.fit(engine, engine.load(open_file(tmp_path / "x.npy")), SMALL)
+
+
+def test_cli_run_records_quality(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(
+        [
+            "run",
+            "gbdt",
+            "--engine",
+            "local",
+            "--rows",
+            "3000",
+            "--features",
+            "6",
+            "--library",
+            "lightgbm",
+            "--mode",
+            "voting",
+            "--rounds",
+            "5",
+            "--num-leaves",
+            "7",
+            "--top-k",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    (record,) = load(out).records
+    assert record["job"] == "gbdt" and record["config"]["mode"] == "voting"
+    assert record["quality"]["rounds"] == 5 and 0.5 < record["quality"]["heldout_auc"] <= 1
+    assert record["throughput"]["rows_per_s"] > 0
+
+
+FAULTS = """
+import sys, time
+from functools import partial
+from jobs import gbdt
+from scaling import testing
+from scaling.data import Classification
+from scaling.engines import make_engine
+from scaling.errors import EngineError
+
+if __name__ == "__main__":
+    config = gbdt.GBDTConfig(library=sys.argv[2], rounds=5, max_depth=3, num_leaves=7, timeout=10)
+    with make_engine(sys.argv[1], 2) as engine:
+        ds = engine.load(Classification(rows=2000, features=4))
+        for fault in ("late", "ok", "die"):
+            t0 = time.perf_counter()
+            try:
+                if fault == "ok":
+                    time.sleep(6)  # the late member has returned: the engine works again
+                    print("OK", gbdt.fit(engine, ds, config).rounds, flush=True)
+                else:
+                    member = partial(testing.gbdt_member, fault=fault)
+                    gbdt._train(engine, ds, config, member, lambda i, m: None)
+            except EngineError as e:
+                print(f"ERROR {fault} {time.perf_counter() - t0:.1f} {e}", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "name,library", [("ray", "xgboost"), ("dask", "lightgbm"), ("spark", "xgboost")]
+)
+def test_a_member_that_never_joins_or_dies_fails_the_run_in_time(tmp_path, name, library):
+    script = tmp_path / "faults.py"
+    script.write_text(FAULTS)
+    done = subprocess.run(
+        [sys.executable, str(script), name, library], capture_output=True, text=True, timeout=300
+    )
+    lines = [ln.split(" ", 3) for ln in done.stdout.splitlines() if ln.startswith(("OK", "ERROR"))]
+    (_, late, late_s, late_msg), ok, (_, die, die_s, die_msg) = lines
+    assert late == "late" and float(late_s) < 10 + 3
+    assert "did not finish within 10s: a member died or never joined" in late_msg
+    assert ok == ["OK", "5"]
+    assert die == "die" and float(die_s) < 10  # the first lost member fails the gang
+    assert f"a {name} worker died during gang" in die_msg
