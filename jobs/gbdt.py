@@ -38,6 +38,7 @@ number of workers) is held out and scored after training: log-loss and AUC.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import socket
@@ -152,7 +153,12 @@ DEMO_CONFIG = GBDTConfig(rounds=20)
 
 @dataclass
 class GBDTResult:
-    """Held-out predictions (probabilities, by global row), their quality, and the model."""
+    """Held-out predictions (probabilities, by global row), their quality, and the model.
+
+    ``train_seconds``: the slowest member's time from its first step of training (the
+    replica in feature mode, else the library's matrix) to its last tree; ``gang_seconds``:
+    the whole gang call, held-out scoring included.
+    """
 
     predictions: np.ndarray
     labels: np.ndarray
@@ -161,6 +167,7 @@ class GBDTResult:
     auc: float
     rounds: int
     train_seconds: float
+    gang_seconds: float
     model: bytes = field(repr=False, default=b"")
     replica_bytes: int = 0
 
@@ -223,7 +230,7 @@ class _Rows:
 
     @classmethod
     def of(cls, parts: list[Part], holdout: float, seed: int) -> _Rows:
-        X = np.concatenate([p.X for p in parts])
+        X = parts[0].X if len(parts) == 1 else np.concatenate([p.X for p in parts])
         y = np.concatenate([p.y for p in parts]).astype(np.float64)
         index = np.concatenate([np.arange(p.start, p.start + len(p.X)) for p in parts])
         u = np.concatenate([row_uniforms(seed, p.start, p.start + len(p.X)) for p in parts])
@@ -254,13 +261,21 @@ def _member(ctx: GangContext, parts: list[Part], job: _GangJob) -> dict:
     pin_threads()
     config = job.config
     rows = _Rows.of(parts, config.holdout, config.seed)
+    start = time.perf_counter()
     replica = 0
     if config.mode == "feature":
         rows, replica = _replicate(ctx, rows, job)
     train = _xgboost if config.library == "xgboost" else _lightgbm
     out = train(ctx, rows, job)
     held = ~rows.train
-    return {**out, "rows": rows.index[held], "labels": rows.y[held], "replica_bytes": replica}
+    return {
+        **out,
+        # from the replica (feature mode) or the library's matrix to the last tree
+        "train_seconds": out.pop("trained_at") - start,
+        "rows": rows.index[held],
+        "labels": rows.y[held],
+        "replica_bytes": replica,
+    }
 
 
 def _replicate(ctx: GangContext, rows: _Rows, job: _GangJob) -> tuple[_Rows, int]:
@@ -311,6 +326,7 @@ def _xgboost(ctx: GangContext, rows: _Rows, job: _GangJob) -> dict:
             predictions = booster.inplace_predict(rows.X[held])
     return {
         "round_seconds": clock.rounds,
+        "trained_at": clock.times[-1],
         "predictions": predictions,
         "model": bytes(booster.save_raw()) if ctx.rank == 0 else b"",
     }
@@ -343,6 +359,7 @@ def _lightgbm(ctx: GangContext, rows: _Rows, job: _GangJob) -> dict:
             lgb.basic._LIB.LGBM_NetworkFree()
     return {
         "round_seconds": clock.rounds,
+        "trained_at": clock.times[-1],
         "predictions": booster.predict(rows.X[~rows.train], num_threads=1),
         "model": booster.model_to_string().encode() if ctx.rank == 0 else b"",
     }
@@ -394,10 +411,8 @@ def _start_tracker(engine: Engine, config: GBDTConfig):
 def _stop_tracker(tracker: RabitTracker) -> None:
     """Free the tracker's port and thread. After a failed gang the tracker has failed too
     (a member never came, or left); that error says less than the gang's, which is raised."""
-    try:
+    with contextlib.suppress(xgb.core.XGBoostError):
         tracker.free()
-    except xgb.core.XGBoostError:
-        pass
 
 
 def _check(engine: Engine, ds: Dataset, config: GBDTConfig) -> None:
@@ -513,6 +528,7 @@ def _train(engine: Engine, ds: Dataset, config: GBDTConfig, member: Callable, on
         float(log_loss(labels, predictions, labels=[0, 1])),
         float(roc_auc_score(labels, predictions)) if len(np.unique(labels)) == 2 else math.nan,
         len(rounds),
+        max(o["train_seconds"] for o in outs),
         seconds,
         outs[0]["model"],
         sum(o["replica_bytes"] for o in outs),
@@ -667,6 +683,7 @@ def quality(result: GBDTResult) -> dict:
         "heldout_auc": result.auc,
         "rounds": result.rounds,
         "train_seconds": result.train_seconds,
+        "gang_seconds": result.gang_seconds,
         "replica_bytes": result.replica_bytes,
     }
 
