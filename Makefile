@@ -27,7 +27,8 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/kmeans.py && $(BIN)/python benchmarks/logreg.py \
-		&& $(BIN)/python benchmarks/sgd.py
+		&& $(BIN)/python benchmarks/sgd.py && $(BIN)/python benchmarks/gbdt.py \
+		&& $(BIN)/python benchmarks/gbdt_modes.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

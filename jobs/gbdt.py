@@ -396,7 +396,6 @@ def _can_bind(host: str, port: int) -> bool:
 
 def _start_tracker(engine: Engine, config: GBDTConfig):
     """XGBoost's tracker on the driver: the members meet there to form their ring."""
-
     tracker = RabitTracker(
         n_workers=engine.workers,
         host_ip=engine.rendezvous_host,
@@ -431,23 +430,18 @@ def _check(engine: Engine, ds: Dataset, config: GBDTConfig) -> None:
             f"gbdt trains a binary classifier on labels 0 and 1; these labels are "
             f"{classes[:5].tolist()}{'...' if len(classes) > 5 else ''}: map them to 0/1"
         )
-    need = memory_needed(ds.rows, ds.features, config, ds.dtype, engine.workers)
+    need = memory_needed(ds.rows, ds.features, ds.dtype, engine.workers)
     if need > engine.worker_memory:
         raise UsageError(
-            f"{config.mode}-parallel training needs ~{need / 2**30:.1f} GiB per worker but a "
-            f"worker has ~{engine.worker_memory / 2**30:.1f} GiB; use more workers, fewer rows"
-            + (
-                ", or --mode data (feature-parallel holds every row)"
-                if config.mode == "feature"
-                else ""
-            )
+            f"training needs ~{need / 2**30:.1f} GiB per worker but a worker has "
+            f"~{engine.worker_memory / 2**30:.1f} GiB; use more workers or fewer rows"
         )
 
 
-def memory_needed(rows: int, features: int, config: GBDTConfig, dtype: str, workers: int) -> int:
-    """Bytes a worker needs: its rows (all rows of its columns, feature mode) held as the
-    cached partitions, the training copy and the library's matrix (~8 bytes per value as
-    XGBoost's CSR entries, 1 per binned value)."""
+def memory_needed(rows: int, features: int, dtype: str, workers: int) -> int:
+    """Bytes a worker needs for its n F / p values (its rows, or in feature mode all rows of
+    its columns): the cached partitions, the training copy and the library's matrix (~8 bytes
+    per value as XGBoost's CSR entries, 1 per binned value)."""
     values = rows * features / workers
     return int(values * (2 * np.dtype(dtype).itemsize + 9))
 
