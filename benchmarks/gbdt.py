@@ -18,8 +18,8 @@ workers:
 
 This project's time is its slowest member's training, from the library's matrix to the last
 tree (``GBDTResult.train_seconds``; held-out scoring after it is left out, as the peers do none,
-and so is splitting off the held-out rows, which the peers get done). Rounds of the pair alternate, ``--repeat``
-times; medians are reported. Writes ``benchmarks/results/gbdt.{md,json}``.
+and so is splitting off the held-out rows, which the peers get done). Rounds of the pair
+alternate, ``--repeat`` times; medians are reported. Writes ``benchmarks/results/gbdt.{md,json}``.
 """
 
 from __future__ import annotations
