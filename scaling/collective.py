@@ -1,4 +1,4 @@
-"""A minimal collective for gang members: all-gather of small objects over TCP.
+"""A minimal collective for gang members: all-gather and all-to-all of Python objects over TCP.
 
 Rank 0 listens on the gang's rendezvous port; every other rank connects, sends its object,
 and receives the list of all of them. Libraries with their own collectives (XGBoost's tracker,
