@@ -160,12 +160,12 @@ if __name__ == "__main__":
             try:
                 if fault == "ok":
                     time.sleep(6)  # the late member has returned: the engine works again
-                    print("OK", gbdt.fit(engine, ds, config).rounds, flush=True)
+                    print(f"@@OK {gbdt.fit(engine, ds, config).rounds}", flush=True)
                 else:
                     member = partial(testing.gbdt_member, fault=fault)
                     gbdt._train(engine, ds, config, member, lambda i, m: None)
             except EngineError as e:
-                print(f"ERROR {fault} {time.perf_counter() - t0:.1f} {e}", flush=True)
+                print(f"@@ERROR {fault} {time.perf_counter() - t0:.1f} {e}", flush=True)
 """
 
 
@@ -178,7 +178,8 @@ def test_a_member_that_never_joins_or_dies_fails_the_run_in_time(tmp_path, name,
     done = subprocess.run(
         [sys.executable, str(script), name, library], capture_output=True, text=True, timeout=300
     )
-    lines = [ln.split(" ", 3) for ln in done.stdout.splitlines() if ln.startswith(("OK", "ERROR"))]
+    # Ray's own logs share stdout, even mid-line: the script marks its lines with @@.
+    lines = [ln.split("@@", 1)[1].split(" ", 3) for ln in done.stdout.splitlines() if "@@" in ln]
     (_, late, late_s, late_msg), ok, (_, die, die_s, die_msg) = lines
     assert late == "late" and float(late_s) < 10 + 3
     assert "did not finish within 10s: a member died or never joined" in late_msg
