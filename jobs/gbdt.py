@@ -268,10 +268,11 @@ def _member(ctx: GangContext, parts: list[Part], job: _GangJob) -> dict:
     train = _xgboost if config.library == "xgboost" else _lightgbm
     out = train(ctx, rows, job)
     held = ~rows.train
+    trained_at = out.pop("trained_at")
     return {
         **out,
         # from the replica (feature mode) or the library's matrix to the last tree
-        "train_seconds": out.pop("trained_at") - start,
+        "train_seconds": trained_at - start,
         "rows": rows.index[held],
         "labels": rows.y[held],
         "replica_bytes": replica,
@@ -600,7 +601,7 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
     """One round (one tree) of ``config.mode`` as :func:`_member` runs it (``scaling explain``)."""
     p, n, F, B = workers, round(rows * (1 - config.holdout)), features, config.max_bin
     nodes = histograms_per_tree(config)
-    hist = F * B * HIST_ENTRY
+    sends = round_bytes(config, rows, features, p) // (2 * p)  # each worker's share, sent
     where = f"each of {p} workers"
     train = "_xgboost" if config.library == "xgboost" else "_lightgbm"
     if config.mode == "feature":
@@ -620,21 +621,21 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
                 f"peers: all-gather over {p} workers",
                 f"best split per node ({nodes} nodes); the owner's left/right bit per row",
                 nodes * F / p * B,
-                round_bytes(config, rows, features, p) // (2 * p) if p > 1 else 0,
+                sends,
             ),
             Step("update", train, where, "apply the split to every row", n * config.max_depth, 0),
         ]
     ring = config.library == "xgboost"
-    if config.mode == "voting":
-        hist = min(2 * config.top_k, F) * B * HIST_ENTRY
-    share = 2 * (p - 1) / p if ring else (p - 1) / p
+    levels = config.max_depth if ring else math.log2(config.num_leaves)
+    voting = config.mode == "voting"
+    merged = min(2 * config.top_k, F) if voting else F
     return [
         Step(
             "map",
             train,
             where,
             f"gradients and histograms of its ~{n // p:,} rows, {F} features x {B} bins per node",
-            n / p * F * (config.max_depth if ring else math.log2(config.num_leaves)),
+            n / p * F * levels,
             0,
         ),
         Step(
@@ -642,20 +643,16 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
             train,
             f"peers: {'ring all-reduce' if ring else 'reduce-scatter'} over {p} workers",
             f"sum {nodes} histograms per tree"
-            + (
-                f" of the 2k = {2 * config.top_k} most voted features"
-                if config.mode == "voting"
-                else ""
-            ),
-            nodes * hist / HIST_ENTRY / p,
-            int(share * nodes * hist),
+            + (f" of the 2k = {2 * config.top_k} most voted features" if voting else ""),
+            nodes * merged * B / p,
+            sends,
         ),
         Step(
             "update",
             train,
             where,
             "the same best split everywhere; route own rows left or right",
-            n / p * (config.max_depth if ring else math.log2(config.num_leaves)),
+            n / p * levels,
             0,
         ),
     ]
