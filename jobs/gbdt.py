@@ -58,7 +58,7 @@ from scaling.collective import allgather, alltoall, own_address
 from scaling.data import Classification, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
 from scaling.engines.base import GangContext, pin_threads
-from scaling.errors import DataError, UsageError
+from scaling.errors import DataError, UsageError, check_choice, check_count
 from scaling.explain import Step
 from scaling.trace import Span
 
@@ -102,12 +102,8 @@ class GBDTConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("library", self.library, LIBRARIES),
-            ("mode", self.mode, MODES),
-        ):
-            if value not in allowed:
-                raise UsageError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        check_choice("library", self.library, LIBRARIES)
+        check_choice("mode", self.mode, MODES)
         if self.library == "xgboost" and self.mode == "voting":
             raise UsageError(
                 "XGBoost has no voting-parallel mode; use --library lightgbm --mode voting, "
@@ -129,13 +125,9 @@ class GBDTConfig:
                 "pip install 'xgboost-cpu<3.4'"
             )
         for name in ("rounds", "max_depth", "top_k"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
+            check_count(name, getattr(self, name))
         for name in ("num_leaves", "max_bin"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 2:
-                raise UsageError(f"{name} must be an integer >= 2, got {value!r}")
+            check_count(name, getattr(self, name), minimum=2)
         if not self.learning_rate > 0 or not self.timeout > 0:
             raise UsageError("learning_rate and timeout must be > 0")
         if not 0 < self.holdout < 1:

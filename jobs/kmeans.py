@@ -31,7 +31,7 @@ import numpy as np
 
 from scaling.data import Blobs, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
-from scaling.errors import UsageError
+from scaling.errors import UsageError, check_count
 from scaling.explain import Step, tree_depth
 
 NAME = "kmeans"
@@ -61,10 +61,8 @@ class KMeansConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.k, int) or self.k < 1:
-            raise UsageError(f"k must be an integer >= 1, got {self.k!r}")
-        if not isinstance(self.max_iter, int) or self.max_iter < 1:
-            raise UsageError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        check_count("k", self.k)
+        check_count("max_iter", self.max_iter)
         if not self.tol >= 0:
             raise UsageError(f"tol must be >= 0, got {self.tol!r}")
         if self.init_rounds < 1 or self.oversampling <= 0:

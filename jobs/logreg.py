@@ -39,7 +39,7 @@ from scipy.special import expit
 
 from scaling.data import Classification, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
-from scaling.errors import DataError, UsageError
+from scaling.errors import DataError, UsageError, check_choice, check_count
 from scaling.explain import Step, tree_depth
 
 NAME = "logreg"
@@ -71,16 +71,13 @@ class LogRegConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.solver not in SOLVERS:
-            raise UsageError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
-        if self.penalty not in PENALTIES:
-            raise UsageError(f"penalty must be one of {', '.join(PENALTIES)}, got {self.penalty!r}")
+        check_choice("solver", self.solver, SOLVERS)
+        check_choice("penalty", self.penalty, PENALTIES)
         if self.penalty == "l1" and self.solver != "admm":
             raise UsageError("penalty='l1' is not differentiable: use --solver admm")
         if not self.C > 0:
             raise UsageError(f"C must be > 0 (inf for no penalty), got {self.C!r}")
-        if not isinstance(self.max_iter, int) or self.max_iter < 1:
-            raise UsageError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        check_count("max_iter", self.max_iter)
         if not self.tol > 0 or not self.rho > 0:
             raise UsageError(f"tol and rho must be > 0, got {self.tol!r} and {self.rho!r}")
         if not 0 <= self.holdout < 1:

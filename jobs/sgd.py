@@ -59,7 +59,7 @@ from scaling.collective import own_address
 from scaling.data import Classification, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
 from scaling.engines.base import GangContext, pin_threads
-from scaling.errors import DataError, UsageError
+from scaling.errors import DataError, UsageError, check_choice, check_count
 from scaling.explain import Step, tree_depth
 from scaling.trace import Span
 
@@ -105,20 +105,13 @@ class SGDConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("strategy", self.strategy, STRATEGIES),
-            ("model", self.model, MODELS),
-            ("optimizer", self.optimizer, OPTIMIZERS),
-        ):
-            if value not in allowed:
-                raise UsageError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_choice("model", self.model, MODELS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         self.widths  # noqa: B018 - validates hidden
         for name in ("batch_size", "max_steps", "eval_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.sync_every, int) or self.sync_every < 0:
-            raise UsageError(f"sync_every must be an integer >= 0, got {self.sync_every!r}")
+            check_count(name, getattr(self, name))
+        check_count("sync_every", self.sync_every, minimum=0)
         if not self.lr > 0 or self.momentum < 0 or self.weight_decay < 0:
             raise UsageError("lr must be > 0, momentum and weight_decay >= 0")
         if not 0 <= self.target_accuracy <= 1:

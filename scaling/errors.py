@@ -4,6 +4,11 @@ Every message says what was wrong and how to fix it; the CLI prints it on one li
 exits with status 2. Anything else escaping is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
 
 class ScalingError(Exception):
     """Base class of the errors the CLI reports without a traceback."""
@@ -19,3 +24,15 @@ class DataError(ScalingError, ValueError):
 
 class EngineError(ScalingError, RuntimeError):
     """A cluster that cannot be reached, or workers that failed or died during a call."""
+
+
+def check_choice(name: str, value: Any, allowed: Collection) -> None:
+    """A config value that must be one of ``allowed``."""
+    if value not in allowed:
+        raise UsageError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> None:
+    """A config value that must be an integer >= ``minimum``."""
+    if not isinstance(value, int) or value < minimum:
+        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -27,7 +27,7 @@ import numpy as np
 
 from scaling.data import Source
 from scaling.engines import make_engine
-from scaling.errors import UsageError
+from scaling.errors import UsageError, check_choice
 from scaling.results import DEFAULT_STORE, SCHEMA, append_record, new_sweep_id
 
 MODES = ("strong", "weak")
@@ -199,8 +199,7 @@ class SweepPlan:
     baseline: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise UsageError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        check_choice("mode", self.mode, MODES)
         if self.repeat < 1:
             raise UsageError(f"repeat must be >= 1, got {self.repeat}")
         if not self.engines or not self.workers or not self.sizes:
