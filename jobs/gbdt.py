@@ -55,7 +55,7 @@ from xgboost.tracker import RabitTracker
 
 from jobs.common import label_classes
 from scaling.collective import allgather, alltoall, own_address
-from scaling.data import Classification, Part, Source, row_uniforms
+from scaling.data import Classification, Part, Source, held_out
 from scaling.engines import Dataset, Engine
 from scaling.engines.base import GangContext, pin_threads
 from scaling.errors import DataError, UsageError, check_choice, check_count
@@ -224,9 +224,9 @@ class _Rows:
     def of(cls, parts: list[Part], holdout: float, seed: int) -> _Rows:
         X = parts[0].X if len(parts) == 1 else np.concatenate([p.X for p in parts])
         y = np.concatenate([p.y for p in parts]).astype(np.float64)
-        index = np.concatenate([np.arange(p.start, p.start + len(p.X)) for p in parts])
-        u = np.concatenate([row_uniforms(seed, p.start, p.start + len(p.X)) for p in parts])
-        return cls(X, y, index, u >= holdout)
+        index = np.concatenate([np.arange(p.start, p.stop) for p in parts])
+        held = np.concatenate([held_out(seed, p.start, p.stop, holdout) for p in parts])
+        return cls(X, y, index, ~held)
 
 
 class _RoundClock(xgb.callback.TrainingCallback):
@@ -559,7 +559,7 @@ def reference(source: Source, config: GBDTConfig, rounds: int | None = None) -> 
     """Single-node training with the library (one thread) on the same training rows; its
     held-out predictions, in global row order."""
     X, y = source.read(0, source.rows)
-    train = row_uniforms(config.seed, 0, source.rows) >= config.holdout
+    train = ~held_out(config.seed, 0, source.rows, config.holdout)
     rounds = config.rounds if rounds is None else rounds
     if config.library == "xgboost":
         booster = xgb.train(

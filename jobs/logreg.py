@@ -37,7 +37,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from scaling.data import Classification, Part, Source, row_uniforms
+from scaling.data import Classification, Part, Source, held_out
 from scaling.engines import Dataset, Engine
 from scaling.errors import DataError, UsageError, check_choice, check_count
 from scaling.explain import Step, tree_depth
@@ -111,7 +111,7 @@ def _rows(part: Part, positive, holdout: float, seed: int, train: bool = True):
     y = (part.y == positive).astype(part.X.dtype)
     if holdout == 0:
         return (part.X, y) if train else (part.X[:0], y[:0])
-    held = row_uniforms(seed, part.start, part.stop) < holdout
+    held = held_out(seed, part.start, part.stop, holdout)
     keep = ~held if train else held
     return part.X[keep], y[keep]
 

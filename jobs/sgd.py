@@ -56,7 +56,7 @@ from torch import nn
 
 from jobs.common import label_classes
 from scaling.collective import own_address
-from scaling.data import Classification, Part, Source, row_uniforms
+from scaling.data import Classification, Part, Source, held_out
 from scaling.engines import Dataset, Engine
 from scaling.engines.base import GangContext, pin_threads
 from scaling.errors import DataError, UsageError, check_choice, check_count
@@ -264,7 +264,7 @@ def _pin_torch() -> None:
 
 def training_rows(rows: int, holdout: float, seed: int) -> np.ndarray:
     """Global indices of the training rows (the others are held out), by row, not partition."""
-    return np.flatnonzero(row_uniforms(seed, 0, rows) >= holdout)
+    return np.flatnonzero(~held_out(seed, 0, rows, holdout))
 
 
 def epoch_order(train: np.ndarray, seed: int, epoch: int) -> np.ndarray:
@@ -306,7 +306,7 @@ class Shard:
         self.starts = np.array([p.start for p in parts])
         self.stops = np.array([p.stop for p in parts])
         self.offsets = np.cumsum([0] + [p.stop - p.start for p in parts])[:-1]
-        held = np.concatenate([row_uniforms(seed, p.start, p.stop) < holdout for p in parts])
+        held = np.concatenate([held_out(seed, p.start, p.stop, holdout) for p in parts])
         self.train = np.flatnonzero(~held)
         self.held = torch.from_numpy(np.flatnonzero(held))
 
@@ -384,7 +384,7 @@ def _held_correct(part: Part, params: np.ndarray, classes: np.ndarray, config: S
     """Map step of an evaluation: correct predictions and count on the held-out rows."""
     replica = _worker_replica(part.X.shape[1], classes, config, str(part.X.dtype))
     replica.set(params)
-    held = row_uniforms(config.seed, part.start, part.stop) < config.holdout
+    held = held_out(config.seed, part.start, part.stop, config.holdout)
     X = torch.from_numpy(part.X[held])
     y = torch.from_numpy(np.searchsorted(classes, part.y[held]).astype(np.int64))
     return replica.correct(X, y), len(X)

@@ -79,6 +79,12 @@ def row_uniforms(seed: int, start: int, stop: int) -> np.ndarray:
     return block_draws(seed, start, stop, lambda rng, n: rng.random(n))
 
 
+def held_out(seed: int, start: int, stop: int, fraction: float) -> np.ndarray:
+    """Whether each global row in ``[start, stop)`` is held out: a ``fraction`` of the rows,
+    chosen from ``seed`` row by row, so the same split whatever the partitioning."""
+    return row_uniforms(seed, start, stop) < fraction
+
+
 @dataclass(frozen=True)
 class Source(ABC):
     """A description of a dataset that workers can read a row range of."""

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from jobs import gbdt
 from scaling.cli import main
-from scaling.data import Blobs, Classification
+from scaling.data import Blobs, Classification, held_out
 from scaling.errors import DataError, UsageError
 from scaling.results import load
 
@@ -37,7 +37,7 @@ def data(engine):
 def test_feature_parallel_predicts_as_single_node_training(engine, data):
     result = gbdt.fit(engine, data, FEATURE)
     np.testing.assert_allclose(result.predictions, gbdt.reference(SOURCE, FEATURE), atol=1e-6)
-    held = ~np.isin(np.arange(SOURCE.rows), np.flatnonzero(_train_mask()))
+    held = held_out(FEATURE.seed, 0, SOURCE.rows, FEATURE.holdout)
     assert result.rows.tolist() == np.flatnonzero(held).tolist()
     # Each worker received the other workers' rows of its F / p columns: n F (p - 1) / p in all.
     p = engine.workers
@@ -92,12 +92,6 @@ def test_payloads_follow_the_modes():
     assert voting < lgb  # 2k = 6 of 28 features' histograms
     assert feature == 4 * 3 * (rows // 8) * 4 + 2 * 8 * p * gbdt.SPLIT_INFO  # a bit/row/level
     assert gbdt.round_bytes(SMALL, rows, F, 1) == 0
-
-
-def _train_mask() -> np.ndarray:
-    from scaling.data import row_uniforms
-
-    return row_uniforms(SMALL.seed, 0, SOURCE.rows) >= SMALL.holdout
 
 
 def test_unlabelled_data_is_refused(tmp_path):
