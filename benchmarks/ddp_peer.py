@@ -26,6 +26,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from jobs import sgd
+from jobs.sgd.batches import local_share
+from jobs.sgd.model import build_model, make_optimizer
 from scaling.data import Classification, partition_bounds, row_uniforms
 
 
@@ -51,9 +53,9 @@ def main() -> None:
     y = torch.from_numpy(y.astype(np.int64))
     train = np.flatnonzero(row_uniforms(args.seed, start, stop) >= config.holdout)
 
-    model = DistributedDataParallel(sgd.build_model(args.features, 2, config, args.dtype))
-    optimizer = sgd.make_optimizer(model.parameters(), config)
-    share = sgd.local_share(args.batch_size, world, rank)
+    model = DistributedDataParallel(build_model(args.features, 2, config, args.dtype))
+    optimizer = make_optimizer(model.parameters(), config)
+    share = local_share(args.batch_size, world, rank)
     per_epoch = len(train) // share
     order, walls = train, []
     for step in range(args.warmup + args.steps):

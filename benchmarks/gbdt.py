@@ -43,7 +43,7 @@ TARGET = 1.1  # train time <= 1.1 x the library's own integration
 
 
 def ours(eng, ds, config: gbdt.GBDTConfig) -> tuple[float, float]:
-    result = gbdt.fit(eng, ds, config)
+    result = gbdt.JOB.fit(eng, ds, config)
     return result.train_seconds, result.auc
 
 

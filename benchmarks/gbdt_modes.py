@@ -39,7 +39,7 @@ MODES = {
 
 def measure(eng, ds, config: gbdt.GBDTConfig) -> dict:
     eng.trace.reset()
-    result = gbdt.fit(eng, ds, config)
+    result = gbdt.JOB.fit(eng, ds, config)
     rounds = [s["wall"] for s in eng.trace.summaries(gbdt.ITERATION)][1:]
     return {"round": statistics.median(rounds), "train": result.train_seconds, "auc": result.auc}
 

@@ -73,7 +73,7 @@ def ddp(rows: int, features: int, hidden: str, batch: int, steps: int, workers: 
 def ours(engine, ds, config: sgd.SGDConfig) -> float:
     """Median over steps (after the warm-up) of the slowest worker's step time."""
     engine.trace.reset()
-    sgd.fit(engine, ds, config)
+    sgd.JOB.fit(engine, ds, config)
     walls = [s["wall"] for s in engine.trace.summaries(sgd.ITERATION)][WARMUP:]
     return statistics.median(walls)
 
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     engines = args.engines.split(",")
-    source = sgd.synthetic(args.rows, args.features, 0, None)
+    source = sgd.JOB.synthetic(args.rows, args.features, 0, None)
     times: dict[tuple, list[float]] = {}
 
     def add(key: tuple, seconds: float) -> None:

@@ -12,7 +12,7 @@ Multicore", NIPS 2006, the "summation form"):
 
 1. map (:func:`_partial_sums`): on each partition, assign every row to its nearest centre (a
    BLAS product per row block) and sum the rows and count them, per centre;
-2. combine (:func:`_combine`): add the partial results up, on the workers, in a tree;
+2. combine (:func:`~jobs.common.add_each`): add the partial results up, on the workers, in a tree;
 3. update (:func:`_update`): on the driver, centre = sum / count; an empty cluster keeps its
    previous centre.
 
@@ -22,19 +22,19 @@ VLDB 2012; its steps are numbered as in the paper in :func:`kmeans_parallel_init
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numba
 import numpy as np
 
+from jobs.common import add, add_each
 from scaling.data import Blobs, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
 from scaling.errors import UsageError, check_count
 from scaling.explain import Step, tree_depth
+from scaling.job import Baseline, Job, OnIteration
 
-NAME = "kmeans"
 ITERATION = "lloyd"
 """Name of the trace span of one iteration (what run records time)."""
 INITS = ("k-means||", "random")
@@ -93,11 +93,6 @@ class KMeansConfig:
                 f"({self.k}, {features}) for k={self.k} on {features} features"
             )
         return centers.astype(np.float64)
-
-
-CONFIG = KMeansConfig
-DEMO_CONFIG = KMeansConfig(k=16, max_iter=10, tol=0.0)
-"""What ``scaling demo`` runs: k-means|| then 10 Lloyd iterations."""
 
 
 @dataclass
@@ -180,11 +175,6 @@ def _partial_sums(part: Part, centers: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return sums, counts
 
 
-def _combine(a: tuple, b: tuple) -> tuple:
-    """Combine step: element-wise sum of two partial results (associative, commutative)."""
-    return tuple(x + y for x, y in zip(a, b, strict=True))
-
-
 def _update(centers: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float]:
     """Update step: the new centres and the summed squared shift. Empty clusters stay put."""
     new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
@@ -257,7 +247,7 @@ def kmeans_parallel_init(engine: Engine, ds: Dataset, config: KMeansConfig) -> n
     # 2-4: for r rounds, sample each x with probability ell d^2(x, C) / phi_X(C); C <- C u C'
     rounds = 0
     while rounds < config.init_rounds or (len(candidates) < k and rounds < config.init_rounds + 8):
-        phi = engine.map_reduce(ds, _inertia, _add, candidates)
+        phi = engine.map_reduce(ds, _inertia, add, candidates)
         if phi <= 0:  # every row already is a candidate
             break
         sampled = engine.map(ds, _sample, candidates, ell, phi, config.seed + 1 + rounds)
@@ -266,7 +256,7 @@ def kmeans_parallel_init(engine: Engine, ds: Dataset, config: KMeansConfig) -> n
     if len(candidates) < k:
         raise UsageError(f"the data has fewer than k={k} distinct rows; lower --k")
     # 7: weight each candidate by the number of rows closest to it
-    weights = engine.map_reduce(ds, _nearest_counts, _add, candidates)
+    weights = engine.map_reduce(ds, _nearest_counts, add, candidates)
     # 8: recluster the weighted candidates into k centres (weighted k-means++ then Lloyd)
     return _recluster(candidates, weights, k, config.seed)
 
@@ -277,10 +267,6 @@ def _recluster(candidates: np.ndarray, weights: np.ndarray, k: int, seed: int) -
     start, _ = kmeans_plusplus(candidates, k, sample_weight=weights, random_state=seed)
     km = KMeans(k, init=start, n_init=1, random_state=seed)
     return km.fit(candidates, sample_weight=weights).cluster_centers_
-
-
-def _add(a, b):
-    return a + b
 
 
 def initial_centers(engine: Engine, ds: Dataset, config: KMeansConfig) -> np.ndarray:
@@ -298,7 +284,7 @@ def absolute_tol(engine: Engine, ds: Dataset, tol: float) -> float:
     """scikit-learn's tolerance: ``tol`` times the mean variance of the features."""
     if tol == 0:
         return 0.0
-    s, ss, n = engine.map_reduce(ds, _moments, _combine)
+    s, ss, n = engine.map_reduce(ds, _moments, add_each)
     return float(np.mean(ss / n - (s / n) ** 2) * tol)
 
 
@@ -306,7 +292,7 @@ def fit(
     engine: Engine,
     ds: Dataset,
     config: KMeansConfig,
-    on_iteration: Callable[[int, float], None] | None = None,
+    on_iteration: OnIteration | None = None,
 ) -> KMeansResult:
     """Fit k-means on a dataset cached on ``engine``.
 
@@ -340,8 +326,8 @@ def fit(
         tol = absolute_tol(engine, ds, config.tol)
     shifts, converged = [], False
     for it in range(config.max_iter):
-        with engine.trace.span("lloyd"):
-            sums, counts = engine.map_reduce(ds, _partial_sums, _combine, centers)
+        with engine.trace.span(ITERATION):
+            sums, counts = engine.map_reduce(ds, _partial_sums, add_each, centers)
             centers, shift = _update(centers, sums, counts)
         shifts.append(shift)
         if on_iteration is not None:
@@ -350,7 +336,7 @@ def fit(
             converged = True
             break
     with engine.trace.span("final"):
-        inertia = engine.map_reduce(ds, _inertia, _add, centers)
+        inertia = engine.map_reduce(ds, _inertia, add, centers)
     return KMeansResult(centers, inertia, len(shifts), converged, shifts)
 
 
@@ -368,9 +354,7 @@ def synthetic(rows: int, features: int, seed: int, config: KMeansConfig) -> Blob
     return Blobs(rows=rows, features=features, centers=config.k, cluster_std=8.0, seed=seed)
 
 
-def baseline(
-    source: Source, config: KMeansConfig, dtype: str = "float64"
-) -> tuple[str, Callable[[int], object]]:
+def baseline(source: Source, config: KMeansConfig, dtype: str = "float64") -> Baseline:
     """scikit-learn's Lloyd on the same rows, ``fit(n)`` running n iterations: the COST
     reference (the runner times it on one thread)."""
     from sklearn.cluster import KMeans
@@ -383,7 +367,7 @@ def baseline(
     def fit(n: int) -> KMeans:
         return KMeans(config.k, init=start, n_init=1, max_iter=n, tol=0, algorithm="lloyd").fit(X)
 
-    return "scikit-learn KMeans, 1 thread", fit
+    return Baseline("scikit-learn KMeans, 1 thread", fit)
 
 
 def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> list[Step]:
@@ -400,7 +384,7 @@ def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> lis
         ),
         Step(
             "combine",
-            "_combine",
+            "add_each",
             f"workers, tree of depth {tree_depth(p)}",
             "add two partial (sums, counts)",
             k * (d + 1) * tree_depth(p),
@@ -417,23 +401,33 @@ def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> lis
     ]
 
 
-EXPLAIN_NOTE = (
-    "Compute-bound: 2k flops per 8-byte value read, so it scales until the per-call "
-    "overhead (the engine's) matches the shrinking map time. Communication is "
-    "O(k d) per worker, independent of n."
-)
-
-
-def rows_per_iteration(config, rows: int) -> int:
-    """Rows one iteration processes: all of them."""
-    return rows
-
-
 def quality(result: KMeansResult) -> dict:
     """What a run record reports about the fit."""
     return {"inertia": result.inertia, "n_iter": result.n_iter, "converged": result.converged}
 
 
-def arrays(result: KMeansResult) -> dict[str, np.ndarray]:
-    """What a run saves beside its record."""
-    return {"centers": result.centers}
+class KMeans(Job):
+    name = "kmeans"
+    config = KMeansConfig
+    demo_config = KMeansConfig(k=16, max_iter=10, tol=0.0)  # k-means|| then 10 Lloyd iterations
+    iteration = ITERATION
+    headline = "inertia"
+    explain_note = (
+        "Compute-bound: 2k flops per 8-byte value read, so it scales until the per-call "
+        "overhead (the engine's) matches the shrinking map time. Communication is "
+        "O(k d) per worker, independent of n."
+    )
+    fit = staticmethod(fit)
+    synthetic = staticmethod(synthetic)
+    baseline = staticmethod(baseline)
+    explain = staticmethod(explain)
+    quality = staticmethod(quality)
+
+    def iterations(self, config: KMeansConfig) -> int:
+        return config.max_iter
+
+    def arrays(self, result: KMeansResult) -> dict[str, np.ndarray]:
+        return {"centers": result.centers}
+
+
+JOB = KMeans()

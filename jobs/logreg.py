@@ -13,8 +13,8 @@ scaled form F / n so that ``tol`` means what it means in scikit-learn. Why it pa
 easily: F and its gradient are sums over rows (Chu et al., NIPS 2006, the "summation form").
 
 - ``lbfgs``: each evaluation is one map-reduce, map (:func:`_loss_grad`: the partition's loss
-  and gradient, d + 2 numbers) -> combine (:func:`_combine`: sum) -> update on the driver
-  (scipy's L-BFGS-B picks the next point). What Spark MLlib does with treeAggregate.
+  and gradient, d + 2 numbers) -> combine (:func:`~jobs.common.add_each`: sum) -> update on
+  the driver (scipy's L-BFGS-B picks the next point). What Spark MLlib does with treeAggregate.
 - ``newton``: the map also returns the partition's Hessian (:func:`_loss_grad_hess`, (d + 1)^2
   numbers): more bytes per step, far fewer steps.
 - ``admm``: consensus ADMM (Boyd et al., "Distributed Optimization and Statistical Learning
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numba
@@ -37,12 +36,13 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from jobs.common import add, add_each
 from scaling.data import Classification, Part, Source, held_out
 from scaling.engines import Dataset, Engine
 from scaling.errors import DataError, UsageError, check_choice, check_count
 from scaling.explain import Step, tree_depth
+from scaling.job import Baseline, Job, OnIteration
 
-NAME = "logreg"
 ITERATION = "step"
 """Trace span of one map-reduce step (one L-BFGS evaluation, Newton or ADMM iteration)."""
 SOLVERS = ("lbfgs", "newton", "admm")
@@ -82,11 +82,6 @@ class LogRegConfig:
             raise UsageError(f"tol and rho must be > 0, got {self.tol!r} and {self.rho!r}")
         if not 0 <= self.holdout < 1:
             raise UsageError(f"holdout must be in [0, 1), got {self.holdout!r}")
-
-
-CONFIG = LogRegConfig
-DEMO_CONFIG = LogRegConfig(max_iter=10, tol=1e-12)
-"""What ``scaling demo`` runs: 10 L-BFGS iterations."""
 
 
 @dataclass
@@ -171,11 +166,6 @@ def _loss_grad_hess(part: Part, wb: np.ndarray, positive, holdout: float, seed: 
     hess[:d, d] = hess[d, :d] = X.T @ s
     hess[d, d] = s.sum()
     return loss, grad, n, hess
-
-
-def _combine(a: tuple, b: tuple) -> tuple:
-    """Combine step: element-wise sum of partial results."""
-    return tuple(x + y for x, y in zip(a, b, strict=True))
 
 
 def _admm_local(
@@ -269,7 +259,7 @@ class _Problem:
 
     def objective(self, wb: np.ndarray) -> float:
         """F(w, b), unscaled, as scikit-learn reports it."""
-        loss, _, _ = self.engine.map_reduce(self.ds, _loss_grad, _combine, wb, *self.args)
+        loss, _, _ = self.engine.map_reduce(self.ds, _loss_grad, add_each, wb, *self.args)
         return loss + self.penalty(wb)[0]
 
 
@@ -303,14 +293,10 @@ def _check(engine: Engine, ds: Dataset, config: LogRegConfig) -> tuple[list, int
         )
     n = ds.rows
     if config.holdout:
-        n = engine.map_reduce(ds, _train_rows, _add, classes[1], config.holdout, config.seed)
+        n = engine.map_reduce(ds, _train_rows, add, classes[1], config.holdout, config.seed)
     if n == 0:
         raise DataError("no training rows left: lower --holdout")
     return classes, n
-
-
-def _add(a, b):
-    return a + b
 
 
 def _train_rows(part: Part, positive, holdout: float, seed: int) -> int:
@@ -321,7 +307,7 @@ def fit(
     engine: Engine,
     ds: Dataset,
     config: LogRegConfig,
-    on_iteration: Callable[[int, float], None] | None = None,
+    on_iteration: OnIteration | None = None,
 ) -> LogRegResult:
     """Fit binary logistic regression on a labelled dataset cached on ``engine``.
 
@@ -362,7 +348,7 @@ def _lbfgs(problem: _Problem, on_iteration) -> tuple:
     def fun(wb: np.ndarray) -> tuple[float, np.ndarray]:
         with problem.engine.trace.span(ITERATION):
             loss, grad, _ = problem.engine.map_reduce(
-                problem.ds, _loss_grad, _combine, wb, *problem.args
+                problem.ds, _loss_grad, add_each, wb, *problem.args
             )
         reg, reg_grad = problem.penalty(wb)
         f, g = (loss + reg) / n, (grad + reg_grad) / n
@@ -399,7 +385,7 @@ def _newton(problem: _Problem, on_iteration) -> tuple:
     for it in range(config.max_iter):
         with problem.engine.trace.span(ITERATION):
             loss, grad, _, hess = problem.engine.map_reduce(
-                problem.ds, _loss_grad_hess, _combine, wb, *problem.args
+                problem.ds, _loss_grad_hess, add_each, wb, *problem.args
             )
         reg, reg_grad = problem.penalty(wb)
         f, g = loss + reg, grad + reg_grad
@@ -476,7 +462,7 @@ def _all_metrics(problem: _Problem, wb: np.ndarray) -> tuple[dict, float]:
         if not train and problem.config.holdout == 0:
             continue
         loss, correct, count, pos, neg = problem.engine.map_reduce(
-            problem.ds, _metrics, _combine, wb, *problem.args, train
+            problem.ds, _metrics, add_each, wb, *problem.args, train
         )
         train_loss = loss if train else train_loss
         out[name] = {
@@ -502,9 +488,7 @@ def synthetic(rows: int, features: int, seed: int, config: LogRegConfig) -> Clas
     return Classification(rows=rows, features=features, seed=seed)
 
 
-def baseline(
-    source: Source, config: LogRegConfig, dtype: str = "float64"
-) -> tuple[str, Callable[[int], object]]:
+def baseline(source: Source, config: LogRegConfig, dtype: str = "float64") -> Baseline:
     """scikit-learn's lbfgs LogisticRegression on the same rows, ``fit(n)`` running n
     iterations: the COST reference (the runner times it on one thread)."""
     from sklearn.linear_model import LogisticRegression
@@ -517,7 +501,7 @@ def baseline(
             warnings.simplefilter("ignore")  # ConvergenceWarning: stopping early is the point
             return LogisticRegression(C=config.C, tol=1e-12, max_iter=iters).fit(X, y)
 
-    return "scikit-learn LogisticRegression(lbfgs), 1 thread", fit
+    return Baseline("scikit-learn LogisticRegression(lbfgs), 1 thread", fit)
 
 
 def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> list[Step]:
@@ -557,7 +541,7 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
         ),
         Step(
             "combine",
-            "_combine",
+            "add_each",
             tree,
             "add partial loss, gradient" + (", Hessian" if newton else ""),
             (d + 3 + ((d + 1) ** 2 if newton else 0)) * tree_depth(p),
@@ -576,19 +560,6 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
     ]
 
 
-EXPLAIN_NOTE = (
-    "Memory-bound: a gradient pass does ~4 flops per 8-byte value read, so per-step "
-    "engine overhead shows early. L-BFGS sends d + 3 numbers per worker per step; "
-    "Newton (d + 1)^2 more for far fewer steps; ADMM d + 1 but does a whole local "
-    "solve per step."
-)
-
-
-def rows_per_iteration(config, rows: int) -> int:
-    """Rows one iteration processes: all of them."""
-    return rows
-
-
 def quality(result: LogRegResult) -> dict:
     """What a run record reports about the fit."""
     out = {"objective": result.objective, "n_iter": result.n_iter, "converged": result.converged}
@@ -597,6 +568,30 @@ def quality(result: LogRegResult) -> dict:
     return out
 
 
-def arrays(result: LogRegResult) -> dict[str, np.ndarray]:
-    """What a run saves beside its record: coefficients then intercept."""
-    return {"coef": np.r_[result.coef, result.intercept]}
+class LogReg(Job):
+    name = "logreg"
+    config = LogRegConfig
+    demo_config = LogRegConfig(max_iter=10, tol=1e-12)  # 10 L-BFGS iterations
+    iteration = ITERATION
+    headline = "objective"
+    explain_note = (
+        "Memory-bound: a gradient pass does ~4 flops per 8-byte value read, so per-step "
+        "engine overhead shows early. L-BFGS sends d + 3 numbers per worker per step; "
+        "Newton (d + 1)^2 more for far fewer steps; ADMM d + 1 but does a whole local "
+        "solve per step."
+    )
+    fit = staticmethod(fit)
+    synthetic = staticmethod(synthetic)
+    baseline = staticmethod(baseline)
+    explain = staticmethod(explain)
+    quality = staticmethod(quality)
+
+    def iterations(self, config: LogRegConfig) -> int:
+        # L-BFGS may evaluate more than once per iteration (line search): a bar may overrun.
+        return config.max_iter
+
+    def arrays(self, result: LogRegResult) -> dict[str, np.ndarray]:
+        return {"coef": np.r_[result.coef, result.intercept]}  # the intercept last
+
+
+JOB = LogReg()

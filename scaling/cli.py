@@ -77,11 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
             job_parser = jobs.add_parser(name, help=f"{command} {name}")
             _data_options(job_parser)
             (_run_options if command == "run" else _sweep_options)(job_parser)
-            _job_options(job_parser, get_job(name).CONFIG)
+            _job_options(job_parser, get_job(name).config)
 
     results = commands.add_parser("results", help="list the sweeps in the results store")
     results.add_argument(
-        "paths", nargs="*", help=f"stores or sweep files (default: {DEFAULT_STORE})"
+        "paths", nargs="*", help=f"stores, sweep files or sweep ids (default: {DEFAULT_STORE})"
+    )
+    results.add_argument(
+        "--runs", action="store_true", help="every run's row (the table `scaling run` prints)"
     )
 
     compare = commands.add_parser("compare", help="one report over one or more sweeps")
@@ -99,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser.add_argument("--features", type=int, default=32)
         job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
         job_parser.add_argument("--seed", type=int, default=0)
-        _job_options(job_parser, get_job(name).CONFIG)
+        _job_options(job_parser, get_job(name).config)
 
     demo = commands.add_parser("demo", help="a strong-scaling sweep of every job on every engine")
     demo.add_argument("--rows", type=int, default=1_000_000)
@@ -179,8 +182,8 @@ def _source(job, args: argparse.Namespace, rows: int, config: object) -> Source:
 
 
 def _config(job, args: argparse.Namespace) -> object:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(job.CONFIG)}
-    return job.CONFIG(**values)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(job.config)}
+    return job.config(**values)
 
 
 def _engines(text: str) -> tuple[str, ...]:
@@ -256,7 +259,7 @@ def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
 
     points = len(plan.points())
     print(
-        f"sweep: {plan.job.NAME} ({plan.mode} scaling) on {', '.join(plan.engines)} at "
+        f"sweep: {plan.job.name} ({plan.mode} scaling) on {', '.join(plan.engines)} at "
         f"{','.join(map(str, plan.workers))} workers, sizes "
         f"{', '.join(f'{s:,}' for s in plan.sizes)}: {points} runs",
         file=sys.stderr,
@@ -269,7 +272,7 @@ def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
         report = write_report(
             records,
             report_dir or Path(out) / "reports" / sweep_id,
-            title=f"{plan.job.NAME}: {plan.mode} scaling ({sweep_id})",
+            title=f"{plan.job.name}: {plan.mode} scaling ({sweep_id})",
         )
         print(f"report:  {report}")
     failed = len(records) - len(ok) - sum(r["engine"] == "baseline" for r in records)
@@ -277,12 +280,15 @@ def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from scaling.report import text_table
+    from scaling.report import print_table, text_table
     from scaling.results import load, sweeps
 
     loaded = load(*args.paths)
     for problem in loaded.problems:
         print(f"scaling: warning: {problem}", file=sys.stderr)
+    if args.runs:
+        print_table(loaded.records)
+        return 0
     rows = [("sweep", "mode", "jobs", "engines", "workers", "rows", "ok", "failed")]
     for s in sweeps(loaded.records):
         rows.append(
@@ -330,7 +336,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.rows < 1 or args.features < 1 or args.workers < 1:
         raise UsageError("--rows, --features and --workers must be >= 1")
     steps = job.explain(args.rows, args.features, args.workers, _config(job, args))
-    print(render(job.NAME, steps, args.rows, args.features, args.workers, job.EXPLAIN_NOTE))
+    print(render(job.name, steps, args.rows, args.features, args.workers, job.explain_note))
     return 0
 
 
@@ -345,7 +351,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         job = get_job(name)
         plan = SweepPlan(
             job=job,
-            config=job.DEMO_CONFIG,
+            config=job.demo_config,
             engines=engines,
             workers=workers,
             sizes=(args.rows,),

@@ -1,4 +1,9 @@
-"""Scaling figures derived from run records: curves, speedup, efficiency, COST.
+"""Every figure shown to a user, derived from run records in this one place.
+
+:func:`run_figures` gives one run's numbers (time per iteration, throughput with its unit, the
+split into compute / communication / overhead, bytes, the headline quality, and where each
+number came from); :func:`curves` the scaling curves over runs. The CLI table, ``scaling
+results``, ``compare`` and the HTML report all read these, so they cannot disagree.
 
 A *curve* is the runs of one job on one engine over worker counts, at one data size, in one
 sweep. Its points take the median over repeats. For strong scaling (fixed total rows),
@@ -20,13 +25,58 @@ from dataclasses import dataclass, field
 PARTS = ("compute", "communication", "overhead")
 
 
+@dataclass(frozen=True)
+class RunFigures:
+    """The numbers of one successful run, as every view shows them.
+
+    ``throughput`` is in ``unit`` (e.g. ``samples/s``), as the job counts its work;
+    ``sources`` says for ``split`` and ``bytes`` whether they were measured or modelled, and
+    how (text that starts with ``measured`` or ``modelled``).
+    """
+
+    seconds: float  # per iteration
+    throughput: float | None
+    unit: str
+    split: dict[str, float]
+    bytes: int
+    iterations: int
+    headline: tuple[str, object]
+    sources: dict[str, str]
+
+    def share(self, part: str) -> float | None:
+        """The fraction of an iteration's time in ``part``."""
+        return self.split[part] / self.seconds if self.seconds else None
+
+    def modelled(self, what: str) -> bool:
+        """Whether ``what`` (``split`` or ``bytes``) is a model's number, not a measurement."""
+        return not self.sources.get(what, "").startswith("measured")
+
+
+def run_figures(record: dict) -> RunFigures:
+    """The figures of one successful (``status: ok``) run record."""
+    name = record.get("headline", "")
+    return RunFigures(
+        seconds=record["timings"]["per_iteration"],
+        throughput=record["throughput"]["value"],
+        unit=record["throughput"]["unit"],
+        split=dict(record.get("split", {})),
+        bytes=record.get("bytes_per_iteration", 0),
+        iterations=len(record["timings"].get("iterations", [])),
+        headline=(name, record.get("quality", {}).get(name)),
+        sources=dict(record.get("sources", {})),
+    )
+
+
 @dataclass
 class Point:
+    """A curve at one worker count: the median over its repeats."""
+
     workers: int
     seconds: float  # per iteration, median over repeats
-    rows_per_s: float
-    split: dict[str, float]  # seconds per iteration in each part
+    throughput: float  # at the median time, in the curve's unit
+    split: dict[str, float]  # seconds per iteration in each part, of the median run
     repeats: int
+    figures: RunFigures  # the median run's
     speedup: float | None = None
     efficiency: float | None = None
 
@@ -39,6 +89,7 @@ class Curve:
     mode: str
     size: int  # total rows (strong) or rows per worker (weak)
     features: int
+    unit: str = ""
     points: list[Point] = field(default_factory=list)
     baseline: float | None = None  # seconds per iteration of the single-thread reference
     baseline_name: str | None = None
@@ -72,21 +123,25 @@ def curves(records: Iterable[dict]) -> list[Curve]:
             groups.setdefault(key, []).append(r)
     out = []
     for key, runs in groups.items():
-        curve = Curve(*key)
-        by_workers: dict[int, list[dict]] = {}
+        curve = Curve(*key, unit=run_figures(runs[0]).unit)
+        by_workers: dict[int, list[RunFigures]] = {}
         for r in runs:
-            by_workers.setdefault(r["workers"], []).append(r)
+            by_workers.setdefault(r["workers"], []).append(run_figures(r))
         for workers in sorted(by_workers):
-            rs = sorted(by_workers[workers], key=lambda r: r["timings"]["per_iteration"])
-            seconds = statistics.median(r["timings"]["per_iteration"] for r in rs)
-            typical = rs[(len(rs) - 1) // 2]  # a real run's split: its parts add up
+            fs = sorted(by_workers[workers], key=lambda f: f.seconds)
+            typical = fs[(len(fs) - 1) // 2]  # a real run's split: its parts add up
+            seconds = statistics.median(f.seconds for f in fs)
+            # The work of an iteration is the same in every repeat: throughput at the median
+            # time (the median run's own, when there is one).
+            throughput = (typical.throughput or 0.0) * typical.seconds / seconds if seconds else 0.0
             curve.points.append(
                 Point(
                     workers=workers,
                     seconds=seconds,
-                    rows_per_s=rs[0]["rows"] / seconds if seconds > 0 else float("inf"),
-                    split=dict(typical["split"]),
-                    repeats=len(rs),
+                    throughput=typical.throughput if seconds == typical.seconds else throughput,
+                    split=typical.split,
+                    repeats=len(fs),
+                    figures=typical,
                 )
             )
         _derive(curve)

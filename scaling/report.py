@@ -11,12 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scaling.errors import UsageError
-from scaling.figures import PARTS, Curve, curves, reading, size_of
+from scaling.figures import PARTS, Curve, curves, reading, run_figures, size_of
 from scaling.results import atomic_write
 
 
 def table(records: Sequence[dict]) -> str:
-    """A plain-text table, one row per run, with speedup and efficiency from its curve."""
+    """A plain-text table, one row per run, with speedup and efficiency from its curve.
+
+    A modelled number is marked ``~`` (see the footnote of :func:`print_table`).
+    """
     points = {
         (c.sweep_id, c.job, c.engine, c.mode, c.size, c.features, p.workers): p
         for c in curves(records)
@@ -28,12 +31,13 @@ def table(records: Sequence[dict]) -> str:
         "workers",
         "rows",
         "s/iter",
-        "rows/s",
+        "throughput",
         "speedup",
         "effic.",
         "compute",
         "comm.",
         "overhead",
+        "bytes/iter",
         "iters",
         "quality",
     )
@@ -50,11 +54,11 @@ def table(records: Sequence[dict]) -> str:
                     f"{r['rows']:,}",
                     "failed:",
                     r.get("error", "")[:60],
-                    *[""] * 7,
+                    *[""] * 8,
                 )
             )
             continue
-        t = r["timings"]["per_iteration"]
+        f = run_figures(r)
         p = points[
             (
                 r["sweep_id"],
@@ -66,23 +70,35 @@ def table(records: Sequence[dict]) -> str:
                 r["workers"],
             )
         ]
-        quality = next(iter(r["quality"].items()), ("", ""))
+        split_mark = "~" if f.modelled("split") else ""
+        name, value = f.headline
         rows.append(
             (
                 r["job"],
                 r["engine"],
                 str(r["workers"]),
                 f"{r['rows']:,}",
-                f"{t:.4f}",
-                f"{r['throughput']['rows_per_s']:,.0f}",
+                f"{f.seconds:.4f}",
+                f"{f.throughput:,.0f} {f.unit}" if f.throughput is not None else "-",
                 "-" if p.speedup is None else f"{p.speedup:.2f}x",
                 "-" if p.efficiency is None else f"{p.efficiency:.0%}",
-                *(f"{r['split'][part] / t:.0%}" if t else "-" for part in PARTS),
-                str(r["quality"].get("n_iter", "")),
-                f"{quality[0]}={quality[1]:.6g}",
+                *(
+                    "-" if f.share(part) is None else f"{split_mark}{f.share(part):.0%}"
+                    for part in PARTS
+                ),
+                ("~" if f.modelled("bytes") else "") + _si_bytes(f.bytes),
+                str(f.iterations),
+                f"{name}={value:.6g}" if isinstance(value, int | float) else f"{name}={value}",
             )
         )
     return text_table(rows, right_from=2, rule=True)
+
+
+def _si_bytes(n: float) -> str:
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.1f} {prefix}B"
+    return f"{n:.0f} B"
 
 
 def text_table(
@@ -111,7 +127,8 @@ def print_table(records: Sequence[dict]) -> None:
         "\ns/iter: median wall time of one iteration (after a warm-up one); speedup and "
         "efficiency against the 1-worker run on the same engine; compute/comm./overhead: "
         "share of an iteration spent computing in tasks, moving data, and in the engine's "
-        "per-call cost."
+        "per-call cost; bytes/iter: sent and received per iteration, all workers. ~ marks a "
+        "modelled number (the algorithm's formula), not a measurement."
     )
 
 
@@ -133,7 +150,7 @@ def plot(kind: str, curves_: Sequence[Curve]):
     else:
         for c in curves_:
             pts = [p for p in c.points if kind == "throughput" or p.speedup is not None]
-            y = [p.rows_per_s if kind == "throughput" else getattr(p, kind) for p in pts]
+            y = [getattr(p, kind) for p in pts]
             ax.plot([p.workers for p in pts], y, marker="o", label=c.label)
         workers = sorted({p.workers for c in curves_ for p in c.points})
         if kind == "speedup":
@@ -148,7 +165,7 @@ def plot(kind: str, curves_: Sequence[Curve]):
         {
             "speedup": "speedup T(1)/T(p)",
             "efficiency": "weak-scaling efficiency T(1)/T(p)" if weak else "efficiency S(p)/p",
-            "throughput": "rows per second",
+            "throughput": " / ".join(sorted({c.unit for c in curves_})),
             "split": "seconds per iteration",
         }[kind]
     )
@@ -165,18 +182,33 @@ def plot(kind: str, curves_: Sequence[Curve]):
 
 
 def _split_bars(ax, curves_: Sequence[Curve]) -> None:
-    labels, bottoms = [], []
+    """Stacked bars of each point's split; a modelled split is hatched and faded, and its
+    legend entry says so."""
+    labels, points = [], []
     for c in curves_:
         for p in c.points:
             labels.append(f"{c.label}\nx{p.workers}")
-            bottoms.append(p.split)
-    x = range(len(labels))
+            points.append(p)
+    x = list(range(len(labels)))
     base = [0.0] * len(labels)
+    modelled = [p.figures.modelled("split") for p in points]
     for part in PARTS:
-        values = [s[part] for s in bottoms]
-        ax.bar(x, values, bottom=base, label=part, color=_COLOURS[part])
+        values = [p.split[part] for p in points]
+        for kind in (False, True):
+            idx = [i for i in x if modelled[i] == kind]
+            if not idx:
+                continue
+            ax.bar(
+                idx,
+                [values[i] for i in idx],
+                bottom=[base[i] for i in idx],
+                label=f"{part} (modelled)" if kind else part,
+                color=_COLOURS[part],
+                alpha=0.45 if kind else 1.0,
+                hatch="//" if kind else None,
+            )
         base = [b + v for b, v in zip(base, values, strict=True)]
-    ax.set_xticks(list(x), labels, fontsize="x-small", rotation=45, ha="right")
+    ax.set_xticks(x, labels, fontsize="x-small", rotation=45, ha="right")
     ax.legend(fontsize="small")
 
 
@@ -227,6 +259,9 @@ def _html(
         ),
         "</div><h2>Points</h2>",
         _points_table(cs),
+        "<p class='meta'>~ marks a modelled number (the algorithm's formula), not a "
+        "measurement.</p><h2>Where the numbers come from</h2>",
+        _sources_table(cs),
     ]
     if failed:
         parts += [
@@ -249,28 +284,31 @@ def _points_table(cs: Sequence[Curve]) -> str:
         "workers",
         "repeats",
         "s/iter",
-        "rows/s",
+        "throughput",
         "speedup",
         "efficiency",
         "compute",
         "comm.",
         "overhead",
+        "bytes/iter",
         "COST",
     )
     rows = []
     for c in cs:
         cost = "" if c.baseline is None else (f"{c.cost}" if c.cost else "not reached")
         for p in c.points:
+            split_mark = "~" if p.figures.modelled("split") else ""
             rows.append(
                 (
                     c.label,
                     p.workers,
                     p.repeats,
                     f"{p.seconds:.4f}",
-                    f"{p.rows_per_s:,.0f}",
+                    f"{p.throughput:,.0f} {c.unit}",
                     "-" if p.speedup is None else f"{p.speedup:.2f}",
                     "-" if p.efficiency is None else f"{p.efficiency:.0%}",
-                    *(f"{p.split[k] * 1e3:.1f} ms" for k in PARTS),
+                    *(f"{split_mark}{p.split[k] * 1e3:.1f} ms" for k in PARTS),
+                    ("~" if p.figures.modelled("bytes") else "") + _si_bytes(p.figures.bytes),
                     cost if p is c.points[0] else "",
                 )
             )
@@ -279,6 +317,25 @@ def _points_table(cs: Sequence[Curve]) -> str:
         "<tr>" + "".join(f"<td>{html_lib.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows
     )
     return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def _sources_table(cs: Sequence[Curve]) -> str:
+    """For each curve, how its split and its bytes were obtained."""
+    esc = html_lib.escape
+    seen: dict[tuple[str, str], list[str]] = {}
+    for c in cs:
+        for p in c.points:
+            key = (p.figures.sources.get("split", "?"), p.figures.sources.get("bytes", "?"))
+            if c.label not in seen.setdefault(key, []):
+                seen[key].append(c.label)
+    body = "".join(
+        f"<tr><td>{esc(', '.join(labels))}</td><td>{esc(split)}</td><td>{esc(nbytes)}</td></tr>"
+        for (split, nbytes), labels in seen.items()
+    )
+    return (
+        "<table><tr><th>curves</th><th>compute / comm. / overhead</th><th>bytes</th></tr>"
+        f"{body}</table>"
+    )
 
 
 _CSS = """

@@ -19,10 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA = 2
-"""Version of the record layout. 2: records carry ``sweep_id``, ``mode`` and ``status``."""
+SCHEMA = 3
+"""Version of the record layout. 2: records carry ``sweep_id``, ``mode`` and ``status``.
+3: ``throughput`` is ``{value, unit}``, and records name their ``headline`` quality and the
+``sources`` of their split and bytes (measured or modelled). Schema 2 records are upgraded as
+they are read (:func:`upgrade`)."""
+
+READABLE = (2, 3)
 
 DEFAULT_STORE = "results"
+FILE_MODE = 0o644
+"""Mode of every file the store writes: what ``open`` gives under the usual umask."""
 
 
 def new_sweep_id() -> str:
@@ -39,10 +46,17 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE & ~_umask())  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_array(directory: Path, name: str, array: np.ndarray) -> str:
@@ -68,7 +82,8 @@ def append_record(
     }
     record = {**record, "artifacts": saved}
     line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
-    fd = os.open(sweep_file(directory, record["sweep_id"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    path = sweep_file(directory, record["sweep_id"])
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     try:
         os.write(fd, line)
         os.fsync(fd)
@@ -112,14 +127,54 @@ def read_file(path: Path) -> list[dict]:
                 f"{path}:{number} is not a JSON record; the file is corrupt "
                 "(move it away, or re-run its sweep)"
             ) from None
-        if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        if not isinstance(record, dict) or record.get("schema") not in READABLE:
             found = record.get("schema") if isinstance(record, dict) else None
             raise ValueError(
                 f"{path}:{number} has record schema {found}, this version reads "
-                f"schema {SCHEMA}; re-run the sweep to record it again"
+                f"schema {' and '.join(map(str, READABLE))}; re-run the sweep to record it again"
             )
-        records.append(record)
+        records.append(upgrade(record))
     return records
+
+
+# What schema 2 did not record, as it was then: the jobs' throughput units and headlines, and
+# where gang jobs' numbers came from (their bytes were the algorithm's formula; boosted trees
+# counted each whole round as compute).
+_V2_UNITS = {"sgd": "samples", "gbdt": "training rows"}
+_V2_HEADLINES = {
+    "kmeans": "inertia",
+    "logreg": "objective",
+    "sgd": "heldout_accuracy",
+    "gbdt": "heldout_auc",
+}
+_V2_ENGINE = {
+    "split": "measured: compute inside the tasks, overhead by empty calls, the rest moving data",
+    "bytes": "measured: the payloads shipped (array buffers, other values pickled)",
+}
+_V2_FORMULA = "modelled: the algorithm's volume per iteration (schema 2)"
+
+
+def upgrade(record: dict) -> dict:
+    """A record of an older schema in today's layout (a schema 3 record as it is)."""
+    if record.get("schema") == SCHEMA:
+        return record
+    out = {**record, "schema": SCHEMA}
+    job = record.get("job")
+    if "throughput" in record:
+        unit = _V2_UNITS.get(job, "rows")
+        out["throughput"] = {"value": record["throughput"].get("rows_per_s"), "unit": f"{unit}/s"}
+    if record.get("status") == "ok" and record.get("engine") != "baseline":
+        out["headline"] = _V2_HEADLINES.get(job, next(iter(record.get("quality") or {}), ""))
+        gang = job == "gbdt" or (
+            job == "sgd" and record["config"].get("strategy") != "driver-allreduce"
+        )
+        split = _V2_ENGINE["split"]
+        if job == "gbdt":
+            split = "modelled: each whole round counted as compute (schema 2)"
+        elif gang:
+            split = "measured: compute and waits on the collectives, inside each worker"
+        out["sources"] = {"split": split, "bytes": _V2_FORMULA if gang else _V2_ENGINE["bytes"]}
+    return out
 
 
 def load(*paths: str | os.PathLike) -> Loaded:

@@ -21,13 +21,13 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from types import ModuleType
 
 import numpy as np
 
 from scaling.data import Source
 from scaling.engines import make_engine
 from scaling.errors import UsageError, check_choice
+from scaling.job import Job, OnIteration
 from scaling.results import DEFAULT_STORE, SCHEMA, append_record, new_sweep_id
 
 MODES = ("strong", "weak")
@@ -43,7 +43,7 @@ class Run:
 
 
 def run_job(
-    job: ModuleType,
+    job: Job,
     engine: str,
     workers: int,
     source: Source,
@@ -55,7 +55,7 @@ def run_job(
     sweep_id: str | None = None,
     mode: str = "strong",
     warmup: int = 1,
-    on_iteration: Callable[[int, float], None] | None = None,
+    on_iteration: OnIteration | None = None,
 ) -> Run:
     """Start ``engine`` with ``workers`` workers, load ``source``, fit ``job``, and measure it.
 
@@ -70,7 +70,7 @@ def run_job(
         ds = eng.load(source, partitions, dtype)
         result = job.fit(eng, ds, config, on_iteration=on_iteration)
         trace, engine_version = eng.trace, eng.version
-    iterations = trace.summaries(job.ITERATION)
+    iterations = trace.summaries(job.iteration)
     measured = iterations[warmup:] or iterations
     # The median iteration itself (not per-part medians), so that its parts add up to its time.
     typical = sorted(measured, key=lambda s: s["wall"])[(len(measured) - 1) // 2]
@@ -93,19 +93,23 @@ def run_job(
         },
         "split": {part: typical[part] for part in ("compute", "communication", "overhead")},
         "bytes_per_iteration": typical["bytes_in"] + typical["bytes_out"],
-        "throughput": {
-            "rows_per_s": job.rows_per_iteration(config, ds.rows) / per_iter
-            if per_iter > 0
-            else None
-        },
+        "sources": typical["sources"],
+        "throughput": throughput(job, config, ds.rows, per_iter),
+        "headline": job.headline,
         "quality": job.quality(result),
         "versions": versions(engine, engine_version),
     }
     return Run(result, record, job.arrays(result))
 
 
+def throughput(job: Job, config: object, rows: int, seconds: float) -> dict:
+    """Units of ``job.unit`` processed per second at ``seconds`` per iteration."""
+    units = job.rows_per_iteration(config, rows)
+    return {"value": units / seconds if seconds > 0 else None, "unit": f"{job.unit}/s"}
+
+
 def _identity(
-    job: ModuleType,
+    job: Job,
     engine: str,
     workers: int,
     source: Source,
@@ -121,7 +125,7 @@ def _identity(
         "run_id": uuid.uuid4().hex[:12],
         "started_at": started,
         "mode": mode,
-        "job": job.NAME,
+        "job": job.name,
         "engine": engine,
         "workers": workers,
         "rows": source.rows,
@@ -151,7 +155,7 @@ def per_iteration_by_difference(fit: Callable[[int], object], iters: int, repeat
 
 
 def measure_baseline(
-    job: ModuleType,
+    job: Job,
     source: Source,
     config: object,
     *,
@@ -163,20 +167,16 @@ def measure_baseline(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     from threadpoolctl import threadpool_limits
 
-    name, fit = job.baseline(source, config, dtype)
+    reference = job.baseline(source, config, dtype)
     with threadpool_limits(1):  # COST is against a single thread
-        seconds = per_iteration_by_difference(fit, 5, repeat)
+        seconds = per_iteration_by_difference(reference.fit, 5, repeat)
     return {
         **_identity(job, "baseline", 1, source, config, sweep_id, "strong", started),
         "status": "ok",
-        "baseline": name,
+        "baseline": reference.name,
         "data": source.describe(),
         "timings": {"per_iteration": seconds},
-        "throughput": {
-            "rows_per_s": job.rows_per_iteration(config, source.rows) / seconds
-            if seconds > 0
-            else None
-        },
+        "throughput": throughput(job, config, source.rows, seconds),
     }
 
 
@@ -184,7 +184,7 @@ def measure_baseline(
 class SweepPlan:
     """What a sweep runs: a validated grid of engines x worker counts x sizes."""
 
-    job: ModuleType
+    job: Job
     config: object
     engines: tuple[str, ...]
     workers: tuple[int, ...]
@@ -220,9 +220,8 @@ class SweepPlan:
 
     def config_for(self, workers: int) -> object:
         """The job's config at ``workers``: in weak scaling a job may grow its per-iteration
-        work with the workers too (SGD: the global batch), through its ``weak_config``."""
-        grow = getattr(self.job, "weak_config", None)
-        return grow(self.config, workers) if self.mode == "weak" and grow else self.config
+        work with the workers too (SGD: the global batch)."""
+        return self.job.weak_config(self.config, workers) if self.mode == "weak" else self.config
 
     def points(self) -> list[tuple[int, str, int, int]]:
         """(size, engine, workers, repeat) in the order they run."""
@@ -294,7 +293,7 @@ def sweep(
 
 
 def run_with_progress(
-    job: ModuleType,
+    job: Job,
     engine: str,
     workers: int,
     source: Source,
@@ -303,7 +302,7 @@ def run_with_progress(
     **options,
 ) -> Run:
     """:func:`run_job` with a progress bar over its iterations (on a terminal)."""
-    total = getattr(config, "max_iter", None)
+    total = job.iterations(config)
     with progress_bar(f"{engine} x{workers}", total, enabled=progress, leave=False) as bar:
         return run_job(
             job,

@@ -7,11 +7,10 @@ module name and test modules are not importable in worker processes.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
-from scaling.collective import allgather
+from scaling.collectives.tcp import allgather
 from scaling.data import Part
 from scaling.engines.base import GangContext
 
@@ -55,15 +54,3 @@ def die(part: Part) -> None:
 def gather_rows(ctx: GangContext, parts: list[Part], tag: str) -> tuple:
     ranks = allgather(ctx, (ctx.rank, sum(len(p.X) for p in parts)), timeout=60)
     return ctx.rank, ctx.world, tag, ranks
-
-
-def gbdt_member(ctx: GangContext, parts: list[Part], job, fault: str):
-    """A boosted-trees gang member whose rank 1 dies, or joins too late, as ``fault`` says."""
-    from jobs import gbdt
-
-    if ctx.rank == 1 and fault == "die":
-        os._exit(1)
-    if ctx.rank == 1 and fault == "late":
-        time.sleep(job.config.timeout + 5)
-        return None
-    return gbdt._member(ctx, parts, job)

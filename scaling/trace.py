@@ -7,6 +7,12 @@ same kind of call costs on this engine when it ships nothing and computes nothin
 no-op calls right after the first load), and ``communication`` is the remainder, the cost of
 serialising and moving the payload. A job groups its calls into named spans (one per iteration),
 which are what run records report.
+
+Gang jobs (the library's collective runs inside one long engine call) cannot be split call by
+call: their members time each iteration themselves and count the bytes their sockets moved,
+and :meth:`Trace.add_measured` turns what they measured into the same spans. Every span says
+where its numbers come from (``sources``): ``measured``, or ``modelled`` (from the algorithm's
+formula) where nothing could be measured.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from scaling.collectives.tcp import bytes_between, merge_socket_bytes, socket_bytes
 
 
 def payload_bytes(obj: object) -> int:
@@ -35,6 +43,13 @@ def payload_bytes(obj: object) -> int:
         return len(pickle.dumps(obj, protocol=5))
     except Exception:  # unpicklable handles (framework objects) travel as references
         return 0
+
+
+ENGINE_SOURCES = {
+    "split": "measured: compute inside the tasks, overhead by empty calls, the rest moving data",
+    "bytes": "measured: the payloads shipped (array buffers, other values pickled)",
+}
+"""Where the numbers of a span of engine calls come from."""
 
 
 @dataclass
@@ -57,13 +72,50 @@ class Call:
         self.communication = rest - self.overhead
 
 
+class StepLog:
+    """What a gang member measures of itself: per iteration its wall, compute and
+    communication seconds, and the bytes its TCP sockets moved while the log was open.
+
+    Open it (:meth:`open`) once the collective is set up and close it (:meth:`close`) when
+    the last iteration ends, so that set-up and after-training exchanges are not counted.
+    ``unmetered``: iterations that ran before :meth:`open` (counted in time, not bytes).
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, float, float]] = []
+        self.before: dict | None = None
+        self.sockets: dict | None = None
+        self.unmetered = 0
+
+    def open(self, done: int | None = None) -> None:
+        """Start counting bytes; ``done``: iterations already over (default: those added)."""
+        self.unmetered = len(self.rows) if done is None else done
+        self.before = socket_bytes()
+
+    def close(self) -> None:
+        if self.sockets is None:
+            self.sockets = bytes_between(self.before, socket_bytes())
+
+    def add(self, wall: float, compute: float, comm: float) -> None:
+        self.rows.append((wall, compute, comm))
+
+    def result(self) -> dict:
+        """What the member sends back to the driver, for :meth:`Trace.add_measured`."""
+        self.close()
+        return {
+            "steps": np.array(self.rows, dtype=float).reshape(-1, 3),
+            "sockets": self.sockets,
+            "unmetered": self.unmetered,
+        }
+
+
 @dataclass
 class Span:
     """A named group of calls, typically one iteration; driver-side work counts as compute.
 
     ``measured`` holds the split of work the driver cannot see call by call (an iteration
     inside a gang, timed by the workers themselves): compute, communication, overhead,
-    bytes_in, bytes_out, tasks.
+    bytes_in, bytes_out, tasks and sources.
     """
 
     name: str
@@ -85,6 +137,7 @@ class Span:
             "bytes_in": sum(c.bytes_in for c in self.calls),
             "bytes_out": sum(c.bytes_out for c in self.calls),
             "tasks": sum(c.tasks for c in self.calls),
+            "sources": dict(ENGINE_SOURCES),
         }
 
 
@@ -120,6 +173,47 @@ class Trace:
     def summaries(self, name: str) -> list[dict]:
         """Summaries of every closed span called ``name``, in order."""
         return [s.summary() for s in self.spans if s.name == name]
+
+    def add_measured(
+        self, name: str, logs: list[dict], expected_bytes: int, split: str
+    ) -> list[Span]:
+        """Spans ``name`` for iterations that gang members measured themselves.
+
+        ``logs`` are the members' :meth:`StepLog.result`. An iteration's span is the slowest
+        member's (its critical path); what its wall time has beyond compute and communication
+        is overhead. Bytes per iteration are what the members' sockets moved over all the
+        iterations (each socket once), divided by them; where the kernel does not count,
+        ``expected_bytes`` (the algorithm's volume), marked modelled. ``split`` says how the
+        members timed compute and communication.
+        """
+        steps = min(len(log["steps"]) for log in logs)
+        stacked = np.stack([log["steps"][:steps] for log in logs])  # members x steps x 3
+        slowest = stacked[stacked[:, :, 0].argmax(axis=0), np.arange(steps)]
+        counted = merge_socket_bytes([log["sockets"] for log in logs])
+        if counted is None or not steps:
+            nbytes, how = expected_bytes, "modelled: the algorithm's volume per iteration"
+        else:
+            nbytes = counted // max(steps - logs[0]["unmetered"], 1)
+            how = "measured: kernel TCP counters of the members' sockets, per iteration"
+        sources = {"split": f"measured: {split}", "bytes": how}
+        added = []
+        for wall, compute, comm in slowest:
+            span = Span(
+                name,
+                float(wall),
+                measured={
+                    "compute": float(compute),
+                    "communication": float(comm),
+                    "overhead": max(float(wall - compute - comm), 0.0),
+                    "bytes_in": int(nbytes // 2),
+                    "bytes_out": int(nbytes - nbytes // 2),
+                    "tasks": len(logs),
+                    "sources": dict(sources),
+                },
+            )
+            self.spans.append(span)
+            added.append(span)
+        return added
 
     def reset(self) -> None:
         """Forget calls and spans (calibrated latencies stay)."""

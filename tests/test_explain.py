@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
+
 import pytest
 
 from jobs import JOBS, get_job, kmeans, logreg, sgd
 from scaling.cli import main
 
 CONFIGS = (
-    [(name, get_job(name).CONFIG()) for name in JOBS]
+    [(name, get_job(name).config()) for name in JOBS]
     + [("logreg", logreg.LogRegConfig(solver=s)) for s in ("newton", "admm")]
     + [("sgd", sgd.SGDConfig(strategy=s)) for s in sgd.STRATEGIES]
 )
@@ -24,10 +28,30 @@ def test_every_step_names_a_function_of_the_job(name, config):
     steps = job.explain(1000, 8, 4, config)
     assert steps[0].kind == "map" and steps[-1].kind == "update"
     for step in steps:
-        target = job
-        for attr in step.function.split("."):  # a function, or a method of a job's class
-            target = getattr(target, attr)
-        assert callable(target), step.function
+        assert callable(_resolve(f"jobs.{name}", step.function)), step.function
+
+
+def _resolve(package: str, dotted: str):
+    """``dotted`` in the job's package (a function, a module's function, a class's method),
+    or an absolute name (``scaling.collectives.torch.Group.allreduce``)."""
+    for base in (package, None):
+        names = dotted.split(".")
+        module = importlib.import_module(base) if base else None
+        while names and (module is None or not hasattr(module, names[0])):
+            try:  # a submodule not imported yet
+                prefix = f"{module.__name__}." if module else ""
+                module = importlib.import_module(prefix + names[0])
+                names.pop(0)
+            except ImportError:
+                break
+        target = module
+        try:
+            for attr in names:
+                target = getattr(target, attr)
+        except AttributeError:
+            continue
+        return target
+    raise AssertionError(f"{dotted} names nothing in {package}")
 
 
 def test_payloads_follow_the_formulas():
@@ -43,7 +67,7 @@ def test_payloads_follow_the_formulas():
 def test_cli_explain(capsys):
     assert main(["explain", "kmeans", "--rows", "1000", "--k", "4", "--workers", "4"]) == 0
     out = capsys.readouterr().out
-    for name in ("_partial_sums", "_combine", "_update", "tree of depth 2"):
+    for name in ("_partial_sums", "add_each", "_update", "tree of depth 2"):
         assert name in out
     assert "bytes moved per iteration: ~4.2 kB up" in out  # 4 workers x 8 B x k=4 x (32 + 1)
 
@@ -52,8 +76,27 @@ def test_sgd_payloads_follow_the_formulas():
     config = sgd.SGDConfig(hidden="64")
     P = sgd.count_parameters(32, 2, config)
     assert P == 33 * 64 + 65 * 2
-    ring = sgd.explain(10_000, 32, 4, config)
+    ring = sgd.JOB.explain(10_000, 32, 4, config)
     assert ring[1].sends == int(2 * 3 / 4 * 8 * P)  # 2 (p - 1) / p x P float64 per worker
-    local = sgd.explain(10_000, 32, 4, sgd.SGDConfig(hidden="64", strategy="local-sgd"))
+    local = sgd.JOB.explain(10_000, 32, 4, sgd.SGDConfig(hidden="64", strategy="local-sgd"))
     assert local[1].sends == int(2 * 3 / 4 * 8 * P) // 8  # the same, every H = 8 steps
     assert sgd.step_bytes(config, 32, 2, "float64", 4) == 4 * 3 * 8 * P
+
+
+def test_help_and_explain_import_no_training_library():
+    """``scaling --help`` and ``scaling explain kmeans`` read configs, not torch or XGBoost."""
+    code = (
+        "import sys\n"
+        "from scaling.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = {'torch', 'xgboost', 'lightgbm', 'ray', 'dask', 'pyspark'} & set(sys.modules)\n"
+        "print('@@', sorted(heavy))\n"
+    )
+    for argv in (["--help"], ["explain", "kmeans", "--workers", "2"]):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
+        )
+        assert "@@ []" in done.stdout, (argv, done.stdout[-300:], done.stderr[-300:])

@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from jobs import gbdt
+from jobs.gbdt.train import reference
 from scaling.cli import main
 from scaling.data import Blobs, Classification, held_out
 from scaling.errors import DataError, UsageError
@@ -35,8 +36,8 @@ def data(engine):
 
 
 def test_feature_parallel_predicts_as_single_node_training(engine, data):
-    result = gbdt.fit(engine, data, FEATURE)
-    np.testing.assert_allclose(result.predictions, gbdt.reference(SOURCE, FEATURE), atol=1e-6)
+    result = gbdt.JOB.fit(engine, data, FEATURE)
+    np.testing.assert_allclose(result.predictions, reference(SOURCE, FEATURE), atol=1e-6)
     held = held_out(FEATURE.seed, 0, SOURCE.rows, FEATURE.holdout)
     assert result.rows.tolist() == np.flatnonzero(held).tolist()
     # Each worker received the other workers' rows of its F / p columns: n F (p - 1) / p in all.
@@ -47,21 +48,36 @@ def test_feature_parallel_predicts_as_single_node_training(engine, data):
 @pytest.mark.parametrize("name", APPROXIMATE)
 def test_row_split_modes_score_as_single_node_training(engine, data, name):
     config = APPROXIMATE[name]
-    result = gbdt.fit(engine, data, config)
-    single = gbdt.reference(SOURCE, config)
+    result = gbdt.JOB.fit(engine, data, config)
+    single = reference(SOURCE, config)
     if engine.workers == 1:  # one worker is single-node training
         np.testing.assert_allclose(result.predictions, single, atol=1e-6)
     assert result.auc == pytest.approx(roc_auc_score(result.labels, single), abs=AUC_TOLERANCE)
     assert result.auc > 0.85 and result.rounds == 10
 
 
-def test_rounds_are_measured_with_their_bytes(engine, data, fresh_trace):
-    gbdt.fit(engine, data, SMALL)
+BYTES_TOLERANCE = 0.03
+"""Bytes the members' sockets moved per tree against :func:`gbdt.round_bytes`; LightGBM's
+voting at 2 workers is 1.7% under it (its votes are fewer than k per leaf at times)."""
+
+
+@pytest.mark.parametrize("name", [*APPROXIMATE, "xgboost-feature"])
+def test_rounds_are_measured_with_their_bytes(engine, data, fresh_trace, name):
+    config = APPROXIMATE.get(name, FEATURE)
+    gbdt.JOB.fit(engine, data, config)
     rounds = fresh_trace.summaries(gbdt.ITERATION)
     assert len(rounds) == 10 and all(r["wall"] > 0 for r in rounds)
-    p = engine.workers
-    per_tree = 2 ** (4 - 1) * 8 * 63 * 16  # histograms per tree x F x B x (grad, hess) float64
-    assert rounds[0]["bytes_in"] + rounds[0]["bytes_out"] == 2 * 2 * (p - 1) * per_tree
+    moved = rounds[0]["bytes_in"] + rounds[0]["bytes_out"]
+    expected = gbdt.round_bytes(config, SOURCE.rows, SOURCE.features, engine.workers)
+    if engine.workers == 1:
+        assert moved == 0 and all(r["communication"] == 0 for r in rounds)
+        return
+    # Counted by the kernel on the members' sockets, against each mode's volume.
+    assert moved == pytest.approx(expected, rel=BYTES_TOLERANCE)
+    assert rounds[0]["sources"]["bytes"].startswith("measured: kernel TCP counters")
+    # Each round against the same round trained without the network: the rest is waiting.
+    assert sum(r["communication"] for r in rounds) > 0
+    assert all(r["compute"] + r["communication"] == pytest.approx(r["wall"]) for r in rounds)
 
 
 def test_bad_input(engine, data):
@@ -73,12 +89,12 @@ def test_bad_input(engine, data):
         gbdt.GBDTConfig(mode="model")
     blobs = engine.load(Blobs(rows=300, features=2))
     with pytest.raises(DataError, match=r"labels are \[0, 1, 2, 3, 4\]...: map them to 0/1"):
-        gbdt.fit(engine, blobs, SMALL)
+        gbdt.JOB.fit(engine, blobs, SMALL)
     engine.release(blobs)
     if engine.workers > 1:
         one = engine.load(SOURCE, partitions=1)
         with pytest.raises(UsageError, match="every worker needs rows"):
-            gbdt.fit(engine, one, SMALL)
+            gbdt.JOB.fit(engine, one, SMALL)
         engine.release(one)
 
 
@@ -88,9 +104,11 @@ def test_payloads_follow_the_modes():
     lgb = gbdt.round_bytes(replace(SMALL, library="lightgbm"), rows, F, p)
     voting = gbdt.round_bytes(replace(SMALL, library="lightgbm", mode="voting"), rows, F, p)
     feature = gbdt.round_bytes(FEATURE, rows, F, p)
-    assert data == 4 * 3 * 8 * F * 63 * 16  # ring all-reduce of 2^(depth-1) histograms
+    # XGBoost all-reduces 2^(depth-1) histograms, moving 2 (2p - 1) bytes per byte of them.
+    assert data == 2 * 7 * 8 * F * 63 * 16
     assert voting < lgb  # 2k = 6 of 28 features' histograms
-    assert feature == 4 * 3 * (rows // 8) * 4 + 2 * 8 * p * gbdt.SPLIT_INFO  # a bit/row/level
+    bits = 2 * (800_000 // 8) * 4  # two bit vectors over the training rows, per level
+    assert feature == 2 * 7 * bits + 2 * p * (p - 1) * 15 * gbdt.XGBOOST_SPLIT
     assert gbdt.round_bytes(SMALL, rows, F, 1) == 0
 
 
@@ -100,7 +118,7 @@ def test_unlabelled_data_is_refused(tmp_path):
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((200, 4)))
     with make_engine("local", 1) as engine, pytest.raises(DataError, match="needs labels"):
-        gbdt.fit(engine, engine.load(open_file(tmp_path / "x.npy")), SMALL)
+        gbdt.JOB.fit(engine, engine.load(open_file(tmp_path / "x.npy")), SMALL)
 
 
 def test_cli_run_records_quality(tmp_path, capsys):
@@ -137,13 +155,21 @@ def test_cli_run_records_quality(tmp_path, capsys):
 
 
 FAULTS = """
-import sys, time
-from functools import partial
+import os, sys, time
 from jobs import gbdt
-from scaling import testing
+from jobs.gbdt import train
 from scaling.data import Classification
 from scaling.engines import make_engine
 from scaling.errors import EngineError
+
+def member(ctx, parts, backend, started, job, fault):
+    # Rank 1 dies, or joins too late, as fault says (pickled by value: defined in __main__).
+    if ctx.rank == 1 and fault == "die":
+        os._exit(1)
+    if ctx.rank == 1 and fault == "late":
+        time.sleep(job.config.timeout + 5)
+        return None
+    return train.member(ctx, parts, backend, started, job)
 
 if __name__ == "__main__":
     config = gbdt.GBDTConfig(library=sys.argv[2], rounds=5, max_depth=3, num_leaves=7, timeout=10)
@@ -154,10 +180,9 @@ if __name__ == "__main__":
             try:
                 if fault == "ok":
                     time.sleep(6)  # the late member has returned: the engine works again
-                    print(f"@@OK {gbdt.fit(engine, ds, config).rounds}", flush=True)
+                    print(f"@@OK {gbdt.JOB.fit(engine, ds, config).rounds}", flush=True)
                 else:
-                    member = partial(testing.gbdt_member, fault=fault)
-                    gbdt._train(engine, ds, config, member, lambda i, m: None)
+                    train.train(engine, ds, config, member, fault)
             except EngineError as e:
                 print(f"@@ERROR {fault} {time.perf_counter() - t0:.1f} {e}", flush=True)
 """

@@ -9,6 +9,9 @@ import pytest
 import torch
 
 from jobs import sgd
+from jobs.sgd.batches import GlobalBatches, training_rows
+from jobs.sgd.model import build_model
+from jobs.sgd.run import reference
 from scaling.cli import main
 from scaling.data import Classification, NpyFile
 from scaling.engines import make_engine
@@ -22,14 +25,14 @@ TARGET = 0.8  # logistic noise caps this data near 0.82 (scikit-learn: 0.824)
 
 
 def _reference_params(config: sgd.SGDConfig, steps: int) -> np.ndarray:
-    model = sgd.reference(SOURCE, config, steps)
+    model = reference(SOURCE, config, steps)
     return torch.nn.utils.parameters_to_vector(model.parameters()).detach().numpy()
 
 
 def _reference_accuracy(config: sgd.SGDConfig, steps: int) -> float:
-    model = sgd.reference(SOURCE, config, steps)
+    model = reference(SOURCE, config, steps)
     X, y = SOURCE.read(0, SOURCE.rows)
-    held = ~np.isin(np.arange(SOURCE.rows), sgd.training_rows(SOURCE.rows, BASE.holdout, 0))
+    held = ~np.isin(np.arange(SOURCE.rows), training_rows(SOURCE.rows, BASE.holdout, 0))
     with torch.no_grad():
         predicted = model(torch.from_numpy(X[held])).argmax(1).numpy()
     return float(np.mean(predicted == y[held]))
@@ -53,7 +56,7 @@ SYNCHRONOUS = {
 @pytest.mark.parametrize("name", SYNCHRONOUS)
 def test_synchronous_strategies_follow_single_process_sgd(engine, data, name):
     config = SYNCHRONOUS[name]
-    result = sgd.fit(engine, data, config)
+    result = sgd.JOB.fit(engine, data, config)
     assert result.steps == 50 and result.params.dtype == np.float64
     np.testing.assert_allclose(result.params, _reference_params(config, 50), rtol=0, atol=1e-5)
     assert result.classes == [0, 1] and result.history[-1]["step"] == 50
@@ -65,7 +68,7 @@ def test_asynchronous_and_local_strategies_reach_the_single_process_accuracy(
 ):
     assert _reference_accuracy(BASE, 50) >= TARGET  # what single-process training reaches
     config = replace(BASE, strategy=strategy, max_steps=300, target_accuracy=TARGET)
-    result = sgd.fit(engine, data, config)
+    result = sgd.JOB.fit(engine, data, config)
     assert result.target_step is not None and result.target_seconds > 0
     reached = next(h for h in result.history if h["accuracy"] >= TARGET)
     assert reached["step"] == result.target_step
@@ -79,18 +82,31 @@ def test_asynchronous_and_local_strategies_reach_the_single_process_accuracy(
 
 def test_one_shot_averaging_scores_once_at_the_end(engine, data):
     config = replace(BASE, strategy="local-sgd", sync_every=0)
-    result = sgd.fit(engine, data, config)
+    result = sgd.JOB.fit(engine, data, config)
     assert [h["step"] for h in result.history] == [50]
     assert result.accuracy > 0.8
 
 
-def test_a_run_records_samples_per_second_and_bytes_per_step():
-    config = replace(BASE, max_steps=20)
-    run = run_job(sgd, "local", 2, SOURCE, config)
+BYTES_TOLERANCE = 0.05
+"""Measured bytes per step against the algorithm's volume: gloo adds a few headers per
+collective (~2.3 kB a step in all at 2 workers), 1.5% of this model's all-reduce."""
+
+
+@pytest.mark.parametrize("strategy", ["ring-allreduce", "parameter-server"])
+def test_a_run_records_samples_per_second_and_measured_communication(strategy):
+    config = replace(BASE, hidden="64,64", max_steps=20, eval_every=1000, strategy=strategy)
+    run = run_job(sgd.JOB, "local", 2, SOURCE, config)
     record, params = run.record, sgd.count_parameters(8, 2, config)
     per_step = record["timings"]["per_iteration"]
-    assert record["throughput"]["rows_per_s"] == pytest.approx(128 / per_step)
-    assert record["bytes_per_iteration"] == 2 * 2 * params * 8  # ring: 2 (p - 1) P each way
+    assert record["throughput"] == {"value": pytest.approx(128 / per_step), "unit": "samples/s"}
+    # Counted by the kernel on the members' sockets, against the algorithm's volume, which at
+    # 2 workers is 4 P float64 a step for both: the ring sends and receives 2 (p - 1) / p x P
+    # per worker; each worker pushes P to the server and pulls P back.
+    expected = 4 * params * 8
+    assert record["bytes_per_iteration"] == pytest.approx(expected, rel=BYTES_TOLERANCE)
+    assert record["sources"]["bytes"].startswith("measured: kernel TCP counters")
+    assert record["sources"]["split"].startswith("measured")
+    assert record["split"]["communication"] > 0  # timed waits on the collective
     assert len(record["timings"]["iterations"]) == 20
     assert sum(record["split"].values()) == pytest.approx(per_step)
     assert record["quality"]["parameters"] == params
@@ -100,7 +116,7 @@ def test_a_run_records_samples_per_second_and_bytes_per_step():
 def test_a_target_never_reached_warns_and_the_run_keeps_what_it_reached():
     config = replace(BASE, max_steps=10, target_accuracy=0.999)
     with pytest.warns(UserWarning, match="not reached within 10 steps.*recorded"):
-        run = run_job(sgd, "local", 1, SOURCE, config)
+        run = run_job(sgd.JOB, "local", 1, SOURCE, config)
     quality = run.record["quality"]
     assert run.record["status"] == "ok" and quality["target_reached"] is False
     assert quality["steps"] == 10 and 0.5 < quality["heldout_accuracy"] < 0.999
@@ -111,14 +127,14 @@ def test_bad_input_is_a_clear_error(tmp_path):
         ds = engine.load(SOURCE)
         small = replace(BASE, batch_size=1)
         with pytest.raises(UsageError, match="batch of 1 rows is smaller than 2 workers"):
-            sgd.fit(engine, ds, small)
+            sgd.JOB.fit(engine, ds, small)
         huge = replace(BASE, hidden="100000,100000")
         with pytest.raises(UsageError, match=r"needs ~\d+\.\d GiB per worker.*narrower --hidden"):
-            sgd.fit(engine, ds, huge)
+            sgd.JOB.fit(engine, ds, huge)
         np.save(tmp_path / "x.npy", np.ones((300, 2)))
         unlabelled = engine.load(NpyFile(rows=300, features=2, path=str(tmp_path / "x.npy")))
         with pytest.raises(DataError, match="needs labels"):
-            sgd.fit(engine, unlabelled, BASE)
+            sgd.JOB.fit(engine, unlabelled, BASE)
     for bad in ({"strategy": "gossip"}, {"hidden": "a,b"}, {"holdout": 0.0}, {"lr": 0.0}):
         with pytest.raises(UsageError):
             sgd.SGDConfig(**bad)
@@ -127,9 +143,9 @@ def test_bad_input_is_a_clear_error(tmp_path):
 def test_the_reference_is_plain_torch_sgd():
     """The reference itself against torch's optimiser stepping on the first batch by hand."""
     config = replace(BASE, momentum=0.0)
-    model = sgd.build_model(8, 2, config, "float64")
+    model = build_model(8, 2, config, "float64")
     X, y = SOURCE.read(0, SOURCE.rows)
-    rows = sgd.GlobalBatches(SOURCE.rows, config.holdout, config.seed, 128)(0)
+    rows = GlobalBatches(SOURCE.rows, config.holdout, config.seed, 128)(0)
     loss = torch.nn.functional.cross_entropy(
         model(torch.from_numpy(X[rows])), torch.from_numpy(y[rows])
     )
@@ -150,7 +166,7 @@ def test_cli_run_and_a_weak_sweep_that_grows_the_batch(tmp_path, capsys):
     assert record["config"]["strategy"] == "parameter-server"
     assert record["quality"]["staleness_max"] >= 0 and record["quality"]["steps"] == 20
     plan = SweepPlan(
-        job=sgd,
+        job=sgd.JOB,
         config=replace(BASE, max_steps=12),
         engines=("local",),
         workers=(1, 2),

@@ -23,7 +23,7 @@ def swept(tmp_path_factory):
     """A tiny real sweep on the local engine and a real Dask cluster."""
     out = tmp_path_factory.mktemp("store")
     plan = SweepPlan(
-        job=kmeans,
+        job=kmeans.JOB,
         config=CONFIG,
         engines=("local", "dask"),
         workers=(1, 2),
@@ -71,7 +71,7 @@ def test_sweep_report_has_every_plot(swept, tmp_path):
 
 def test_weak_scaling_grows_the_rows_with_the_workers(tmp_path):
     plan = SweepPlan(
-        job=kmeans,
+        job=kmeans.JOB,
         config=CONFIG,
         engines=("local",),
         workers=(1, 2),
@@ -91,7 +91,7 @@ def test_weak_scaling_grows_the_rows_with_the_workers(tmp_path):
 def test_failed_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     # One row cannot be split into 2 partitions: the 2-worker run fails, the others do not.
     plan = SweepPlan(
-        job=kmeans,
+        job=kmeans.JOB,
         config=kmeans.KMeansConfig(k=1, max_iter=2),
         engines=("local",),
         workers=(2, 1),
@@ -106,6 +106,7 @@ def test_failed_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def _record(engine, workers, seconds, *, mode="strong", rows=1000, sweep_id="s1", **extra):
+    """A made-up record, its throughput counting 3 units per row (as a job's own unit may)."""
     split = {"compute": 0.8 * seconds, "communication": 0.1 * seconds, "overhead": 0.1 * seconds}
     return {
         "schema": SCHEMA,
@@ -119,8 +120,12 @@ def _record(engine, workers, seconds, *, mode="strong", rows=1000, sweep_id="s1"
         "rows": rows,
         "features": 4,
         "status": "ok",
-        "timings": {"per_iteration": seconds},
+        "timings": {"per_iteration": seconds, "iterations": []},
         "split": split,
+        "throughput": {"value": 3 * rows / seconds, "unit": "things/s"},
+        "headline": "inertia",
+        "quality": {"inertia": 1.0},
+        "sources": {"split": "measured: by hand", "bytes": "modelled: by hand"},
         **extra,
     }
 
@@ -144,7 +149,9 @@ def test_figures_from_known_timings():
     assert [p.seconds for p in ray.points] == [1.0, 0.6, 0.4]  # median of the 2-worker repeats
     assert [p.speedup for p in ray.points] == pytest.approx([1.0, 1 / 0.6, 2.5])
     assert [p.efficiency for p in ray.points] == pytest.approx([1.0, 1 / 1.2, 0.625])
-    assert [p.rows_per_s for p in ray.points] == pytest.approx([1000, 1000 / 0.6, 2500])
+    # The records' own throughput (3 units per row here), never rows / seconds.
+    assert [p.throughput for p in ray.points] == pytest.approx([3000, 3000 / 0.6, 7500])
+    assert ray.unit == "things/s"
     assert ray.baseline == 0.7 and ray.cost == 2
     dask = by_label[("dask", "strong")]
     assert dask.cost is None  # 0.9 s never beats 0.7 s: "not reached"
@@ -182,7 +189,7 @@ def test_corrupt_and_old_files_are_named_and_the_rest_loads(tmp_path):
     assert len(loaded.problems) == 2
     assert any(re.search(r"corrupt\.jsonl:2 is not a JSON record", p) for p in loaded.problems)
     assert any(
-        re.search(r"old\.jsonl:1 has record schema 1, this version reads schema 2", p)
+        re.search(r"old\.jsonl:1 has record schema 1, this version reads schema 2 and 3", p)
         for p in loaded.problems
     )
 

@@ -93,7 +93,7 @@ class DaskEngine(Engine):
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address=":0",  # no fixed port: no "8787 in use" warning
                     env=THREAD_ENV,
                     silence_logs=logging.ERROR,
                 )

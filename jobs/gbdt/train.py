@@ -1,0 +1,335 @@
+"""Training boosted trees in one gang: the members, the driver around them, the reference.
+
+Each member trains with the library's collective (:mod:`scaling.collectives.xgboost` or
+:mod:`scaling.collectives.lightgbm`) and measures itself: each round's wall time (the library's
+per-round callback), the bytes its sockets moved from the end of the first round to the end of
+the last (the kernel's counters; the first round also carries the set-up), and, at 2 or more
+workers, each round's compute, timed by training the same rounds once more on its own rows
+without the network. A round's communication is its wall time less that compute: the
+libraries' collectives run in their C++ code, out of reach of a timer around them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import xgboost as xgb
+from xgboost.core import DataSplitMode
+
+from jobs.common import label_classes
+from jobs.gbdt import (
+    ITERATION,
+    GBDTConfig,
+    GBDTResult,
+    lightgbm_params,
+    memory_needed,
+    round_bytes,
+    xgboost_params,
+)
+from scaling.collectives import Backend, run_gang
+from scaling.collectives.lightgbm import LightGBMBackend
+from scaling.collectives.tcp import alltoall
+from scaling.collectives.xgboost import XGBoostBackend
+from scaling.data import Part, Source, held_out
+from scaling.engines import Dataset, Engine
+from scaling.engines.base import GangContext, pin_threads
+from scaling.errors import DataError, UsageError
+from scaling.job import OnIteration
+from scaling.trace import StepLog
+
+_QUIET = logging.getLogger("scaling.lightgbm")
+_QUIET.setLevel(logging.ERROR)
+SPLIT = (
+    "each round's wall time inside the workers; its compute by training the same rounds on the "
+    "worker's own rows without the network; communication the difference"
+)
+
+
+@dataclass(frozen=True)
+class _GangJob:
+    """What every member gets: the config and the data's shape."""
+
+    config: GBDTConfig
+    rows: int
+    features: int
+
+
+@dataclass
+class _Rows:
+    """A member's rows: features, labels, global row numbers, and which are for training."""
+
+    X: np.ndarray
+    y: np.ndarray
+    index: np.ndarray
+    train: np.ndarray
+
+    @classmethod
+    def of(cls, parts: list[Part], holdout: float, seed: int) -> _Rows:
+        X = parts[0].X if len(parts) == 1 else np.concatenate([p.X for p in parts])
+        y = np.concatenate([p.y for p in parts]).astype(np.float64)
+        index = np.concatenate([np.arange(p.start, p.stop) for p in parts])
+        held = np.concatenate([held_out(seed, p.start, p.stop, holdout) for p in parts])
+        return cls(X, y, index, ~held)
+
+
+class _RoundClock(xgb.callback.TrainingCallback):
+    """The time each boosting round ends (an XGBoost callback; ``tick`` is LightGBM's), and
+    the member's socket bytes from the end of round 1 to the end of the last round."""
+
+    def __init__(self, rounds: int, log: StepLog | None = None) -> None:
+        super().__init__()
+        self.times = [time.perf_counter()]
+        self.last, self.log = rounds, log
+
+    def tick(self, *args) -> None:
+        self.times.append(time.perf_counter())
+        if self.log is not None and len(self.times) == 2:
+            self.log.open(done=1)  # set-up (the library's first exchanges) is in round 1
+        if self.log is not None and len(self.times) == self.last + 1:
+            self.log.close()
+
+    def after_iteration(self, model, epoch: int, evals_log) -> bool:
+        self.tick()
+        return False  # do not stop
+
+    @property
+    def rounds(self) -> np.ndarray:
+        return np.diff(self.times)
+
+
+def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: _GangJob) -> dict:
+    """One gang member: (feature mode: get all rows of its columns), train, score held-out."""
+    pin_threads()
+    config = job.config
+    rows = _Rows.of(parts, config.holdout, config.seed)
+    start = time.perf_counter()
+    replica = 0
+    if config.mode == "feature":
+        rows, replica = _replicate(ctx, rows, job)
+    train = _xgboost if config.library == "xgboost" else _lightgbm
+    log = StepLog()
+    with backend.member(ctx, started, config.timeout) as network:
+        clock = _RoundClock(config.rounds, log)
+        booster = train(rows, config, network, clock)
+        trained_at = clock.times[-1]
+        predictions = _predict(booster, rows, config)
+    walls = clock.rounds
+    compute = walls
+    if ctx.world > 1:  # the same rounds on this member's rows alone: the compute in a round
+        alone = _RoundClock(config.rounds)
+        train(rows, config, None, alone)
+        compute = np.minimum(alone.rounds, walls)
+    for wall, busy in zip(walls, compute, strict=True):
+        log.add(wall, busy, wall - busy)
+    held = ~rows.train
+    return {
+        "log": log.result(),
+        "predictions": predictions,
+        "model": _model_bytes(booster) if ctx.rank == 0 else b"",
+        # from the replica (feature mode) or the library's matrix to the last tree
+        "train_seconds": trained_at - start,
+        "rows": rows.index[held],
+        "labels": rows.y[held],
+        "replica_bytes": replica,
+    }
+
+
+def _replicate(ctx: GangContext, rows: _Rows, job: _GangJob) -> tuple[_Rows, int]:
+    """All rows of this member's block of columns (an all-to-all); and the bytes it received.
+
+    Notes
+    -----
+    Each member sends (p - 1) / p of its rows' values and receives the same from the others:
+    n F / p values per member afterwards, every row of its F / p columns.
+    """
+    blocks = np.array_split(np.arange(job.features), ctx.world)
+    sent = [(rows.X[:, cols], rows.y, rows.index, rows.train) for cols in blocks]
+    got = alltoall(ctx, sent, timeout=job.config.timeout)
+    index = np.concatenate([g[2] for g in got])
+    order = np.argsort(index, kind="stable")  # global row order, as single-node training sees
+    received = sum(g[0].nbytes for r, g in enumerate(got) if r != ctx.rank)
+    return (
+        _Rows(
+            np.concatenate([g[0] for g in got])[order],
+            np.concatenate([g[1] for g in got])[order],
+            index[order],
+            np.concatenate([g[3] for g in got])[order],
+        ),
+        received,
+    )
+
+
+def _split_mode(config: GBDTConfig, network) -> DataSplitMode:
+    """Column split in feature mode, inside the collective (``network`` is None alone)."""
+    if config.mode == "feature" and network is not None:
+        return DataSplitMode.COL
+    return DataSplitMode.ROW
+
+
+def _xgboost(rows: _Rows, config: GBDTConfig, network, clock: _RoundClock) -> xgb.Booster:
+    """Train with XGBoost: inside its communicator when ``network`` (else alone)."""
+    split = _split_mode(config, network)
+    dtrain = xgb.DMatrix(rows.X[rows.train], rows.y[rows.train], data_split_mode=split, nthread=1)
+    clock.times[0] = time.perf_counter()
+    return xgb.train(xgboost_params(config), dtrain, config.rounds, callbacks=[clock])
+
+
+def _lightgbm(rows: _Rows, config: GBDTConfig, network, clock: _RoundClock) -> lgb.Booster:
+    """Train with LightGBM: over its socket network when ``network`` has machines."""
+    lgb.register_logger(_QUIET)  # its network's per-connection messages would fill the console
+    params = lightgbm_params(config)
+    # LightGBM's log level is per thread and set from a config: its network starts before the
+    # training config is read, so read one first, or the network's set-up prints to stdout.
+    lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1}).construct()
+    if network:
+        params.update(tree_learner=config.mode, **network)
+    return lgb.train(
+        params,
+        lgb.Dataset(rows.X[rows.train], rows.y[rows.train], params=params),
+        config.rounds,
+        callbacks=[clock.tick],
+    )
+
+
+def _predict(booster, rows: _Rows, config: GBDTConfig) -> np.ndarray:
+    """Predictions for this member's held-out rows (feature mode: all of them, together)."""
+    held = rows.X[~rows.train]
+    if isinstance(booster, lgb.Booster):
+        return booster.predict(held, num_threads=1)
+    if config.mode == "feature":  # each member holds some columns: predict together
+        return booster.predict(xgb.DMatrix(held, data_split_mode=DataSplitMode.COL, nthread=1))
+    return booster.inplace_predict(held)
+
+
+def _model_bytes(booster) -> bytes:
+    if isinstance(booster, lgb.Booster):
+        return booster.model_to_string().encode()
+    return bytes(booster.save_raw())
+
+
+# ---------------------------------------------------------------- driver
+
+
+def _check(engine: Engine, ds: Dataset, config: GBDTConfig) -> None:
+    if not ds.labelled:
+        raise DataError(
+            "gbdt trains a classifier and needs labels: pass --label COLUMN with --data"
+        )
+    if ds.partitions < engine.workers:
+        raise UsageError(
+            f"{ds.partitions} partitions for {engine.workers} workers: every worker needs rows; "
+            f"use --partitions >= {engine.workers}"
+        )
+    classes = label_classes(engine, ds)
+    if classes.tolist() not in ([0, 1], [0.0, 1.0]):
+        raise DataError(
+            f"gbdt trains a binary classifier on labels 0 and 1; these labels are "
+            f"{classes[:5].tolist()}{'...' if len(classes) > 5 else ''}: map them to 0/1"
+        )
+    need = memory_needed(ds.rows, ds.features, ds.dtype, engine.workers)
+    if need > engine.worker_memory:
+        raise UsageError(
+            f"training needs ~{need / 2**30:.1f} GiB per worker but a worker has "
+            f"~{engine.worker_memory / 2**30:.1f} GiB; use more workers or fewer rows"
+        )
+
+
+def fit(
+    engine: Engine,
+    ds: Dataset,
+    config: GBDTConfig,
+    on_iteration: OnIteration | None = None,
+) -> GBDTResult:
+    """Train boosted trees of ``config`` on a labelled dataset cached on ``engine``.
+
+    Parameters
+    ----------
+    engine, ds : Engine, Dataset
+        Where the rows are (``engine.load(source)`` with 0/1 labels).
+    config : GBDTConfig
+        Library, mode, rounds and tree shape.
+    on_iteration : callable, optional
+        ``on_iteration(round, rounds_done)`` per round, after training (the rounds run in one
+        gang call).
+
+    Notes
+    -----
+    A round costs O(n F / p) per worker to build histograms (data, voting: its n / p rows;
+    feature: all n rows of its F / p columns) plus O(F B) per node to scan them. What moves
+    per tree (:func:`~jobs.gbdt.round_bytes`): data-parallel ~ nodes x F B histogram bins,
+    all-reduced (XGBoost) or reduce-scattered (LightGBM, ~ half); voting ~ nodes x 2k B
+    bins; feature ~ depth x n / 8 bytes of row decisions plus best splits, after a one-time
+    replica of n F (p - 1) / p values per worker. Each round is a trace span ``round``,
+    measured inside the workers (see the module's docstring).
+    """
+    with engine.trace.span("init"):
+        _check(engine, ds, config)
+    return train(engine, ds, config, member, on_iteration=on_iteration)
+
+
+def train(
+    engine: Engine,
+    ds: Dataset,
+    config: GBDTConfig,
+    member: Callable,
+    *args,
+    on_iteration: OnIteration | None = None,
+) -> GBDTResult:
+    """Run ``member(ctx, parts, backend, started, job, *args)`` as the gang with the library's
+    backend (:func:`member`, or a stand-in that fails on purpose); gather what it measured."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    backend = XGBoostBackend() if config.library == "xgboost" else LightGBMBackend()
+    job = _GangJob(config, ds.rows, ds.features)
+    t0 = time.perf_counter()
+    outs = run_gang(engine, ds, backend, member, job, *args, timeout=config.timeout)
+    seconds = time.perf_counter() - t0
+    expected = round_bytes(config, ds.rows, ds.features, engine.workers)
+    spans = engine.trace.add_measured(ITERATION, [o["log"] for o in outs], expected, SPLIT)
+    for i in range(len(spans)):
+        if on_iteration is not None:
+            on_iteration(i, float(i + 1))
+    # Feature mode: every member scored every held-out row; otherwise each scored its own.
+    scored = outs[:1] if config.mode == "feature" else outs
+    rows = np.concatenate([o["rows"] for o in scored])
+    order = np.argsort(rows)
+    predictions = np.concatenate([o["predictions"] for o in scored])[order].astype(np.float64)
+    labels = np.concatenate([o["labels"] for o in scored])[order]
+    return GBDTResult(
+        predictions,
+        labels,
+        rows[order],
+        float(log_loss(labels, predictions, labels=[0, 1])),
+        float(roc_auc_score(labels, predictions)) if len(np.unique(labels)) == 2 else math.nan,
+        len(spans),
+        max(o["train_seconds"] for o in outs),
+        seconds,
+        outs[0]["model"],
+        sum(o["replica_bytes"] for o in outs),
+    )
+
+
+# ---------------------------------------------------------------- reference
+
+
+def reference(source: Source, config: GBDTConfig, rounds: int | None = None) -> np.ndarray:
+    """Single-node training with the library (one thread) on the same training rows; its
+    held-out predictions, in global row order."""
+    X, y = source.read(0, source.rows)
+    train = ~held_out(config.seed, 0, source.rows, config.holdout)
+    rounds = config.rounds if rounds is None else rounds
+    if config.library == "xgboost":
+        booster = xgb.train(
+            xgboost_params(config), xgb.DMatrix(X[train], y[train], nthread=1), rounds
+        )
+        return booster.inplace_predict(X[~train]).astype(np.float64)
+
+    params = lightgbm_params(config)
+    booster = lgb.train(params, lgb.Dataset(X[train], y[train], params=params), rounds)
+    return booster.predict(X[~train], num_threads=1)

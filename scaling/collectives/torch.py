@@ -1,0 +1,75 @@
+"""torch.distributed's gloo collective for a gang, without torch's process-wide state.
+
+``torch.distributed.init_process_group`` sets one default group per process, which a worker
+that runs many gangs (a Ray actor, a Dask worker, a reused Spark Python worker; threads of the
+local engine) cannot have twice; a ``ProcessGroupGloo`` object is just an object. The group
+meets at a ``TCPStore`` on rank 0, at the gang's rendezvous address.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.distributed as dist
+
+from scaling.collectives import Backend
+from scaling.collectives.tcp import own_address
+from scaling.engines.base import GangContext
+
+
+class Group:
+    """A gloo process group of the gang's members; every collective call is timed.
+
+    ``seconds`` adds up the time spent in the collectives' ``wait`` (and in the synchronous
+    ones): communication that computation did not hide.
+    """
+
+    def __init__(self, ctx: GangContext, timeout: float) -> None:
+        self.rank, self.world = ctx.rank, ctx.world
+        self.address = own_address(ctx.host)
+        delta = datetime.timedelta(seconds=timeout)
+        self.store = dist.TCPStore(
+            ctx.host, ctx.port, ctx.world, ctx.rank == 0, timeout=delta, wait_for_workers=True
+        )
+        self.pg = None
+        self.seconds = 0.0
+        if ctx.world > 1:
+            options = dist.ProcessGroupGloo._Options()
+            options._devices = [dist.ProcessGroupGloo.create_device(hostname=self.address)]
+            options._timeout = delta
+            self.pg = dist.ProcessGroupGloo(self.store, ctx.rank, ctx.world, options)
+
+    def allreduce(self, tensor: torch.Tensor):
+        """Sum ``tensor`` in place over the members, asynchronously: a work handle to
+        :meth:`wait` on (``None`` in a gang of one)."""
+        return self.pg.allreduce([tensor]) if self.pg else None
+
+    def wait(self, work) -> None:
+        """Wait for an asynchronous collective; the time counts as communication."""
+        if work is not None:
+            t0 = time.perf_counter()
+            work.wait()
+            self.seconds += time.perf_counter() - t0
+
+    def sum(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64)
+        self.wait(self.allreduce(t))
+        return t.tolist()
+
+    def broadcast(self, tensor: torch.Tensor, root: int = 0) -> None:
+        if self.pg:
+            options = dist.BroadcastOptions()
+            options.rootRank = root
+            self.wait(self.pg.broadcast([tensor], options))
+
+
+class TorchBackend(Backend):
+    """gloo over TCP: no driver side; each member builds its :class:`Group`."""
+
+    @contextmanager
+    def member(self, ctx: GangContext, started: None, timeout: float) -> Iterator[Group]:
+        yield Group(ctx, timeout)

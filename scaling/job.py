@@ -1,0 +1,117 @@
+"""The Job contract: what the runner, the CLI, the report and ``explain`` know of a job.
+
+A job is an algorithm written once against the Engine contract. Everything outside the job
+(progress bars, run records, tables, plots, ``scaling explain``) reads it through this class,
+never by guessing at its module or its result: the job says how many iterations a run does,
+what one iteration is called in the trace, what its throughput counts, which quality number
+heads a table, what its steps are and what its single-thread baseline is.
+
+Subclasses set the class attributes and implement the abstract methods; the others have
+defaults. A job's module should import its heavy libraries (torch, XGBoost) only inside
+``fit``, ``baseline`` and the steps, so that ``scaling --help`` and ``scaling explain`` stay
+fast (see :mod:`jobs`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from scaling.data import Source
+    from scaling.engines import Dataset, Engine
+    from scaling.explain import Step
+
+OnIteration = Callable[[int, float], None]
+"""``on_iteration(iteration, measure)``: called after each iteration (gang jobs: after training,
+once per iteration the workers measured)."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A strong single-thread implementation of the job, for COST.
+
+    ``fit(n)`` runs it for ``n`` iterations on the data it was made for; the runner times it
+    on one thread (``(T(n + 1) - T(1)) / n``, so that set-up is not counted).
+    """
+
+    name: str
+    fit: Callable[[int], object]
+
+
+class Job(ABC):
+    """One algorithm: its config, its fit, its steps, and how its runs are measured.
+
+    Class attributes
+    ----------------
+    name : str
+        The name users type (``scaling run NAME``).
+    config : type
+        Its frozen, validated config dataclass; one CLI option per field.
+    demo_config : object
+        The config ``scaling demo`` runs.
+    iteration : str
+        The trace span of one iteration (what run records time).
+    unit : str
+        What one iteration processes, for throughput: ``"rows"``, ``"samples"``, ...
+        Throughput is ``rows_per_iteration(config, rows) / seconds per iteration`` in
+        ``unit`` per second.
+    headline : str
+        The key of :meth:`quality` that tables show.
+    explain_note : str
+        A paragraph under ``scaling explain``: what the steps mean for scaling.
+    """
+
+    name: ClassVar[str]
+    config: ClassVar[type]
+    demo_config: ClassVar[Any]
+    iteration: ClassVar[str]
+    unit: ClassVar[str] = "rows"
+    headline: ClassVar[str]
+    explain_note: ClassVar[str] = ""
+
+    @abstractmethod
+    def fit(
+        self, engine: Engine, ds: Dataset, config: Any, on_iteration: OnIteration | None = None
+    ) -> Any:
+        """Fit on a dataset cached on ``engine``; each iteration a trace span ``iteration``."""
+
+    @abstractmethod
+    def synthetic(self, rows: int, features: int, seed: int, config: Any) -> Source:
+        """The data ``scaling run/sweep`` use without ``--data``."""
+
+    @abstractmethod
+    def baseline(self, source: Source, config: Any, dtype: str) -> Baseline:
+        """The strong single-thread implementation on ``source`` (for COST)."""
+
+    @abstractmethod
+    def explain(self, rows: int, features: int, workers: int, config: Any) -> list[Step]:
+        """One iteration as the named steps ``fit`` runs (``scaling explain``)."""
+
+    @abstractmethod
+    def quality(self, result: Any) -> dict:
+        """What a run record reports about the fit (JSON values; ``headline`` among them)."""
+
+    @abstractmethod
+    def iterations(self, config: Any) -> int:
+        """The most iterations a run of ``config`` does (what a progress bar counts)."""
+
+    def rows_per_iteration(self, config: Any, rows: int) -> int:
+        """Units (see ``unit``) one iteration processes; default: every row."""
+        return rows
+
+    def weak_config(self, config: Any, workers: int) -> Any:
+        """The config of a weak-scaling point at ``workers``: the default keeps it (the rows
+        grow with p); a job whose per-iteration work is set by its config grows that too."""
+        return config
+
+    def arrays(self, result: Any) -> dict[str, np.ndarray]:
+        """Arrays a run saves beside its record (centres, coefficients); default none."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<job {self.name}>"

@@ -1,0 +1,72 @@
+"""Every view of a run shows the same numbers: the CLI table, `scaling results`, the HTML report
+and the record itself, for every job on every engine."""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+
+import pytest
+
+from scaling.results import load
+
+JOBS = {  # a few small iterations of each
+    "kmeans": ["--k", "3", "--max-iter", "3"],
+    "logreg": ["--max-iter", "3"],
+    "sgd": ["--hidden", "8", "--batch-size", "64", "--max-steps", "5", "--eval-every", "100"],
+    "gbdt": ["--rounds", "3", "--max-depth", "3", "--num-leaves", "7", "--max-bin", "15"],
+}
+SWEEPS = """
+import sys
+from scaling.cli import main
+
+if __name__ == "__main__":
+    store, jobs = sys.argv[1], sys.argv[2:]
+    for job in jobs:
+        job, *options = job.split()
+        print(f"@@JOB {job}", flush=True)
+        main(["sweep", job, "--engines", "local,ray,dask,spark", "--workers", "2", "--rows",
+              "3000", "--features", "4", "--no-baseline", "--out", store, *options])
+"""
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One small sweep of each job on every engine, run as a user runs it (own process: the
+    sweep starts its own clusters)."""
+    store = tmp_path_factory.mktemp("store")
+    script = store / "sweeps.py"
+    script.write_text(SWEEPS)
+    jobs = [" ".join([name, *options]) for name, options in JOBS.items()]
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), *jobs],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    tables = dict(re.findall(r"@@JOB (\w+)\n(.*?)(?=@@JOB|\Z)", done.stdout, re.S))
+    return store, tables
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_table_results_report_and_record_agree_on_throughput(swept, job, capsys):
+    from scaling.cli import main
+
+    store, tables = swept
+    records = [r for r in load(store).records if r["job"] == job]
+    assert sorted(r["engine"] for r in records) == ["dask", "local", "ray", "spark"]
+    assert all(r["status"] == "ok" for r in records)
+    (sweep_id,) = {r["sweep_id"] for r in records}
+    assert main(["results", "--runs", str(store / f"{sweep_id}.jsonl")]) == 0
+    listing = capsys.readouterr().out
+    report = html.unescape((store / "reports" / sweep_id / "report.html").read_text())
+    for r in records:
+        shown = f"{r['throughput']['value']:,.0f} {r['throughput']['unit']}"
+        row = re.compile(rf"^{job}\s+{r['engine']}\s+2\s.*\s{re.escape(shown)}\s", re.M)
+        assert row.search(tables[job]), (shown, tables[job])
+        assert row.search(listing), (shown, listing)
+        assert f"<td>{r['engine']}</td><td>2</td><td>1</td>" in report.replace("\n", "")
+        assert f"<td>{shown}</td>" in report
