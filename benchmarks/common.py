@@ -14,7 +14,7 @@ import numpy as np
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 from scaling.data import partition_bounds
-from scaling.engines.base import THREAD_ENV
+from scaling.engines.worker import THREAD_ENV
 from scaling.runner import host_facts
 
 RESULTS = Path(__file__).resolve().parent / "results"

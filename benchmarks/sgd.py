@@ -34,7 +34,8 @@ from common import RESULTS, host_line
 
 from jobs import sgd
 from scaling.engines import make_engine
-from scaling.engines.base import THREAD_ENV, free_port
+from scaling.engines.net import free_port
+from scaling.engines.worker import THREAD_ENV
 from scaling.report import text_table
 from scaling.results import atomic_write
 from scaling.runner import host_facts

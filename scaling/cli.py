@@ -2,7 +2,8 @@
 
 Commands: ``run`` (one job, one engine, some worker counts), ``sweep`` (engines x workers x
 sizes, strong or weak scaling, with a report), ``results`` (the sweeps in the store),
-``compare`` (one report over several sweeps), ``demo``. Errors a user can fix print one line,
+``compare`` (one report over several sweeps), ``explain`` (one iteration's steps),
+``timeline`` (a run's tasks for Perfetto), ``demo``. Errors a user can fix print one line,
 ``scaling: error: ...``, and exit with status 2.
 """
 
@@ -103,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
         job_parser.add_argument("--seed", type=int, default=0)
         _job_options(job_parser, get_job(name).config)
+
+    timeline = commands.add_parser(
+        "timeline", help="a run's per-task timeline as Chrome trace-event JSON (Perfetto)"
+    )
+    timeline.add_argument("run_id", help="a run id, as in the records (`scaling results --runs`)")
+    timeline.add_argument("--out", help="where to write it (default: timeline-RUN_ID.json, here)")
+    timeline.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"results store directory (default: {DEFAULT_STORE})"
+    )
 
     demo = commands.add_parser("demo", help="a strong-scaling sweep of every job on every engine")
     demo.add_argument("--rows", type=int, default=1_000_000)
@@ -218,7 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             sweep_id=sweep_id,
         )
-        records.append(append_record(args.out, run.record, run.arrays))
+        records.append(append_record(args.out, run.record, run.arrays, run.files))
         if args.json:
             print(json.dumps(records[-1], sort_keys=True, default=str), flush=True)
     if not args.json:
@@ -340,6 +350,32 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from scaling.results import atomic_write, load
+
+    loaded = load(args.store)
+    record = next((r for r in loaded.records if r.get("run_id") == args.run_id), None)
+    if record is None:
+        raise UsageError(
+            f"no run {args.run_id!r} in {args.store}; `scaling results --runs {args.store}` "
+            "lists the runs (or pass --store DIR)"
+        )
+    name = record.get("artifacts", {}).get("trace")
+    if name is None:
+        raise UsageError(
+            f"run {args.run_id} has no timeline (a failed run, or recorded before timelines "
+            "were); run it again"
+        )
+    trace = json.loads((Path(args.store) / name).read_text())
+    out = Path(args.out or f"timeline-{args.run_id}.json")
+    atomic_write(out, json.dumps(trace).encode())
+    print(
+        f"timeline: {out} ({len(trace['traceEvents'])} events; open it in "
+        "https://ui.perfetto.dev or chrome://tracing)"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import JOBS, get_job
     from scaling.runner import SweepPlan
@@ -367,6 +403,7 @@ COMMANDS = {
     "results": cmd_results,
     "compare": cmd_compare,
     "explain": cmd_explain,
+    "timeline": cmd_timeline,
     "demo": cmd_demo,
 }
 

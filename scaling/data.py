@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling.errors import DataError
+from scaling.errors import DataError, first_line
 
 BLOCK = 16_384
 """Rows per generator block (the unit of reproducibility of synthetic data)."""
@@ -303,7 +303,7 @@ def open_file(path: str | os.PathLike, label: str | None = None) -> Source:
         raise
     except Exception as e:  # any parser's complaint means the file is malformed
         raise DataError(
-            f"cannot read {path}: {type(e).__name__}: {_first_line(e)}; "
+            f"cannot read {path}: {type(e).__name__}: {first_line(e)}; "
             "check that it is a valid, complete file"
         ) from e
     if label is not None and label not in columns:
@@ -343,7 +343,3 @@ def _table_schema(p: Path) -> tuple[dict[str, bool], int]:
         f.seek(-1, os.SEEK_END)
         unterminated = f.read(1) != b"\n"
     return numeric, lines + unterminated - 1  # minus the header line
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [""])[0]

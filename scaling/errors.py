@@ -36,3 +36,9 @@ def check_count(name: str, value: Any, minimum: int = 1) -> None:
     """A config value that must be an integer >= ``minimum``."""
     if not isinstance(value, int) or value < minimum:
         raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of an exception's message (at most 300 characters)."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    return lines[0][:300] if lines else "(no message)"

@@ -42,6 +42,7 @@ class RunFigures:
     iterations: int
     headline: tuple[str, object]
     sources: dict[str, str]
+    timeline: dict | None = None  # the median iteration, as bars (see scaling.timeline)
 
     def share(self, part: str) -> float | None:
         """The fraction of an iteration's time in ``part``."""
@@ -64,6 +65,7 @@ def run_figures(record: dict) -> RunFigures:
         iterations=len(record["timings"].get("iterations", [])),
         headline=(name, record.get("quality", {}).get(name)),
         sources=dict(record.get("sources", {})),
+        timeline=record.get("timeline"),
     )
 
 

@@ -135,7 +135,12 @@ def print_table(records: Sequence[dict]) -> None:
 # ----------------------------------------------------------------------- plots and report
 
 PLOTS = ("speedup", "efficiency", "throughput", "split")
-_COLOURS = {"compute": "#4C72B0", "communication": "#DD8452", "overhead": "#C44E52"}
+_COLOURS = {
+    "compute": "#4C72B0",
+    "communication": "#DD8452",
+    "overhead": "#C44E52",
+    "wait": "#BBBBBB",
+}
 
 
 def plot(kind: str, curves_: Sequence[Curve]):
@@ -178,6 +183,44 @@ def plot(kind: str, curves_: Sequence[Curve]):
         }[kind]
     )
     ax.grid(alpha=0.3)
+    return fig
+
+
+def timeline_plot(curves_: Sequence[Curve]):
+    """One iteration per curve, side by side, at the curve's most workers: the driver's lane
+    and each worker's, bars by what the time was (its median run's median iteration).
+
+    ``None`` when no run has a timeline (records from before schema 3).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    shown = [(c, p) for c in curves_ for p in c.points[-1:] if p.figures.timeline]
+    if not shown:
+        return None
+    fig = Figure(figsize=(4.2 * len(shown), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, (c, p) in zip(axes, shown, strict=True):
+        bars = p.figures.timeline["bars"]
+        lanes = ["driver", *sorted({b["lane"] for b in bars} - {"driver"})]
+        for b in bars:
+            y = len(lanes) - 1 - lanes.index(b["lane"])
+            ax.broken_barh(
+                [(b["start"] * 1e3, (b["end"] - b["start"]) * 1e3)],
+                (y - 0.35, 0.7),
+                color=_COLOURS[b["kind"]],
+            )
+        names = ["driver"] + [f"worker {i + 1}" for i in range(len(lanes) - 1)]
+        ax.set_yticks(range(len(lanes)), names[::-1], fontsize="small")
+        ax.set_xlabel("ms from the iteration's start")
+        ax.set_title(f"{c.label} x{p.workers}", fontsize="small")
+        ax.grid(alpha=0.3, axis="x")
+    handles = [
+        Patch(color=colour, label="driver waits on a call" if kind == "wait" else kind)
+        for kind, colour in _COLOURS.items()
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize="small")
+    fig.suptitle("One iteration, where each process spends it")
     return fig
 
 
@@ -225,9 +268,13 @@ def write_report(
     if not cs:
         raise UsageError("no successful runs to report on; run a sweep first")
     images = {}
-    for kind in PLOTS:
+    figures = {kind: plot(kind, cs) for kind in PLOTS}
+    figures["timeline"] = timeline_plot(cs)
+    for kind, fig in figures.items():
+        if fig is None:
+            continue
         buffer = io.BytesIO()
-        plot(kind, cs).savefig(buffer, format="png", dpi=110)
+        fig.savefig(buffer, format="png", dpi=110)
         images[kind] = buffer.getvalue()
         atomic_write(directory / f"{kind}.png", images[kind])
     html = _html(title, records, cs, images)
@@ -252,12 +299,19 @@ def _html(
         "<h2>Reading</h2><ul>",
         *(f"<li>{esc(reading(c))}</li>" for c in cs),
         "</ul><h2>Plots</h2><div class='plots'>",
-        *(
-            f"<figure id='{k}'><img alt='{k}' src='data:image/png;base64,"
-            f"{base64.b64encode(v).decode()}'><figcaption>{k}.png</figcaption></figure>"
-            for k, v in images.items()
-        ),
-        "</div><h2>Points</h2>",
+        *(_figure(k, v) for k, v in images.items() if k != "timeline"),
+        "</div>",
+    ]
+    if "timeline" in images:
+        parts += [
+            "<h2>One iteration on each engine</h2><p class='meta'>The median iteration of each "
+            "curve at its most workers, on one clock: where the driver waits, where tasks run "
+            "and queue, where the combine runs. <code>scaling timeline RUN_ID</code> writes a "
+            "whole run for Perfetto.</p>",
+            _figure("timeline", images["timeline"], wide=True),
+        ]
+    parts += [
+        "<h2>Points</h2>",
         _points_table(cs),
         "<p class='meta'>~ marks a modelled number (the algorithm's formula), not a "
         "measurement.</p><h2>Where the numbers come from</h2>",
@@ -276,6 +330,14 @@ def _html(
         ]
     parts += ["<h2>Hosts</h2>", *(f"<pre>{esc(h)}</pre>" for h in sorted(hosts)), "</body></html>"]
     return "\n".join(parts)
+
+
+def _figure(kind: str, png: bytes, wide: bool = False) -> str:
+    style = " class='wide'" if wide else ""
+    return (
+        f"<figure id='{kind}'><img{style} alt='{kind}' src='data:image/png;base64,"
+        f"{base64.b64encode(png).decode()}'><figcaption>{kind}.png</figcaption></figure>"
+    )
 
 
 def _points_table(cs: Sequence[Curve]) -> str:
@@ -341,7 +403,8 @@ def _sources_table(cs: Sequence[Curve]) -> str:
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 .meta { color: #666; } .plots { display: flex; flex-wrap: wrap; gap: 1em; }
-figure { margin: 0; } img { max-width: 34em; } figcaption { color: #666; font-size: small; }
+figure { margin: 0; } img { max-width: 34em; } img.wide { max-width: 100%; }
+figcaption { color: #666; font-size: small; }
 table { border-collapse: collapse; font-size: small; }
 td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 td:first-child, th:first-child { text-align: left; }

@@ -68,9 +68,13 @@ def save_array(directory: Path, name: str, array: np.ndarray) -> str:
 
 
 def append_record(
-    directory: str | os.PathLike, record: dict, arrays: dict[str, np.ndarray] | None = None
+    directory: str | os.PathLike,
+    record: dict,
+    arrays: dict[str, np.ndarray] | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> dict:
-    """Write ``arrays`` beside the sweep's file, then append ``record`` with their file names.
+    """Write ``arrays`` (``.npy``) and ``files`` (JSON) beside the sweep's file, then append
+    ``record`` with their file names.
 
     The record goes to ``directory/<record["sweep_id"]>.jsonl``. Returns it as written.
     """
@@ -80,6 +84,10 @@ def append_record(
         key: save_array(directory, f"{record['run_id']}-{key}.npy", value)
         for key, value in (arrays or {}).items()
     }
+    for key, data in (files or {}).items():
+        name = f"{record['run_id']}-{key}.json"
+        atomic_write(directory / name, data)
+        saved[key] = name
     record = {**record, "artifacts": saved}
     line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
     path = sweep_file(directory, record["sweep_id"])

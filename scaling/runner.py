@@ -11,6 +11,7 @@ sweep goes on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import socket
@@ -24,6 +25,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
+from scaling import timeline
 from scaling.data import Source
 from scaling.engines import make_engine
 from scaling.errors import UsageError, check_choice
@@ -35,11 +37,13 @@ MODES = ("strong", "weak")
 
 @dataclasses.dataclass
 class Run:
-    """A finished run: the job's result, its record, and the arrays to save with it."""
+    """A finished run: the job's result, its record, and the arrays and files to save with it
+    (``files["trace"]``: the run's timeline as Chrome trace-event JSON)."""
 
     result: object
     record: dict
     arrays: dict[str, np.ndarray]
+    files: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
 
 def run_job(
@@ -70,10 +74,12 @@ def run_job(
         ds = eng.load(source, partitions, dtype)
         result = job.fit(eng, ds, config, on_iteration=on_iteration)
         trace, engine_version = eng.trace, eng.version
-    iterations = trace.summaries(job.iteration)
-    measured = iterations[warmup:] or iterations
+    spans = [s for s in trace.spans if s.name == job.iteration]
+    iterations = [s.summary() for s in spans]
+    measured = list(range(len(spans)))[warmup:] or list(range(len(spans)))
     # The median iteration itself (not per-part medians), so that its parts add up to its time.
-    typical = sorted(measured, key=lambda s: s["wall"])[(len(measured) - 1) // 2]
+    median = sorted(measured, key=lambda i: iterations[i]["wall"])[(len(measured) - 1) // 2]
+    typical = iterations[median]
     per_iter = typical["wall"]
     record = {
         **_identity(job, engine, workers, source, config, sweep_id, mode, started),
@@ -98,8 +104,10 @@ def run_job(
         "headline": job.headline,
         "quality": job.quality(result),
         "versions": versions(engine, engine_version),
+        "timeline": {"iteration": median, **timeline.iteration(trace, spans[median])},
     }
-    return Run(result, record, job.arrays(result))
+    chrome = json.dumps(timeline.chrome_trace(trace, job.iteration), separators=(",", ":"))
+    return Run(result, record, job.arrays(result), {"trace": chrome.encode()})
 
 
 def throughput(job: Job, config: object, rows: int, seconds: float) -> dict:
@@ -280,7 +288,7 @@ def sweep(
                     sweep_id=sweep_id,
                     mode=plan.mode,
                 )
-                records.append(append_record(out, run.record, run.arrays))
+                records.append(append_record(out, run.record, run.arrays, run.files))
             except Exception as e:  # recorded, and the sweep goes on
                 started = datetime.now(UTC).isoformat(timespec="seconds")
                 failed = _identity(

@@ -12,7 +12,7 @@ import numpy as np
 
 from scaling.collectives.tcp import allgather
 from scaling.data import Part
-from scaling.engines.base import GangContext
+from scaling.engines.worker import GangContext
 
 
 def shape(part: Part) -> tuple:

@@ -52,9 +52,25 @@ ENGINE_SOURCES = {
 """Where the numbers of a span of engine calls come from."""
 
 
+@dataclass(frozen=True)
+class TaskEvent:
+    """A task on a worker (or a part of a gang member's iteration): its name, what kind of
+    time it is, and its start and end on that worker's wall clock (``time.time()``)."""
+
+    worker: str
+    name: str
+    start: float
+    end: float
+    kind: str = "compute"
+
+
 @dataclass
 class Call:
-    """One engine call as the driver saw it (seconds, bytes)."""
+    """One engine call as the driver saw it (seconds, bytes), and the tasks it ran.
+
+    ``start`` is the driver's wall clock when the call began; ``events`` the tasks, each
+    stamped on its worker's clock.
+    """
 
     op: str
     wall: float
@@ -62,6 +78,8 @@ class Call:
     bytes_in: int
     bytes_out: int
     tasks: int
+    start: float = 0.0
+    events: list[TaskEvent] = field(default_factory=list)
     overhead: float = 0.0
     communication: float = 0.0
 
@@ -70,6 +88,21 @@ class Call:
         rest = max(self.wall - self.compute, 0.0)
         self.overhead = min(latency, rest)
         self.communication = rest - self.overhead
+
+
+def _member_events(log: dict, i: int) -> list[TaskEvent]:
+    """Iteration ``i`` of a member as events: its compute, then its communication, then the
+    rest (the order within an iteration is drawn, not measured: a member times how long each
+    part took, not when)."""
+    wall, compute, comm = log["steps"][i]
+    start = log["ends"][i] - wall
+    parts = (("compute", compute), ("communication", comm), ("overhead", wall - compute - comm))
+    events = []
+    for kind, seconds in parts:
+        if seconds > 0:
+            events.append(TaskEvent(log["worker"], kind, start, start + seconds, kind))
+            start += seconds
+    return events
 
 
 class StepLog:
@@ -81,8 +114,10 @@ class StepLog:
     ``unmetered``: iterations that ran before :meth:`open` (counted in time, not bytes).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
         self.rows: list[tuple[float, float, float]] = []
+        self.ends: list[float] = []  # wall clock at the end of each iteration
         self.before: dict | None = None
         self.sockets: dict | None = None
         self.unmetered = 0
@@ -96,14 +131,20 @@ class StepLog:
         if self.sockets is None:
             self.sockets = bytes_between(self.before, socket_bytes())
 
-    def add(self, wall: float, compute: float, comm: float) -> None:
+    def add(self, wall: float, compute: float, comm: float, end: float | None = None) -> None:
+        """One iteration's seconds; ``end``: its end on the wall clock (default: now)."""
         self.rows.append((wall, compute, comm))
+        self.ends.append(time.time() if end is None else end)
 
     def result(self) -> dict:
         """What the member sends back to the driver, for :meth:`Trace.add_measured`."""
+        from scaling.engines.worker import worker_id
+
         self.close()
         return {
             "steps": np.array(self.rows, dtype=float).reshape(-1, 3),
+            "ends": np.array(self.ends, dtype=float),
+            "worker": f"{worker_id()}#{self.rank}",  # threads of one process may be members
             "sockets": self.sockets,
             "unmetered": self.unmetered,
         }
@@ -122,6 +163,8 @@ class Span:
     wall: float = 0.0
     calls: list[Call] = field(default_factory=list)
     measured: dict | None = None
+    start: float = 0.0  # the driver's wall clock when the span opened
+    events: list[TaskEvent] = field(default_factory=list)  # measured inside gang members
 
     def summary(self) -> dict:
         """wall, compute, communication, overhead (s) and bytes in/out of this span."""
@@ -148,6 +191,9 @@ class Trace:
         self.calls: list[Call] = []
         self.spans: list[Span] = []
         self.latency: dict[str, float] = {}
+        self.clock_offsets: dict[str, float] = {}
+        """Seconds each worker's clock is ahead of the driver's, for workers on other hosts
+        (on the driver's host every process reads the same clock)."""
         self._open: list[Span] = []
 
     def record(self, call: Call) -> Call:
@@ -160,7 +206,7 @@ class Trace:
     @contextmanager
     def span(self, name: str) -> Iterator[Span]:
         """Group the calls made inside the block under ``name``."""
-        span = Span(name)
+        span = Span(name, start=time.time())
         self._open.append(span)
         t0 = time.perf_counter()
         try:
@@ -197,10 +243,13 @@ class Trace:
             how = "measured: kernel TCP counters of the members' sockets, per iteration"
         sources = {"split": f"measured: {split}", "bytes": how}
         added = []
-        for wall, compute, comm in slowest:
+        slow = stacked[:, :, 0].argmax(axis=0)
+        for i, (wall, compute, comm) in enumerate(slowest):
             span = Span(
                 name,
                 float(wall),
+                start=float(logs[slow[i]]["ends"][i] - wall),
+                events=[e for log in logs for e in _member_events(log, i)],
                 measured={
                     "compute": float(compute),
                     "communication": float(comm),

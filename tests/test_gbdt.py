@@ -151,7 +151,7 @@ def test_cli_run_records_quality(tmp_path, capsys):
     (record,) = load(out).records
     assert record["job"] == "gbdt" and record["config"]["mode"] == "voting"
     assert record["quality"]["rounds"] == 5 and 0.5 < record["quality"]["heldout_auc"] <= 1
-    assert record["throughput"]["rows_per_s"] > 0
+    assert record["throughput"]["value"] > 0 and record["throughput"]["unit"] == "training rows/s"
 
 
 FAULTS = """

@@ -38,7 +38,7 @@ from scaling.collectives.tcp import alltoall
 from scaling.collectives.xgboost import XGBoostBackend
 from scaling.data import Part, Source, held_out
 from scaling.engines import Dataset, Engine
-from scaling.engines.base import GangContext, pin_threads
+from scaling.engines.worker import GangContext, pin_threads
 from scaling.errors import DataError, UsageError
 from scaling.job import OnIteration
 from scaling.trace import StepLog
@@ -84,11 +84,11 @@ class _RoundClock(xgb.callback.TrainingCallback):
 
     def __init__(self, rounds: int, log: StepLog | None = None) -> None:
         super().__init__()
-        self.times = [time.perf_counter()]
+        self.times = [time.time()]  # the wall clock: round ends go on the run's timeline
         self.last, self.log = rounds, log
 
     def tick(self, *args) -> None:
-        self.times.append(time.perf_counter())
+        self.times.append(time.time())
         if self.log is not None and len(self.times) == 2:
             self.log.open(done=1)  # set-up (the library's first exchanges) is in round 1
         if self.log is not None and len(self.times) == self.last + 1:
@@ -108,12 +108,12 @@ def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: 
     pin_threads()
     config = job.config
     rows = _Rows.of(parts, config.holdout, config.seed)
-    start = time.perf_counter()
+    start = time.time()
     replica = 0
     if config.mode == "feature":
         rows, replica = _replicate(ctx, rows, job)
     train = _xgboost if config.library == "xgboost" else _lightgbm
-    log = StepLog()
+    log = StepLog(ctx.rank)
     with backend.member(ctx, started, config.timeout) as network:
         clock = _RoundClock(config.rounds, log)
         booster = train(rows, config, network, clock)
@@ -125,8 +125,8 @@ def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: 
         alone = _RoundClock(config.rounds)
         train(rows, config, None, alone)
         compute = np.minimum(alone.rounds, walls)
-    for wall, busy in zip(walls, compute, strict=True):
-        log.add(wall, busy, wall - busy)
+    for wall, busy, end in zip(walls, compute, clock.times[1:], strict=True):
+        log.add(wall, busy, wall - busy, end=end)
     held = ~rows.train
     return {
         "log": log.result(),
@@ -176,7 +176,7 @@ def _xgboost(rows: _Rows, config: GBDTConfig, network, clock: _RoundClock) -> xg
     """Train with XGBoost: inside its communicator when ``network`` (else alone)."""
     split = _split_mode(config, network)
     dtrain = xgb.DMatrix(rows.X[rows.train], rows.y[rows.train], data_split_mode=split, nthread=1)
-    clock.times[0] = time.perf_counter()
+    clock.times[0] = time.time()
     return xgb.train(xgboost_params(config), dtrain, config.rounds, callbacks=[clock])
 
 

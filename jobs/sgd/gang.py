@@ -16,7 +16,7 @@ from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
 from scaling.collectives import run_gang
 from scaling.collectives.torch import Group, TorchBackend
 from scaling.data import Part
-from scaling.engines.base import GangContext
+from scaling.engines.worker import GangContext
 from scaling.job import OnIteration
 from scaling.trace import StepLog
 

@@ -33,7 +33,7 @@ class LocalSGD(GangStrategy):
         every = config.sync_every or config.max_steps
         # Evaluate at averaging points only: that is when there is one model to score.
         clock = Clock(config, every=math.ceil(config.eval_every / every) * every)
-        log, step = StepLog(), 0
+        log, step = StepLog(group.rank), 0
         log.open()
         for step in range(config.max_steps):
             t0 = time.perf_counter()

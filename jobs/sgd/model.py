@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from jobs.sgd import SGDConfig
-from scaling.engines.base import pin_threads
+from scaling.engines.worker import pin_threads
 
 EVAL_BLOCK = 65_536
 """Held-out rows scored per forward pass: bounds the activations' memory."""

@@ -39,7 +39,7 @@ class ParameterServer(GangStrategy):
         """Per local step a replica computes ~B / p rows (O(B P / p) flops) and exchanges
         2 P numbers with the server."""
         config = job.config
-        log = StepLog()
+        log = StepLog(group.rank)
         log.open()
         server = None
         if group.rank == 0:

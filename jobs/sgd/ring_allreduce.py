@@ -69,7 +69,7 @@ class RingAllreduce(GangStrategy):
         if group.world > 1:
             for i, p in enumerate(replica.params):
                 p.register_post_accumulate_grad_hook(hook(owner[i]))
-        log, clock, step = StepLog(), Clock(config), 0
+        log, clock, step = StepLog(group.rank), Clock(config), 0
         log.open()
         for step in range(config.max_steps):
             t0 = time.perf_counter()

@@ -19,7 +19,7 @@ import lightgbm as lgb
 
 from scaling.collectives import Backend
 from scaling.collectives.tcp import allgather, own_address
-from scaling.engines.base import GangContext
+from scaling.engines.worker import GangContext
 
 
 class LightGBMBackend(Backend):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scaling.engines.base import GangContext
+    from scaling.engines.worker import GangContext
 
 _HEADER = struct.Struct("!Q")
 

@@ -18,7 +18,7 @@ import torch.distributed as dist
 
 from scaling.collectives import Backend
 from scaling.collectives.tcp import own_address
-from scaling.engines.base import GangContext
+from scaling.engines.worker import GangContext
 
 
 class Group:

@@ -4,12 +4,11 @@ An engine owns ``workers`` single-core worker processes. :meth:`Engine.load` mak
 worker read its own partitions, which then stay cached there; the driver ships only small
 things (functions, centres, weights) and receives small things (partial sums, gradients).
 
-Subclasses implement six hooks (``_start``, ``_load``, ``_run``, ``_broadcast``, ``_gang``,
-``_stop``); this class validates arguments, wraps framework failures into
-:class:`~scaling.errors.EngineError`, and records every call in :attr:`Engine.trace`.
-The worker-side functions below (:func:`load_parts`, :func:`run_parts`,
-:func:`combine_outs`) are shared by all engines so that every engine computes and measures
-exactly the same thing.
+Subclasses implement seven hooks (``_start``, ``_load``, ``_map``, ``_map_reduce``,
+``_broadcast``, ``_gang``, ``_stop``) with the worker-side functions of
+:mod:`scaling.engines.worker`, so that every engine computes and measures the same thing; this
+class validates arguments, wraps framework failures into :class:`~scaling.errors.EngineError`,
+and records every call, with its tasks, in :attr:`Engine.trace`.
 """
 
 from __future__ import annotations
@@ -20,178 +19,34 @@ import statistics
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import numpy as np
 
-from scaling.data import Part, Source, partition_bounds
-from scaling.errors import DataError, EngineError, ScalingError, UsageError
+from scaling.data import Source, partition_bounds
+from scaling.engines.net import check_reachable, driver_host, free_port
+from scaling.engines.worker import (
+    THREAD_ENV,
+    GangContext,
+    LoadStat,
+    PartSpec,
+    TaskOut,
+    clock,
+    noop,
+    noop_combine,
+)
+from scaling.errors import DataError, EngineError, ScalingError, UsageError, first_line
 from scaling.trace import Call, Trace, payload_bytes
 
-THREAD_ENV = {
-    name: "1"
-    for name in (
-        "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS",
-        "NUMEXPR_NUM_THREADS",
-    )
-}
-"""One BLAS/OpenMP thread per worker: a p-worker run must use p cores, not p x cores."""
+__all__ = ["THREAD_ENV", "Broadcast", "Dataset", "Engine", "GangContext", "Loaded", "PartSpec"]
 
 DTYPES = ("float64", "float32")
 
-
-# --------------------------------------------------------------------------- worker side
-
-
-@dataclass(frozen=True)
-class PartSpec:
-    """What a worker needs to materialise partition ``index``: rows ``[start, stop)``."""
-
-    index: int
-    source: Source
-    start: int
-    stop: int
-
-
-@dataclass
-class TaskOut:
-    """A task's result with what it cost: compute seconds per worker and bytes sent back.
-
-    ``empty`` marks a combine result of a worker that holds no partition (more workers than
-    partitions): combining skips it.
-    """
-
-    value: Any
-    compute: dict[str, float]
-    nbytes: int
-    empty: bool = False
-
-
-@dataclass(frozen=True)
-class LoadStat:
-    index: int
-    rows: int
-    nonfinite: int
-    error: str | None = None
-
-
 Loaded = tuple[Any, list[LoadStat]]
 """What an engine's ``_load`` returns: its handle on the cached partitions, and their stats."""
-
-
-@dataclass(frozen=True)
-class GangContext:
-    """What each gang member is told: its rank, the world size and where to meet."""
-
-    rank: int
-    world: int
-    host: str
-    port: int
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-_pinned = False
-
-
-def pin_threads() -> None:
-    """Limit this process to one BLAS/OpenMP thread (idempotent, cheap after the first call)."""
-    global _pinned
-    if not _pinned:
-        os.environ.update(THREAD_ENV)
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-        _pinned = True
-
-
-def load_part(spec: PartSpec, dtype: str) -> tuple[Part | None, LoadStat]:
-    """Read one partition and check it; errors come back as data, not exceptions."""
-    try:
-        X, y = spec.source.read(spec.start, spec.stop)
-        X = np.ascontiguousarray(X, dtype=dtype)
-        nonfinite = int(X.size - np.count_nonzero(np.isfinite(X)))
-        if y is not None and np.issubdtype(np.asarray(y).dtype, np.floating):
-            nonfinite += int(np.count_nonzero(~np.isfinite(y)))
-    except Exception as e:
-        return None, LoadStat(spec.index, 0, 0, f"{type(e).__name__}: {e}")
-    return Part(X, y, spec.start, spec.index), LoadStat(spec.index, len(X), nonfinite)
-
-
-def load_parts(specs: Sequence[PartSpec], dtype: str) -> tuple[dict[int, Part], list[LoadStat]]:
-    pin_threads()
-    parts, stats = {}, []
-    for spec in specs:
-        part, stat = load_part(spec, dtype)
-        stats.append(stat)
-        if part is not None:
-            parts[spec.index] = part
-    return parts, stats
-
-
-def run_parts(
-    parts: dict[int, Part], fn: Callable, args: tuple, combine: Callable | None
-) -> TaskOut:
-    """Apply ``fn(part, *args)`` to each partition; fold with ``combine`` when given.
-
-    Without ``combine`` the value is ``[(index, result), ...]``; with it, one combined value.
-    """
-    pin_threads()
-    t0 = time.perf_counter()
-    results = [(i, fn(parts[i], *args)) for i in sorted(parts)]
-    if combine is None:
-        value: Any = results
-    elif not results:
-        return TaskOut(None, {}, 0, empty=True)
-    else:
-        value = results[0][1]
-        for _, r in results[1:]:
-            value = combine(value, r)
-    return TaskOut(value, {worker_id(): time.perf_counter() - t0}, payload_bytes(value))
-
-
-def combine_outs(combine: Callable, a: TaskOut, b: TaskOut) -> TaskOut:
-    """One node of a combine tree: merge two partial results where ``a`` lives."""
-    if a.empty or b.empty:
-        return b if a.empty else a
-    t0 = time.perf_counter()
-    value = combine(a.value, b.value)
-    compute = dict(a.compute)
-    for w, s in b.compute.items():
-        compute[w] = compute.get(w, 0.0) + s
-    me = worker_id()
-    compute[me] = compute.get(me, 0.0) + time.perf_counter() - t0
-    return TaskOut(value, compute, a.nbytes + b.nbytes)
-
-
-def tree_reduce(items: list, pair: Callable[[Any, Any], Any]) -> Any:
-    """Combine ``items`` pairwise, level by level: log2(len(items)) levels deep."""
-    while len(items) > 1:
-        items = [
-            pair(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
-            for i in range(0, len(items), 2)
-        ]
-    return items[0]
-
-
-def _noop(part: Part) -> None:
-    return None
-
-
-def _noop_combine(a: None, b: None) -> None:
-    return None
-
-
-# --------------------------------------------------------------------------- driver side
 
 
 @dataclass(frozen=True)
@@ -267,10 +122,13 @@ class Engine(ABC):
         """Make worker ``w`` read ``specs[w]`` and cache them; return a handle and the stats."""
 
     @abstractmethod
-    def _run(
-        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
-    ) -> TaskOut | list[TaskOut]:
-        """:func:`run_parts` on every worker; tree-combine into one TaskOut when ``combine``."""
+    def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
+        """:func:`~scaling.engines.worker.run_parts` (no combine) on every worker."""
+
+    @abstractmethod
+    def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
+        """``run_parts`` with ``combine`` on every worker, then
+        :func:`~scaling.engines.worker.combine_outs` in a tree on the workers."""
 
     @abstractmethod
     def _broadcast(self, value: Any) -> Any:
@@ -295,7 +153,7 @@ class Engine(ABC):
 
     def _error_summary(self, error: BaseException) -> str:
         """One line that says what went wrong, for error messages."""
-        return _first_line(error)
+        return first_line(error)
 
     @property
     def worker_memory(self) -> int:
@@ -306,7 +164,7 @@ class Engine(ABC):
     @property
     def rendezvous_host(self) -> str:
         """The driver's address as the workers reach it (where gangs meet, and trackers run)."""
-        return "127.0.0.1" if self.address is None else _driver_host()
+        return "127.0.0.1" if self.address is None else driver_host()
 
     @property
     def version(self) -> str:
@@ -342,12 +200,11 @@ class Engine(ABC):
         for i, (a, b) in enumerate(bounds):
             specs[i % self.workers].append(PartSpec(i, source, a, b))
         uid = uuid.uuid4().hex[:12]
-        t0 = time.perf_counter()
+        start, t0 = time.time(), time.perf_counter()
         native, stats = self._guard("load", self._load, uid, specs, dtype)
         ds = Dataset(uid, source.rows, source.features, partitions, dtype, source.labelled, native)
-        self.trace.record(
-            Call("load", time.perf_counter() - t0, 0.0, payload_bytes(specs), 0, partitions)
-        )
+        wall = time.perf_counter() - t0
+        self.trace.record(Call("load", wall, 0.0, payload_bytes(specs), 0, partitions, start))
         self._check_loaded(ds, stats, bounds)
         if not self.trace.latency:
             self._calibrate(ds)
@@ -358,7 +215,7 @@ class Engine(ABC):
 
         Returns the results in partition order.
         """
-        outs = self._call("map", ds, fn, args, None)
+        outs = self._call("map", ds, self._map, fn, args)
         results = sorted((pair for out in outs for pair in out.value), key=lambda p: p[0])
         return [r for _, r in results]
 
@@ -367,16 +224,18 @@ class Engine(ABC):
 
         ``combine(a, b)`` must be associative and commutative (a sum, typically).
         """
-        return self._call("map_reduce", ds, fn, args, combine).value
+        (out,) = self._call("map_reduce", ds, self._map_reduce, fn, args, combine)
+        return out.value
 
     def broadcast(self, value: Any) -> Broadcast:
         """Ship ``value`` once to every worker, for use as an argument in later calls."""
         self._check_open()
-        t0 = time.perf_counter()
+        start, t0 = time.time(), time.perf_counter()
         native = self._guard("broadcast", self._broadcast, value)
         nbytes = payload_bytes(value)
+        wall = time.perf_counter() - t0
         self.trace.record(
-            Call("broadcast", time.perf_counter() - t0, 0.0, nbytes * self.workers, 0, self.workers)
+            Call("broadcast", wall, 0.0, nbytes * self.workers, 0, self.workers, start)
         )
         return Broadcast(native, nbytes)
 
@@ -398,17 +257,12 @@ class Engine(ABC):
         host = self.rendezvous_host
         port = free_port(host)
         ctxs = [GangContext(r, self.workers, host, port) for r in range(self.workers)]
-        t0 = time.perf_counter()
+        start, t0 = time.time(), time.perf_counter()
         results = self._guard("gang", self._gang, ds, fn, ctxs, args, timeout)
+        wall = time.perf_counter() - t0
+        shipped = payload_bytes(args) * self.workers
         self.trace.record(
-            Call(
-                "gang",
-                time.perf_counter() - t0,
-                0.0,
-                payload_bytes(args) * self.workers,
-                payload_bytes(results),
-                self.workers,
-            )
+            Call("gang", wall, 0.0, shipped, payload_bytes(results), self.workers, start)
         )
         return results
 
@@ -436,11 +290,12 @@ class Engine(ABC):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _call(self, op: str, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None):
+    def _call(self, op: str, ds: Dataset, hook: Callable, fn: Callable, args: tuple, *combine):
+        """Run a map or map-reduce hook; record it with its tasks. Returns its TaskOuts."""
         self._check_open()
-        t0 = time.perf_counter()
         native_args = tuple(a.native if isinstance(a, Broadcast) else a for a in args)
-        out = self._guard(op, self._run, ds, fn, native_args, combine)
+        start, t0 = time.time(), time.perf_counter()
+        out = self._guard(op, hook, ds, fn, *combine, native_args)
         wall = time.perf_counter() - t0
         outs = out if isinstance(out, list) else [out]
         per_worker: dict[str, float] = {}
@@ -449,29 +304,45 @@ class Engine(ABC):
                 per_worker[w] = per_worker.get(w, 0.0) + s
         shipped = sum(payload_bytes(a) for a in args if not isinstance(a, Broadcast))
         tasks = min(self.workers, ds.partitions)
-        self.trace.record(
-            Call(
-                op,
-                wall,
-                max(per_worker.values(), default=0.0),
-                shipped * tasks,
-                sum(o.nbytes for o in outs),
-                tasks,
-            )
+        call = Call(
+            op,
+            wall,
+            max(per_worker.values(), default=0.0),
+            shipped * tasks,
+            sum(o.nbytes for o in outs),
+            tasks,
+            start,
+            [e for o in outs for e in o.events],
         )
-        return out
+        self.trace.record(call)
+        return outs
 
     def _calibrate(self, ds: Dataset, repeats: int = 5) -> None:
-        """Measure what an empty call costs here: the per-call overhead of this engine."""
+        """Measure what an empty call costs here (the per-call overhead of this engine), and
+        how far each worker's clock is from the driver's (for timelines across hosts)."""
         latency = {}
-        for op, combine in (("map", None), ("map_reduce", _noop_combine)):
+        for op, hook, extra in (
+            ("map", self._map, ()),
+            ("map_reduce", self._map_reduce, (noop_combine,)),
+        ):
             walls = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                self._guard(op, self._run, ds, _noop, (), combine)
+                self._guard(op, hook, ds, noop, *extra, ())
                 walls.append(time.perf_counter() - t0)
             latency[op] = statistics.median(walls)
         self.trace.latency.update(latency)
+        # Cristian's algorithm: a worker's clock read half-way through a call is the driver's
+        # at the call's midpoint. Only for workers on other hosts: on this one every process
+        # reads the same clock, and a call's round trip (Spark's: ~0.1 s) is a worse estimate.
+        here = socket.gethostname()
+        t0 = time.time()
+        outs = self._guard("map", self._map, ds, clock, ())
+        middle = (t0 + time.time()) / 2
+        for out in outs:
+            for _, (worker, seen) in out.value:
+                if worker.rsplit(":", 1)[0] != here:
+                    self.trace.clock_offsets[worker] = seen - middle
 
     def _check_loaded(
         self, ds: Dataset, stats: list[LoadStat], bounds: list[tuple[int, int]]
@@ -510,47 +381,3 @@ class Engine(ABC):
                     "intact); if workers run out of memory, use more workers or fewer rows"
                 ) from e
             raise EngineError(f"{self.name} {op} failed: {type(e).__name__}: {what}") from e
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    return lines[0][:300] if lines else "(no message)"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on ``host`` a moment ago."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _driver_host() -> str:
-    return os.environ.get("SCALING_DRIVER_HOST", socket.gethostbyname(socket.gethostname()))
-
-
-def check_reachable(
-    engine: str, address: str, schemes: tuple[str, ...], timeout: float = 3.0
-) -> None:
-    """Fail fast, with a fix, when nothing listens at a cluster address."""
-    parts = urlsplit(address if "://" in address else f"//{address}")
-    if "://" in address and parts.scheme not in schemes:
-        raise UsageError(
-            f"{engine} address {address!r} has scheme {parts.scheme!r}; "
-            f"use one of {', '.join(s + '://' for s in schemes)}"
-        )
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    if not host or not port:
-        raise UsageError(
-            f"{engine} address {address!r} needs a host and a port, "
-            f"e.g. {schemes[0]}://127.0.0.1:PORT"
-        )
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as e:
-        raise EngineError(
-            f"cannot reach a {engine} cluster at {address} ({e.strerror or e}); start one "
-            f"(see cluster/README.md) or omit --address to start an embedded local cluster"
-        ) from e

@@ -22,12 +22,10 @@ import dask
 import distributed
 from distributed import Client, Future, KilledWorker, LocalCluster
 
-from scaling.engines.base import (
+from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.worker import (
     THREAD_ENV,
-    Dataset,
-    Engine,
     GangContext,
-    Loaded,
     LoadStat,
     PartSpec,
     TaskOut,
@@ -144,12 +142,13 @@ class DaskEngine(Engine):
         stats = self._wait([self._submit(w, _stats, h) for w, h in enumerate(held)])
         return held, [s for worker in stats for s in worker]
 
-    def _run(
-        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
-    ) -> TaskOut | list[TaskOut]:
+    def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
+        return self._wait(
+            [self._submit(w, _run, h, fn, args, None) for w, h in enumerate(ds.native)]
+        )
+
+    def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
         outs = [self._submit(w, _run, h, fn, args, combine) for w, h in enumerate(ds.native)]
-        if combine is None:
-            return self._wait(outs)
         where = {o.key: w for w, o in enumerate(outs)}
 
         def pair(a: Future, b: Future) -> Future:

@@ -14,11 +14,9 @@ from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
-from scaling.engines.base import (
-    Dataset,
-    Engine,
+from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.worker import (
     GangContext,
-    Loaded,
     LoadStat,
     PartSpec,
     TaskOut,
@@ -50,13 +48,13 @@ class LocalEngine(Engine):
             stats.extend(s)
         return uid, stats
 
-    def _run(
-        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
-    ) -> TaskOut | list[TaskOut]:
+    def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
+        with self._threads.limit(limits=1):
+            return [run_parts(parts, fn, args, None) for parts in self._data[ds.uid]]
+
+    def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
         with self._threads.limit(limits=1):
             outs = [run_parts(parts, fn, args, combine) for parts in self._data[ds.uid]]
-            if combine is None:
-                return outs
             total = outs[0]
             for out in outs[1:]:
                 total = combine_outs(combine, total, out)

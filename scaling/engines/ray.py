@@ -34,12 +34,10 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from scaling.engines.base import (
+from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.worker import (
     THREAD_ENV,
-    Dataset,
-    Engine,
     GangContext,
-    Loaded,
     LoadStat,
     PartSpec,
     TaskOut,
@@ -131,12 +129,11 @@ class RayEngine(Engine):
         )
         return uid, [s for worker in stats for s in worker]
 
-    def _run(
-        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
-    ) -> TaskOut | list[TaskOut]:
+    def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
+        return ray.get([a.run.remote(ds.uid, fn, args, None) for a in self._actors])
+
+    def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
         refs = [a.run.remote(ds.uid, fn, args, combine) for a in self._actors]
-        if combine is None:
-            return ray.get(refs)
         owner = dict(zip(refs, self._actors, strict=True))
 
         def pair(a: ray.ObjectRef, b: ray.ObjectRef) -> ray.ObjectRef:

@@ -29,12 +29,10 @@ from pyspark.broadcast import Broadcast as SparkBroadcast
 from pyspark.sql import SparkSession
 
 from scaling.data import Part
-from scaling.engines.base import (
+from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.worker import (
     THREAD_ENV,
-    Dataset,
-    Engine,
     GangContext,
-    Loaded,
     LoadStat,
     PartSpec,
     TaskOut,
@@ -151,12 +149,11 @@ class SparkEngine(Engine):
         stats = rdd.mapPartitions(partial(_load, uid, dtype)).collect()
         return (rdd, specs), stats
 
-    def _run(
-        self, ds: Dataset, fn: Callable, args: tuple, combine: Callable | None
-    ) -> TaskOut | list[TaskOut]:
+    def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
+        return ds.native[0].mapPartitions(partial(_run, ds.uid, ds.dtype, fn, args, None)).collect()
+
+    def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
         outs = ds.native[0].mapPartitions(partial(_run, ds.uid, ds.dtype, fn, args, combine))
-        if combine is None:
-            return outs.collect()
         return outs.treeReduce(partial(combine_outs, combine), depth=2)
 
     def _broadcast(self, value: Any) -> Any:
