@@ -107,10 +107,13 @@ def _member_events(log: dict, i: int) -> list[TaskEvent]:
 
 class StepLog:
     """What a gang member measures of itself: per iteration its wall, compute and
-    communication seconds, and the bytes its TCP sockets moved while the log was open.
+    communication seconds, and the bytes its collective's TCP sockets moved while the log was
+    open.
 
-    Open it (:meth:`open`) once the collective is set up and close it (:meth:`close`) when
-    the last iteration ends, so that set-up and after-training exchanges are not counted.
+    Make it before the member joins its collective: sockets open then are the process's own
+    (its engine's, the driver's in the local engine), not the collective's, and are left out.
+    Open it (:meth:`open`) once the collective is set up and close it (:meth:`close`) when the
+    last iteration ends, so that set-up and after-training exchanges are not counted.
     ``unmetered``: iterations that ran before :meth:`open` (counted in time, not bytes).
     """
 
@@ -118,6 +121,7 @@ class StepLog:
         self.rank = rank
         self.rows: list[tuple[float, float, float]] = []
         self.ends: list[float] = []  # wall clock at the end of each iteration
+        self.others = set(socket_bytes() or ())
         self.before: dict | None = None
         self.sockets: dict | None = None
         self.unmetered = 0
@@ -129,7 +133,10 @@ class StepLog:
 
     def close(self) -> None:
         if self.sockets is None:
-            self.sockets = bytes_between(self.before, socket_bytes())
+            moved = bytes_between(self.before, socket_bytes())
+            if moved is not None:
+                moved = {k: n for k, n in moved.items() if k not in self.others}
+            self.sockets = moved
 
     def add(self, wall: float, compute: float, comm: float, end: float | None = None) -> None:
         """One iteration's seconds; ``end``: its end on the wall clock (default: now)."""

@@ -35,8 +35,31 @@ def data(engine):
     engine.release(ds)
 
 
-def test_feature_parallel_predicts_as_single_node_training(engine, data):
+BYTES_TOLERANCE = 0.03
+"""Bytes the members' sockets moved per tree against :func:`gbdt.round_bytes`; LightGBM's
+voting at 2 workers is 1.7% under it (its votes are fewer than k per leaf at times)."""
+
+
+def _check_rounds(engine, trace, config) -> None:
+    """Each round measured inside the workers, with the bytes the kernel counted."""
+    rounds = trace.summaries(gbdt.ITERATION)
+    assert len(rounds) == 10 and all(r["wall"] > 0 for r in rounds)
+    moved = rounds[0]["bytes_in"] + rounds[0]["bytes_out"]
+    if engine.workers == 1:
+        assert moved == 0 and all(r["communication"] == 0 for r in rounds)
+        return
+    # Counted by the kernel on the members' sockets, against each mode's volume.
+    expected = gbdt.round_bytes(config, SOURCE.rows, SOURCE.features, engine.workers)
+    assert moved == pytest.approx(expected, rel=BYTES_TOLERANCE)
+    assert rounds[0]["sources"]["bytes"].startswith("measured: kernel TCP counters")
+    # Each round against the same round trained without the network: the rest is waiting.
+    assert sum(r["communication"] for r in rounds) > 0
+    assert all(r["compute"] + r["communication"] == pytest.approx(r["wall"]) for r in rounds)
+
+
+def test_feature_parallel_predicts_as_single_node_training(engine, data, fresh_trace):
     result = gbdt.JOB.fit(engine, data, FEATURE)
+    _check_rounds(engine, fresh_trace, FEATURE)
     np.testing.assert_allclose(result.predictions, reference(SOURCE, FEATURE), atol=1e-6)
     held = held_out(FEATURE.seed, 0, SOURCE.rows, FEATURE.holdout)
     assert result.rows.tolist() == np.flatnonzero(held).tolist()
@@ -46,38 +69,15 @@ def test_feature_parallel_predicts_as_single_node_training(engine, data):
 
 
 @pytest.mark.parametrize("name", APPROXIMATE)
-def test_row_split_modes_score_as_single_node_training(engine, data, name):
+def test_row_split_modes_score_as_single_node_training(engine, data, fresh_trace, name):
     config = APPROXIMATE[name]
     result = gbdt.JOB.fit(engine, data, config)
+    _check_rounds(engine, fresh_trace, config)
     single = reference(SOURCE, config)
     if engine.workers == 1:  # one worker is single-node training
         np.testing.assert_allclose(result.predictions, single, atol=1e-6)
     assert result.auc == pytest.approx(roc_auc_score(result.labels, single), abs=AUC_TOLERANCE)
     assert result.auc > 0.85 and result.rounds == 10
-
-
-BYTES_TOLERANCE = 0.03
-"""Bytes the members' sockets moved per tree against :func:`gbdt.round_bytes`; LightGBM's
-voting at 2 workers is 1.7% under it (its votes are fewer than k per leaf at times)."""
-
-
-@pytest.mark.parametrize("name", [*APPROXIMATE, "xgboost-feature"])
-def test_rounds_are_measured_with_their_bytes(engine, data, fresh_trace, name):
-    config = APPROXIMATE.get(name, FEATURE)
-    gbdt.JOB.fit(engine, data, config)
-    rounds = fresh_trace.summaries(gbdt.ITERATION)
-    assert len(rounds) == 10 and all(r["wall"] > 0 for r in rounds)
-    moved = rounds[0]["bytes_in"] + rounds[0]["bytes_out"]
-    expected = gbdt.round_bytes(config, SOURCE.rows, SOURCE.features, engine.workers)
-    if engine.workers == 1:
-        assert moved == 0 and all(r["communication"] == 0 for r in rounds)
-        return
-    # Counted by the kernel on the members' sockets, against each mode's volume.
-    assert moved == pytest.approx(expected, rel=BYTES_TOLERANCE)
-    assert rounds[0]["sources"]["bytes"].startswith("measured: kernel TCP counters")
-    # Each round against the same round trained without the network: the rest is waiting.
-    assert sum(r["communication"] for r in rounds) > 0
-    assert all(r["compute"] + r["communication"] == pytest.approx(r["wall"]) for r in rounds)
 
 
 def test_bad_input(engine, data):

@@ -33,11 +33,25 @@ def test_driver_loop_iterations_add_up_to_their_split(engine, fresh_trace):
     kmeans.fit(engine, ds, kmeans.KMeansConfig(k=3, max_iter=3, tol=0, init="random"))
     engine.release(ds)
     _check_split(fresh_trace, kmeans.ITERATION)
+    _check_chrome_trace(fresh_trace)
     one = timeline.iteration(fresh_trace, fresh_trace.spans[-2])  # the last Lloyd iteration
     workers = {b["lane"] for b in one["bars"] if b["name"] == "_partial_sums"}
     assert len(workers) == (1 if engine.name == "local" else engine.workers)
     for bar in one["bars"]:  # every task inside the iteration, on the driver's clock
         assert -1e-3 <= bar["start"] <= bar["end"] <= one["wall"] + 1e-3
+
+
+def _check_chrome_trace(trace_) -> None:
+    """The run as Chrome trace-event JSON: valid, a lane per process, tasks on the workers."""
+    trace = json.loads(json.dumps(timeline.chrome_trace(trace_, kmeans.ITERATION)))
+    events = trace["traceEvents"]
+    names = {e["args"]["name"] for e in events if e["ph"] == "M"}
+    assert "driver" in names and len(names) >= 2
+    complete = [e for e in events if e["ph"] == "X"]
+    assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in complete)
+    assert {e["name"] for e in complete} >= {"map_reduce", "_partial_sums", "lloyd 0"}
+    tasks = {e["pid"] for e in complete if e["name"] == "_partial_sums"}
+    assert 0 not in tasks  # tasks are on the workers' lanes, not the driver's
 
 
 def test_gang_iterations_add_up_to_their_split(engine, fresh_trace):
@@ -47,21 +61,6 @@ def test_gang_iterations_add_up_to_their_split(engine, fresh_trace):
     _check_split(fresh_trace, sgd.ITERATION)
     lanes = {b["lane"] for b in timeline.iteration(fresh_trace, fresh_trace.spans[-1])["bars"]}
     assert len(lanes) == engine.workers  # one lane per member
-
-
-def test_chrome_trace_of_a_run(engine, fresh_trace):
-    ds = engine.load(Blobs(rows=3_000, features=2, centers=2))
-    kmeans.fit(engine, ds, kmeans.KMeansConfig(k=2, max_iter=2, tol=0, init="random"))
-    engine.release(ds)
-    trace = json.loads(json.dumps(timeline.chrome_trace(fresh_trace, kmeans.ITERATION)))
-    events = trace["traceEvents"]
-    names = {e["args"]["name"] for e in events if e["ph"] == "M"}
-    assert "driver" in names and len(names) >= 2
-    complete = [e for e in events if e["ph"] == "X"]
-    assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in complete)
-    assert {e["name"] for e in complete} >= {"map_reduce", "_partial_sums", "lloyd 0"}
-    tasks = {e["pid"] for e in complete if e["name"] == "_partial_sums"}
-    assert 0 not in tasks  # tasks are on the workers' lanes, not the driver's
 
 
 def test_cli_timeline(tmp_path, capsys):

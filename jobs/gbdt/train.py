@@ -113,7 +113,7 @@ def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: 
     if config.mode == "feature":
         rows, replica = _replicate(ctx, rows, job)
     train = _xgboost if config.library == "xgboost" else _lightgbm
-    log = StepLog(ctx.rank)
+    log = StepLog(ctx.rank)  # before joining: the sockets open now are not the collective's
     with backend.member(ctx, started, config.timeout) as network:
         clock = _RoundClock(config.rounds, log)
         booster = train(rows, config, network, clock)

@@ -42,8 +42,11 @@ class GangStrategy(Strategy):
     split = "compute and waits on the collectives, timed inside each worker"
 
     @abstractmethod
-    def member(self, group: Group, shard: Shard, replica: Replica, job: GangJob) -> dict:
-        """Train one replica; return :func:`outcome` (and, on rank 0, what it alone has)."""
+    def member(
+        self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
+    ) -> dict:
+        """Train one replica, timing each step in ``log`` (open it when training starts,
+        close it when it ends); return :func:`outcome` (rank 0: and what it alone has)."""
 
     def train(self, problem: Problem, on_iteration: OnIteration) -> SGDResult:
         engine, ds, config = problem.engine, problem.ds, problem.config
@@ -77,12 +80,13 @@ def _member(
     """One replica of a gang strategy; rank 0 also returns the final parameters."""
     config = job.config
     pin_torch()
+    log = StepLog(ctx.rank)  # before joining: the sockets open now are not the collective's
     with backend.member(ctx, started, config.timeout) as group:
         shard = Shard(parts, job.classes, config.holdout, config.seed)
         dtype = str(shard.X.dtype).split(".")[-1]
         replica = Replica(shard.X.shape[1], len(job.classes), config, dtype)
         replica.set(job.init)
-        out = strategy.member(group, shard, replica, job)
+        out = strategy.member(group, shard, replica, job, log)
     if ctx.rank == 0:
         out["params"] = replica.flat.numpy().copy()
     return out

@@ -24,7 +24,9 @@ from scaling.trace import StepLog
 class LocalSGD(GangStrategy):
     name = "local-sgd"
 
-    def member(self, group: Group, shard: Shard, replica: Replica, job: GangJob) -> dict:
+    def member(
+        self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
+    ) -> dict:
         """Per step O(B P / p) flops; every H steps each replica sends 2 (p - 1) / p x P
         numbers."""
         config = job.config
@@ -33,7 +35,7 @@ class LocalSGD(GangStrategy):
         every = config.sync_every or config.max_steps
         # Evaluate at averaging points only: that is when there is one model to score.
         clock = Clock(config, every=math.ceil(config.eval_every / every) * every)
-        log, step = StepLog(group.rank), 0
+        step = 0
         log.open()
         for step in range(config.max_steps):
             t0 = time.perf_counter()

@@ -35,11 +35,12 @@ class ParameterServer(GangStrategy):
     name = "parameter-server"
     split = "compute and the push-pull round trip to the server, timed inside each worker"
 
-    def member(self, group: Group, shard: Shard, replica: Replica, job: GangJob) -> dict:
+    def member(
+        self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
+    ) -> dict:
         """Per local step a replica computes ~B / p rows (O(B P / p) flops) and exchanges
         2 P numbers with the server."""
         config = job.config
-        log = StepLog(group.rank)
         log.open()
         server = None
         if group.rank == 0:

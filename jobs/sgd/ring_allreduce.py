@@ -42,7 +42,9 @@ def buckets(replica: Replica, cap_bytes: float) -> list[tuple[int, int, int]]:
 class RingAllreduce(GangStrategy):
     name = "ring-allreduce"
 
-    def member(self, group: Group, shard: Shard, replica: Replica, job: GangJob) -> dict:
+    def member(
+        self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
+    ) -> dict:
         """Per step each replica computes its ~B / p rows (O(B P / p) flops) and sends
         2 (p - 1) / p x P numbers in the ring all-reduce."""
         config = job.config
@@ -69,7 +71,7 @@ class RingAllreduce(GangStrategy):
         if group.world > 1:
             for i, p in enumerate(replica.params):
                 p.register_post_accumulate_grad_hook(hook(owner[i]))
-        log, clock, step = StepLog(group.rank), Clock(config), 0
+        clock, step = Clock(config), 0
         log.open()
         for step in range(config.max_steps):
             t0 = time.perf_counter()
