@@ -8,7 +8,9 @@ At every (rows, features) point, on one engine at ``--workers`` workers, the sam
 LightGBM data- and voting-parallel, one after the other, ``--repeat`` times. Two times per run:
 the median time per round (one tree, after the first) and the whole training (the gang call:
 for feature-parallel that includes sending every worker all rows of its columns). Bytes per round
-are each mode's formula (:func:`jobs.gbdt.round_bytes`). Writes
+are what the kernel counted on the workers' sockets, beside each mode's formula
+(:func:`jobs.gbdt.round_bytes`); the communication share is the median round's (its wall time
+less the same round trained on the worker's own rows without the network). Writes
 ``benchmarks/results/gbdt-modes/{README.md,modes.json,modes.png}``; the reading in README.md
 is written by hand after looking at the numbers.
 """
@@ -40,8 +42,15 @@ MODES = {
 def measure(eng, ds, config: gbdt.GBDTConfig) -> dict:
     eng.trace.reset()
     result = gbdt.JOB.fit(eng, ds, config)
-    rounds = [s["wall"] for s in eng.trace.summaries(gbdt.ITERATION)][1:]
-    return {"round": statistics.median(rounds), "train": result.train_seconds, "auc": result.auc}
+    rounds = eng.trace.summaries(gbdt.ITERATION)[1:]
+    median = sorted(rounds, key=lambda r: r["wall"])[(len(rounds) - 1) // 2]
+    return {
+        "round": median["wall"],
+        "comm": median["communication"] / median["wall"],
+        "bytes": median["bytes_in"] + median["bytes_out"],
+        "train": result.train_seconds,
+        "auc": result.auc,
+    }
 
 
 def main() -> None:
@@ -86,7 +95,9 @@ def main() -> None:
                             "round_s": statistics.median(r["round"] for r in runs[name]),
                             "train_s": statistics.median(r["train"] for r in runs[name]),
                             "auc": statistics.median(r["auc"] for r in runs[name]),
-                            "bytes_per_round": gbdt.round_bytes(
+                            "comm_share": statistics.median(r["comm"] for r in runs[name]),
+                            "bytes_per_round": statistics.median(r["bytes"] for r in runs[name]),
+                            "formula_bytes_per_round": gbdt.round_bytes(
                                 config, rows, features, args.workers
                             ),
                         }
@@ -115,14 +126,15 @@ def write(args: argparse.Namespace, points: list[dict]) -> None:
         f"LightGBM 31 leaves, 255 bins, voting top-k {args.top_k}; medians of {args.repeat} "
         f"interleaved runs. Host: {host_line()}.",
         "",
-        "| rows | features | mode | s / round | train s (whole gang) | MB / round (formula) |"
-        " held-out AUC |",
-        "|---|---|---|---|---|---|---|",
+        "| rows | features | mode | s / round | comm. share | train s (whole gang) "
+        "| MB / round, measured | (formula) | held-out AUC |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         lines.append(
             f"| {p['rows']:,} | {p['features']} | {p['mode']} | {p['round_s']:.4f} | "
-            f"{p['train_s']:.2f} | {p['bytes_per_round'] / 1e6:.2f} | {p['auc']:.4f} |"
+            f"{p['comm_share']:.0%} | {p['train_s']:.2f} | {p['bytes_per_round'] / 1e6:.2f} | "
+            f"{p['formula_bytes_per_round'] / 1e6:.2f} | {p['auc']:.4f} |"
         )
     lines += ["", "Fastest per round / in all, at each point:", ""]
     lines += ["| rows | features | fastest per round | fastest in all (incl. set-up) |"]

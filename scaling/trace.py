@@ -241,7 +241,8 @@ class Trace:
         """
         steps = min(len(log["steps"]) for log in logs)
         stacked = np.stack([log["steps"][:steps] for log in logs])  # members x steps x 3
-        slowest = stacked[stacked[:, :, 0].argmax(axis=0), np.arange(steps)]
+        slow = stacked[:, :, 0].argmax(axis=0)  # per step, the member that took longest
+        slowest = stacked[slow, np.arange(steps)]
         counted = merge_socket_bytes([log["sockets"] for log in logs])
         if counted is None or not steps:
             nbytes, how = expected_bytes, "modelled: the algorithm's volume per iteration"
@@ -250,7 +251,6 @@ class Trace:
             how = "measured: kernel TCP counters of the members' sockets, per iteration"
         sources = {"split": f"measured: {split}", "bytes": how}
         added = []
-        slow = stacked[:, :, 0].argmax(axis=0)
         for i, (wall, compute, comm) in enumerate(slowest):
             span = Span(
                 name,

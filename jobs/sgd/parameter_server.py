@@ -69,7 +69,11 @@ class ParameterServer(GangStrategy):
                 log.add(t3 - t0, t2 - t1, t3 - t2)
             sock.sendall(_HEADER.pack(-1))
             if server:  # the server's sockets carry the others' pushes until they are done
-                server.join()
+                try:
+                    server.join()
+                    log.close()  # while the server's connections are open: theirs count
+                finally:
+                    server.close()
             log.close()
         return self._score_snapshots(group, shard, replica, server, log, config)
 
@@ -98,7 +102,9 @@ class ParameterServer(GangStrategy):
         return out
 
     def step_bytes(self, config: SGDConfig, size: int, workers: int) -> int:
-        return 2 * workers * size  # a gradient up and the parameters down, each
+        # Each worker pushes a gradient and pulls the parameters (2 size, sent and received),
+        # and the server, a thread of rank 0, receives and sends the same: 2 size per worker.
+        return 4 * workers * size
 
     def copies(self, config: SGDConfig) -> int:
         # Rank 0 also holds the server's replica, and its snapshots for scoring.
@@ -154,6 +160,7 @@ class _Server:
         self.errors: list[BaseException] = []
         self.acceptor = threading.Thread(target=self._accept, daemon=True)
         self.handlers: list[threading.Thread] = []
+        self.connections: list[socket.socket] = []
         self.acceptor.start()
 
     def _accept(self) -> None:
@@ -172,32 +179,37 @@ class _Server:
         grad = np.empty(self.state.flat.numel(), dtype=self.state.flat.numpy().dtype)
         out = np.empty_like(grad)
         header = bytearray(_HEADER.size)
+        self.connections.append(conn)  # closed by close(), once their bytes are counted
         try:
-            with conn:
-                conn.settimeout(self.timeout)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                while True:
-                    (seen,) = _HEADER.unpack(recv_into(conn, header))
-                    if seen < 0:
-                        return
-                    recv_into(conn, grad)
-                    with self.lock:
-                        self.staleness.append(self.version - seen)
-                        self.state.grad.copy_(torch.from_numpy(grad))
-                        self.state.step(1.0)
-                        self.version += 1
-                        version = self.version
-                        out[:] = self.state.flat.numpy()
-                        if version % self.every == 0:
-                            self._snapshot()
-                    conn.sendall(_HEADER.pack(version))
-                    conn.sendall(memoryview(out).cast("B"))
+            conn.settimeout(self.timeout)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while True:
+                (seen,) = _HEADER.unpack(recv_into(conn, header))
+                if seen < 0:
+                    return
+                recv_into(conn, grad)
+                with self.lock:
+                    self.staleness.append(self.version - seen)
+                    self.state.grad.copy_(torch.from_numpy(grad))
+                    self.state.step(1.0)
+                    self.version += 1
+                    version = self.version
+                    out[:] = self.state.flat.numpy()
+                    if version % self.every == 0:
+                        self._snapshot()
+                conn.sendall(_HEADER.pack(version))
+                conn.sendall(memoryview(out).cast("B"))
         except BaseException as e:
             self.errors.append(e)
 
     def _snapshot(self) -> None:
         seconds = time.perf_counter() - self.t0
         self.snapshots.append((self.version, seconds, self.state.flat.clone()))
+
+    def close(self) -> None:
+        """Close the replicas' connections."""
+        for conn in self.connections:
+            conn.close()
 
     def join(self) -> None:
         """Wait for every replica to finish; the final parameters go to rank 0's replica."""
