@@ -133,14 +133,15 @@ def curves(records: Iterable[dict]) -> list[Curve]:
             fs = sorted(by_workers[workers], key=lambda f: f.seconds)
             typical = fs[(len(fs) - 1) // 2]  # a real run's split: its parts add up
             seconds = statistics.median(f.seconds for f in fs)
-            # The work of an iteration is the same in every repeat: throughput at the median
-            # time (the median run's own, when there is one).
-            throughput = (typical.throughput or 0.0) * typical.seconds / seconds if seconds else 0.0
+            # An iteration's work is the same in every repeat: the throughput at the median time
+            # (the median run's own, when there is one, as every other view shows it).
+            units = (typical.throughput or 0.0) * typical.seconds
+            at_median = typical.throughput if seconds == typical.seconds else units / seconds
             curve.points.append(
                 Point(
                     workers=workers,
                     seconds=seconds,
-                    throughput=typical.throughput if seconds == typical.seconds else throughput,
+                    throughput=at_median,
                     split=typical.split,
                     repeats=len(fs),
                     figures=typical,
