@@ -18,8 +18,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,25 @@ _CACHE: dict[tuple[str, int], Part] = {}
 
 EXECUTOR_MEMORY_MB = 1024
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+JVM_LOG = Path(tempfile.gettempdir()) / "scaling-spark-jvm.log"
+"""Where the Spark JVMs (driver, and the executors it starts) write their standard error."""
+
+
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Point file descriptor 2 at ``path`` (appending) for the block, for child processes
+    started in it; Python's own ``sys.stderr`` is flushed first and restored after."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
 
 
 def _part(uid: str, spec: PartSpec, dtype: str) -> Part:
@@ -140,7 +161,11 @@ class SparkEngine(Engine):
         )
         for name, value in THREAD_ENV.items():
             builder = builder.config(f"spark.executorEnv.{name}", value)
-        self._session = builder.getOrCreate()
+        # The JVM inherits the driver's standard error when it starts, and prints its start-up
+        # lines there ("Using incubator modules", "Setting default log level"): give it a log
+        # file instead, so that the program's own output is what the terminal shows.
+        with _stderr_to(JVM_LOG):
+            self._session = builder.getOrCreate()
         self._sc = self._session.sparkContext
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
