@@ -210,8 +210,7 @@ def timeline_plot(curves_: Sequence[Curve]):
                 (y - 0.35, 0.7),
                 color=_COLOURS[b["kind"]],
             )
-        names = ["driver"] + [f"worker {i + 1}" for i in range(len(lanes) - 1)]
-        ax.set_yticks(range(len(lanes)), names[::-1], fontsize="small")
+        ax.set_yticks(range(len(lanes)), _lane_names(lanes, p.figures.timeline)[::-1])
         ax.set_xlabel("ms from the iteration's start")
         ax.set_title(f"{c.label} x{p.workers}", fontsize="small")
         ax.grid(alpha=0.3, axis="x")
@@ -222,6 +221,23 @@ def timeline_plot(curves_: Sequence[Curve]):
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize="small")
     fig.suptitle("One iteration, where each process spends it")
     return fig
+
+
+def _lane_names(lanes: list[str], timeline: dict) -> list[str]:
+    """``driver``, ``driver process`` (tasks in the driver's own process), ``worker N``; a
+    gang member's lane keeps its rank."""
+    names, workers = [], {}
+    for lane in lanes:
+        process, _, rank = lane.partition("#")
+        suffix = f" #{rank}" if rank else ""
+        if lane == "driver":
+            names.append("driver")
+        elif process == timeline.get("driver"):
+            names.append(f"driver process{suffix}")
+        else:
+            workers.setdefault(process, len(workers) + 1)
+            names.append(f"worker {workers[process]}{suffix}")
+    return names
 
 
 def _split_bars(ax, curves_: Sequence[Curve]) -> None:

@@ -14,6 +14,7 @@ chrome://tracing open.
 
 from __future__ import annotations
 
+from scaling.engines.worker import worker_id
 from scaling.trace import Call, Span, Trace
 
 KINDS = ("compute", "communication", "overhead", "wait")
@@ -55,9 +56,11 @@ def _task(trace: Trace, event, t0: float) -> dict:
 
 
 def iteration(trace: Trace, span: Span) -> dict:
-    """One iteration as bars: ``{"wall": seconds, "bars": [{lane, name, kind, start, end}]}``,
-    times in seconds from the iteration's start. Driver-side work between calls is a
-    ``compute`` bar on the driver's lane."""
+    """One iteration as bars: ``{"wall": seconds, "bars": [{lane, name, kind, start, end}],
+    "driver": the driver process's lane id}``, times in seconds from the iteration's start.
+    Driver-side work between calls is a ``compute`` bar on the driver's lane; tasks that ran
+    in the driver's own process (the local engine's, Spark's last combine) are on the lane
+    ``driver`` names."""
     bars = _calls_events(trace, span.calls, span.start)
     bars += [_task(trace, e, span.start) for e in span.events]
     cursor = 0.0  # the driver computes (an update, a line search) between its calls
@@ -67,7 +70,7 @@ def iteration(trace: Trace, span: Span) -> dict:
         cursor = max(cursor, call.start + call.wall - span.start)
     if span.calls and span.wall > cursor:
         bars.append(_driver_compute(cursor, span.wall))
-    return {"name": span.name, "wall": span.wall, "bars": bars}
+    return {"name": span.name, "wall": span.wall, "bars": bars, "driver": worker_id()}
 
 
 def _driver_compute(start: float, end: float) -> dict:
