@@ -9,7 +9,6 @@ meets at a ``TCPStore`` on rank 0, at the gang's rendezvous address.
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,10 +21,10 @@ from scaling.engines.worker import GangContext
 
 
 class Group:
-    """A gloo process group of the gang's members; every collective call is timed.
+    """A gloo process group of the gang's members (in a gang of one, collectives do nothing).
 
-    ``seconds`` adds up the time spent in the collectives' ``wait`` (and in the synchronous
-    ones): communication that computation did not hide.
+    Collectives are asynchronous: the caller times its :meth:`wait` calls, the communication
+    that computation did not hide.
     """
 
     def __init__(self, ctx: GangContext, timeout: float) -> None:
@@ -36,7 +35,6 @@ class Group:
             ctx.host, ctx.port, ctx.world, ctx.rank == 0, timeout=delta, wait_for_workers=True
         )
         self.pg = None
-        self.seconds = 0.0
         if ctx.world > 1:
             options = dist.ProcessGroupGloo._Options()
             options._devices = [dist.ProcessGroupGloo.create_device(hostname=self.address)]
@@ -49,11 +47,9 @@ class Group:
         return self.pg.allreduce([tensor]) if self.pg else None
 
     def wait(self, work) -> None:
-        """Wait for an asynchronous collective; the time counts as communication."""
+        """Wait for an asynchronous collective (``None``: nothing to wait for)."""
         if work is not None:
-            t0 = time.perf_counter()
             work.wait()
-            self.seconds += time.perf_counter() - t0
 
     def sum(self, values: list[float]) -> list[float]:
         t = torch.tensor(values, dtype=torch.float64)
