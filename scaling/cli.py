@@ -366,9 +366,10 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             f"run {args.run_id} has no timeline (a failed run, or recorded before timelines "
             "were); run it again"
         )
-    trace = json.loads((Path(args.store) / name).read_text())
+    data = (Path(args.store) / name).read_bytes()
+    trace = json.loads(data)
     out = Path(args.out or f"timeline-{args.run_id}.json")
-    atomic_write(out, json.dumps(trace).encode())
+    atomic_write(out, data)
     print(
         f"timeline: {out} ({len(trace['traceEvents'])} events; open it in "
         "https://ui.perfetto.dev or chrome://tracing)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scaling.report import text_table
+from scaling.report import si, text_table
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,7 @@ def render(
     lines = [f"{job}: one iteration on {rows:,} rows x {features} features, {workers} workers", ""]
     header = ("step", "function", "where", "work (busiest)", "sends (each)", "what it does")
     rows_ = [header] + [
-        (s.kind, s.function, s.where, _si(s.flops, "flop"), _si(s.sends, "B"), s.does)
-        for s in steps
+        (s.kind, s.function, s.where, si(s.flops, "flop"), si(s.sends, "B"), s.does) for s in steps
     ]
     lines.append(text_table(rows_))
     # Each worker's partial result travels once up the tree (p - 1 hops, then the root to the
@@ -53,18 +52,11 @@ def render(
     up = workers * sum(s.sends for s in steps if s.kind == "map")
     down = workers * sum(s.sends for s in steps if s.kind == "update")
     peer = workers * sum(s.sends for s in steps if s.where.startswith(("ring", "peers")))
-    moved = f"~{_si(up, 'B')} up, ~{_si(down, 'B')} down"
+    moved = f"~{si(up, 'B')} up, ~{si(down, 'B')} down"
     where = f"combine tree depth {tree_depth(workers)}"
     if peer:
-        moved, where = f"~{_si(peer, 'B')} peer to peer", "no driver in the loop"
+        moved, where = f"~{si(peer, 'B')} peer to peer", "no driver in the loop"
     lines += ["", f"bytes moved per iteration: {moved} ({where})"]
     if note:
         lines += ["", note]
     return "\n".join(lines)
-
-
-def _si(value: float, unit: str) -> str:
-    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= scale:
-            return f"{value / scale:.1f} {prefix}{unit}"
-    return f"{value:.0f} {unit}"

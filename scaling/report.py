@@ -86,7 +86,7 @@ def table(records: Sequence[dict]) -> str:
                     "-" if f.share(part) is None else f"{split_mark}{f.share(part):.0%}"
                     for part in PARTS
                 ),
-                ("~" if f.modelled("bytes") else "") + _si_bytes(f.bytes),
+                ("~" if f.modelled("bytes") else "") + si(f.bytes, "B"),
                 str(f.iterations),
                 f"{name}={value:.6g}" if isinstance(value, int | float) else f"{name}={value}",
             )
@@ -94,11 +94,12 @@ def table(records: Sequence[dict]) -> str:
     return text_table(rows, right_from=2, rule=True)
 
 
-def _si_bytes(n: float) -> str:
+def si(value: float, unit: str) -> str:
+    """``value`` with an SI prefix: ``16.6 kB``, ``1.2 Mflop``."""
     for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= scale:
-            return f"{n / scale:.1f} {prefix}B"
-    return f"{n:.0f} B"
+        if value >= scale:
+            return f"{value / scale:.1f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"
 
 
 def text_table(
@@ -386,7 +387,7 @@ def _points_table(cs: Sequence[Curve]) -> str:
                     "-" if p.speedup is None else f"{p.speedup:.2f}",
                     "-" if p.efficiency is None else f"{p.efficiency:.0%}",
                     *(f"{split_mark}{p.split[k] * 1e3:.1f} ms" for k in PARTS),
-                    ("~" if p.figures.modelled("bytes") else "") + _si_bytes(p.figures.bytes),
+                    ("~" if p.figures.modelled("bytes") else "") + si(p.figures.bytes, "B"),
                     cost if p is c.points[0] else "",
                 )
             )

@@ -76,7 +76,8 @@ def run_job(
         trace, engine_version = eng.trace, eng.version
     spans = [s for s in trace.spans if s.name == job.iteration]
     iterations = [s.summary() for s in spans]
-    measured = list(range(len(spans)))[warmup:] or list(range(len(spans)))
+    indices = range(len(spans))
+    measured = indices[warmup:] or indices
     # The median iteration itself (not per-part medians), so that its parts add up to its time.
     median = sorted(measured, key=lambda i: iterations[i]["wall"])[(len(measured) - 1) // 2]
     typical = iterations[median]

@@ -184,11 +184,8 @@ def bytes_between(
     :func:`socket_bytes`); a socket opened in between counts from zero."""
     if before is None or after is None:
         return None
-    return {
-        key: sum(after[key]) - sum(before.get(key, (0, 0)))
-        for key in after
-        if sum(after[key]) > sum(before.get(key, (0, 0)))
-    }
+    moved = {key: sum(n) - sum(before.get(key, (0, 0))) for key, n in after.items()}
+    return {key: n for key, n in moved.items() if n > 0}
 
 
 def merge_socket_bytes(counts: list[dict[str, int] | None]) -> int | None:
