@@ -8,17 +8,6 @@ from scaling.data import Part
 from scaling.engines import Dataset, Engine
 
 
-def add(a, b):
-    """Combine step: the sum of two partial results (numbers or arrays)."""
-    return a + b
-
-
-def add_each(a: tuple, b: tuple) -> tuple:
-    """Combine step: element-wise sum of two partial results that are tuples (associative and
-    commutative, so it may run in any tree)."""
-    return tuple(x + y for x, y in zip(a, b, strict=True))
-
-
 def _labels(part: Part) -> set:
     import pandas as pd
 

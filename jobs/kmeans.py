@@ -12,9 +12,14 @@ Multicore", NIPS 2006, the "summation form"):
 
 1. map (:func:`_partial_sums`): on each partition, assign every row to its nearest centre (a
    BLAS product per row block) and sum the rows and count them, per centre;
-2. combine (:func:`~jobs.common.add_each`): add the partial results up, on the workers, in a tree;
-3. update (:func:`_update`): on the driver, centre = sum / count; an empty cluster keeps its
-   previous centre.
+2. combine (:func:`~scaling.executor.add_each`): add the partial results up;
+3. update (:func:`_update`): centre = sum / count; an empty cluster keeps its previous centre.
+
+The fit (:func:`_fit`) is written once and runs in either execution (``--execution``,
+:mod:`scaling.executor`): ``driver``, one engine call per iteration, the partial results added
+in a tree on the workers and the update on the driver (what Spark MLlib and dask-ml do); or
+``allreduce``, the whole fit inside one gang, the partial results all-reduced among the workers
+and the update applied by each of them.
 
 Initialisation by k-means|| follows algorithm 2 of Bahmani et al., "Scalable K-Means++",
 VLDB 2012; its steps are numbered as in the paper in :func:`kmeans_parallel_init`.
@@ -28,11 +33,11 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from jobs.common import add, add_each
 from scaling.data import Blobs, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
-from scaling.errors import UsageError, check_count
-from scaling.explain import Step, tree_depth
+from scaling.errors import UsageError, check_choice, check_count
+from scaling.executor import EXECUTIONS, Steps, add, add_each, execute
+from scaling.explain import Step, for_execution, tree_depth
 from scaling.job import Baseline, Job, OnIteration
 
 ITERATION = "lloyd"
@@ -50,6 +55,8 @@ class KMeansConfig:
     file of shape (k, features), or an array of that shape. ``tol`` is relative, as in
     scikit-learn: iterations stop when the summed squared centre shift is at most
     ``tol * mean(feature variances)``; ``tol=0`` runs until the centres stop moving.
+    ``execution``: ``driver`` (one engine call per step) or ``allreduce`` (the whole fit
+    inside one gang, partial sums all-reduced among the workers; :mod:`scaling.executor`).
     """
 
     k: int = 8
@@ -59,9 +66,11 @@ class KMeansConfig:
     init_rounds: int = 2
     oversampling: float = 2.0
     seed: int = 0
+    execution: str = "driver"
 
     def __post_init__(self) -> None:
         check_count("k", self.k)
+        check_choice("execution", self.execution, EXECUTIONS)
         check_count("max_iter", self.max_iter)
         if not self.tol >= 0:
             raise UsageError(f"tol must be >= 0, got {self.tol!r}")
@@ -222,16 +231,16 @@ def _sample(part: Part, candidates: np.ndarray, ell: float, phi: float, seed: in
 # ---------------------------------------------------------------- driver
 
 
-def take_rows(engine: Engine, ds: Dataset, rows: np.ndarray) -> np.ndarray:
+def take_rows(steps: Steps, rows: np.ndarray) -> np.ndarray:
     """Fetch the rows with these global indices (in that order) from the workers."""
-    pieces = engine.map(ds, _take_rows, np.asarray(rows))
+    pieces = steps.map(_take_rows, np.asarray(rows))
     index = np.concatenate([p[0] for p in pieces])
     values = np.concatenate([p[1] for p in pieces])
     order = np.argsort(index)
     return values[order][np.searchsorted(index[order], rows)]
 
 
-def kmeans_parallel_init(engine: Engine, ds: Dataset, config: KMeansConfig) -> np.ndarray:
+def kmeans_parallel_init(steps: Steps, config: KMeansConfig) -> np.ndarray:
     """k-means|| (Bahmani et al. 2012, algorithm 2): k initial centres in few passes.
 
     Notes
@@ -243,20 +252,20 @@ def kmeans_parallel_init(engine: Engine, ds: Dataset, config: KMeansConfig) -> n
     k, ell = config.k, config.oversampling * config.k
     rng = np.random.default_rng(config.seed)
     # 1: C <- one point sampled uniformly at random from X
-    candidates = take_rows(engine, ds, rng.integers(ds.rows, size=1))
+    candidates = take_rows(steps, rng.integers(steps.rows, size=1))
     # 2-4: for r rounds, sample each x with probability ell d^2(x, C) / phi_X(C); C <- C u C'
     rounds = 0
     while rounds < config.init_rounds or (len(candidates) < k and rounds < config.init_rounds + 8):
-        phi = engine.map_reduce(ds, _inertia, add, candidates)
+        phi = steps.map_reduce(_inertia, add, candidates)
         if phi <= 0:  # every row already is a candidate
             break
-        sampled = engine.map(ds, _sample, candidates, ell, phi, config.seed + 1 + rounds)
+        sampled = steps.map(_sample, candidates, ell, phi, config.seed + 1 + rounds)
         candidates = np.unique(np.vstack([candidates, *sampled]), axis=0)
         rounds += 1
     if len(candidates) < k:
         raise UsageError(f"the data has fewer than k={k} distinct rows; lower --k")
     # 7: weight each candidate by the number of rows closest to it
-    weights = engine.map_reduce(ds, _nearest_counts, add, candidates)
+    weights = steps.map_reduce(_nearest_counts, add, candidates)
     # 8: recluster the weighted candidates into k centres (weighted k-means++ then Lloyd)
     return _recluster(candidates, weights, k, config.seed)
 
@@ -269,22 +278,22 @@ def _recluster(candidates: np.ndarray, weights: np.ndarray, k: int, seed: int) -
     return km.fit(candidates, sample_weight=weights).cluster_centers_
 
 
-def initial_centers(engine: Engine, ds: Dataset, config: KMeansConfig) -> np.ndarray:
+def initial_centers(steps: Steps, config: KMeansConfig) -> np.ndarray:
     """The starting centres for ``config.init``."""
-    given = config.given_centers(ds.features)
+    given = config.given_centers(steps.features)
     if given is not None:
         return given
     if config.init == "random":
-        rows = np.random.default_rng(config.seed).choice(ds.rows, size=config.k, replace=False)
-        return take_rows(engine, ds, rows)
-    return kmeans_parallel_init(engine, ds, config)
+        rows = np.random.default_rng(config.seed).choice(steps.rows, size=config.k, replace=False)
+        return take_rows(steps, rows)
+    return kmeans_parallel_init(steps, config)
 
 
-def absolute_tol(engine: Engine, ds: Dataset, tol: float) -> float:
+def absolute_tol(steps: Steps, tol: float) -> float:
     """scikit-learn's tolerance: ``tol`` times the mean variance of the features."""
     if tol == 0:
         return 0.0
-    s, ss, n = engine.map_reduce(ds, _moments, add_each)
+    s, ss, n = steps.map_reduce(_moments, add_each)
     return float(np.mean(ss / n - (s / n) ** 2) * tol)
 
 
@@ -312,31 +321,38 @@ def fit(
 
     Notes
     -----
-    Per iteration: O(n k d / p) flops on each of p workers, and one tree combine of
-    k (d + 1) numbers per worker, ~log2(p) (alpha + 8 k (d + 1) beta) seconds; the
-    driver ships the k x d centres to each worker. Spans ``init`` and ``lloyd`` (one per
-    iteration) are recorded in ``engine.trace``.
+    Per iteration: O(n k d / p) flops on each of p workers, and k (d + 1) numbers per worker
+    to sum: driver loop, a combine tree, ~log2(p) (alpha + 8 k (d + 1) beta) seconds plus the
+    engine's call, and the driver ships the k x d centres back to each worker; all-reduce,
+    recursive doubling among the workers, the same log2(p) rounds without the driver or the
+    engine. Spans ``init`` and ``lloyd`` (one per iteration) are recorded in ``engine.trace``.
     """
     if config.k > ds.rows:
         raise UsageError(
             f"k={config.k} is larger than the number of rows ({ds.rows}); use k <= rows"
         )
-    with engine.trace.span("init"):
-        centers = initial_centers(engine, ds, config)
-        tol = absolute_tol(engine, ds, config.tol)
+    return execute(
+        engine, ds, config.execution, _fit, config, iteration=ITERATION, on_iteration=on_iteration
+    )
+
+
+def _fit(steps: Steps, config: KMeansConfig) -> KMeansResult:
+    """The whole fit, written once for both executions (:mod:`scaling.executor`)."""
+    with steps.span("init"):
+        centers = initial_centers(steps, config)
+        tol = absolute_tol(steps, config.tol)
     shifts, converged = [], False
     for it in range(config.max_iter):
-        with engine.trace.span(ITERATION):
-            sums, counts = engine.map_reduce(ds, _partial_sums, add_each, centers)
+        with steps.iteration():
+            sums, counts = steps.map_reduce(_partial_sums, add_each, centers)
             centers, shift = _update(centers, sums, counts)
         shifts.append(shift)
-        if on_iteration is not None:
-            on_iteration(it, shift)
+        steps.progress(it, shift)
         if shift <= tol:
             converged = True
             break
-    with engine.trace.span("final"):
-        inertia = engine.map_reduce(ds, _inertia, add, centers)
+    with steps.span("final"):
+        inertia = steps.map_reduce(_inertia, add, centers)
     return KMeansResult(centers, inertia, len(shifts), converged, shifts)
 
 
@@ -373,7 +389,7 @@ def baseline(source: Source, config: KMeansConfig, dtype: str = "float64") -> Ba
 def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> list[Step]:
     """One Lloyd iteration as the steps :func:`fit` runs (see ``scaling explain kmeans``)."""
     n, d, k, p = rows, features, config.k, workers
-    return [
+    steps = [
         Step(
             "map",
             "_partial_sums",
@@ -399,6 +415,7 @@ def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> lis
             8 * k * d,
         ),
     ]
+    return for_execution(steps, config.execution, p)
 
 
 def quality(result: KMeansResult) -> dict:

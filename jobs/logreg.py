@@ -13,7 +13,7 @@ scaled form F / n so that ``tol`` means what it means in scikit-learn. Why it pa
 easily: F and its gradient are sums over rows (Chu et al., NIPS 2006, the "summation form").
 
 - ``lbfgs``: each evaluation is one map-reduce, map (:func:`_loss_grad`: the partition's loss
-  and gradient, d + 2 numbers) -> combine (:func:`~jobs.common.add_each`: sum) -> update on
+  and gradient, d + 2 numbers) -> combine (:func:`~scaling.executor.add_each`: sum) -> update on
   the driver (scipy's L-BFGS-B picks the next point). What Spark MLlib does with treeAggregate.
 - ``newton``: the map also returns the partition's Hessian (:func:`_loss_grad_hess`, (d + 1)^2
   numbers): more bytes per step, far fewer steps.
@@ -36,11 +36,11 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from jobs.common import add, add_each
 from scaling.data import Classification, Part, Source, held_out
 from scaling.engines import Dataset, Engine
 from scaling.errors import DataError, UsageError, check_choice, check_count
-from scaling.explain import Step, tree_depth
+from scaling.executor import EXECUTIONS, Steps, add, add_each, execute
+from scaling.explain import Step, for_execution, tree_depth
 from scaling.job import Baseline, Job, OnIteration
 
 ITERATION = "step"
@@ -58,7 +58,9 @@ class LogRegConfig:
     ``tol``: L-BFGS and Newton stop when the largest gradient component of F / n is at most
     ``tol``; ADMM when both residuals are within ``tol`` (absolute and relative, Boyd 3.3.1).
     ``holdout``: fraction of rows (chosen by row, whatever the partitioning) kept out of
-    training and scored separately.
+    training and scored separately. ``execution``: ``driver`` (one engine call per step) or
+    ``allreduce`` (the solver runs on every worker in one gang, the sums all-reduced among
+    them; :mod:`scaling.executor`).
     """
 
     solver: str = "lbfgs"
@@ -69,9 +71,11 @@ class LogRegConfig:
     rho: float = 0.1
     holdout: float = 0.0
     seed: int = 0
+    execution: str = "driver"
 
     def __post_init__(self) -> None:
         check_choice("solver", self.solver, SOLVERS)
+        check_choice("execution", self.execution, EXECUTIONS)
         check_choice("penalty", self.penalty, PENALTIES)
         if self.penalty == "l1" and self.solver != "admm":
             raise UsageError("penalty='l1' is not differentiable: use --solver admm")
@@ -182,7 +186,9 @@ def _admm_local(
 
     ``f_i`` is this partition's share of F / n; ``v_i = z - u_i`` is ``targets[part.index]``,
     and the previous ``x_i`` (``starts[part.index]``) warm-starts L-BFGS. No communication:
-    the whole solve runs where the partition lives, and d + 1 numbers go back.
+    the whole solve runs where the partition lives. Returns every partition's row of x, zero
+    but this one's, so that the x of all partitions is a sum (blocks x (d + 1) numbers), which
+    either execution can add up.
     """
     v, x0 = targets[part.index], starts[part.index]
 
@@ -198,7 +204,9 @@ def _admm_local(
         method="L-BFGS-B",
         options={"gtol": 1e-10, "ftol": 64 * np.finfo(float).eps, "maxiter": 500},
     )
-    return res.x
+    out = np.zeros_like(starts)
+    out[part.index] = res.x
+    return out
 
 
 def _metrics(part: Part, wb: np.ndarray, positive, holdout: float, seed: int, train: bool) -> tuple:
@@ -239,8 +247,7 @@ def _describe_combine(a: tuple, b: tuple) -> tuple:
 class _Problem:
     """What every step needs: where the data is, its labels, and the objective's scaling."""
 
-    engine: Engine
-    ds: Dataset
+    steps: Steps
     config: LogRegConfig
     positive: object
     n: int  # training rows
@@ -259,7 +266,7 @@ class _Problem:
 
     def objective(self, wb: np.ndarray) -> float:
         """F(w, b), unscaled, as scikit-learn reports it."""
-        loss, _, _ = self.engine.map_reduce(self.ds, _loss_grad, add_each, wb, *self.args)
+        loss, _, _ = self.steps.map_reduce(_loss_grad, add_each, wb, *self.args)
         return loss + self.penalty(wb)[0]
 
 
@@ -330,10 +337,25 @@ def fit(
     """
     with engine.trace.span("init"):
         classes, n = _check(engine, ds, config)
-    problem = _Problem(engine, ds, config, classes[1], n)
+    return execute(
+        engine,
+        ds,
+        config.execution,
+        _solve,
+        config,
+        classes,
+        n,
+        iteration=ITERATION,
+        on_iteration=on_iteration,
+    )
+
+
+def _solve(steps: Steps, config: LogRegConfig, classes: list, n: int) -> LogRegResult:
+    """The solver and the final metrics, written once for both executions."""
+    problem = _Problem(steps, config, classes[1], n)
     solve = {"lbfgs": _lbfgs, "newton": _newton, "admm": _admm}[config.solver]
-    wb, n_iter, converged, history = solve(problem, on_iteration or (lambda i, m: None))
-    with engine.trace.span("final"):
+    wb, n_iter, converged, history = solve(problem)
+    with steps.span("final"):
         metrics, train_loss = _all_metrics(problem, wb)
     objective = train_loss + problem.penalty(wb)[0]
     return LogRegResult(
@@ -341,15 +363,13 @@ def fit(
     )
 
 
-def _lbfgs(problem: _Problem, on_iteration) -> tuple:
+def _lbfgs(problem: _Problem) -> tuple:
     history: list[dict] = []
     config, n = problem.config, problem.n
 
     def fun(wb: np.ndarray) -> tuple[float, np.ndarray]:
-        with problem.engine.trace.span(ITERATION):
-            loss, grad, _ = problem.engine.map_reduce(
-                problem.ds, _loss_grad, add_each, wb, *problem.args
-            )
+        with problem.steps.iteration():
+            loss, grad, _ = problem.steps.map_reduce(_loss_grad, add_each, wb, *problem.args)
         reg, reg_grad = problem.penalty(wb)
         f, g = (loss + reg) / n, (grad + reg_grad) / n
         history.append({"objective": f * n, "grad_max": float(np.abs(g).max())})
@@ -359,12 +379,12 @@ def _lbfgs(problem: _Problem, on_iteration) -> tuple:
 
     def callback(intermediate_result) -> None:
         iterations.append(history[-1]["grad_max"])
-        on_iteration(len(iterations) - 1, iterations[-1])
+        problem.steps.progress(len(iterations) - 1, iterations[-1])
 
     # The same settings as scikit-learn's lbfgs solver, so that tol means the same there.
     res = minimize(
         fun,
-        np.zeros(problem.ds.features + 1),
+        np.zeros(problem.steps.features + 1),
         jac=True,
         method="L-BFGS-B",
         callback=callback,
@@ -378,19 +398,19 @@ def _lbfgs(problem: _Problem, on_iteration) -> tuple:
     return res.x, res.nit, bool(res.success), history
 
 
-def _newton(problem: _Problem, on_iteration) -> tuple:
-    config, n, d = problem.config, problem.n, problem.ds.features
+def _newton(problem: _Problem) -> tuple:
+    config, n, d = problem.config, problem.n, problem.steps.features
     ridge = np.zeros(d + 1) if math.isinf(config.C) else np.r_[np.full(d, 1 / config.C), 0.0]
     wb, history, converged = np.zeros(d + 1), [], False
     for it in range(config.max_iter):
-        with problem.engine.trace.span(ITERATION):
-            loss, grad, _, hess = problem.engine.map_reduce(
-                problem.ds, _loss_grad_hess, add_each, wb, *problem.args
+        with problem.steps.iteration():
+            loss, grad, _, hess = problem.steps.map_reduce(
+                _loss_grad_hess, add_each, wb, *problem.args
             )
         reg, reg_grad = problem.penalty(wb)
         f, g = loss + reg, grad + reg_grad
         history.append({"objective": f, "grad_max": float(np.abs(g).max() / n)})
-        on_iteration(it, history[-1]["grad_max"])
+        problem.steps.progress(it, history[-1]["grad_max"])
         if history[-1]["grad_max"] <= config.tol:
             converged = True
             break
@@ -402,18 +422,16 @@ def _newton(problem: _Problem, on_iteration) -> tuple:
     return wb, len(history), converged, history
 
 
-def _admm(problem: _Problem, on_iteration) -> tuple:
-    config, n, d = problem.config, problem.n, problem.ds.features
-    blocks, rho, eps = problem.ds.partitions, config.rho, config.tol
+def _admm(problem: _Problem) -> tuple:
+    config, n, d = problem.config, problem.n, problem.steps.features
+    blocks, rho, eps = problem.steps.partitions, config.rho, config.tol
     x = np.zeros((blocks, d + 1))  # local solutions x_i, one row per partition
     u = np.zeros((blocks, d + 1))  # scaled duals u_i
     z = np.zeros(d + 1)
     history, converged = [], False
     for it in range(config.max_iter):
-        with problem.engine.trace.span(ITERATION):
-            x = np.array(
-                problem.engine.map(problem.ds, _admm_local, z - u, x, rho, n, *problem.args)
-            )
+        with problem.steps.iteration():
+            x = problem.steps.map_reduce(_admm_local, add, z - u, x, rho, n, *problem.args)
             z_old, z = z, _admm_consensus(x, u, rho, config, n)
             u = u + x - z
         # Residuals and tolerances: Boyd et al. 2011, section 3.3.1.
@@ -425,7 +443,7 @@ def _admm(problem: _Problem, on_iteration) -> tuple:
         )
         eps_dual = scale * eps + eps * rho * np.linalg.norm(u)
         history.append({"primal_residual": primal, "dual_residual": dual, "rho": rho})
-        on_iteration(it, primal)
+        problem.steps.progress(it, primal)
         if primal <= eps_primal and dual <= eps_dual:
             converged = True
             break
@@ -461,8 +479,8 @@ def _all_metrics(problem: _Problem, wb: np.ndarray) -> tuple[dict, float]:
     for name, train in (("train", True), ("test", False)):
         if not train and problem.config.holdout == 0:
             continue
-        loss, correct, count, pos, neg = problem.engine.map_reduce(
-            problem.ds, _metrics, add_each, wb, *problem.args, train
+        loss, correct, count, pos, neg = problem.steps.map_reduce(
+            _metrics, add_each, wb, *problem.args, train
         )
         train_loss = loss if train else train_loss
         out[name] = {
@@ -509,7 +527,8 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
     n, d, p = rows, features, workers
     tree = f"workers, tree of depth {tree_depth(p)}"
     if config.solver == "admm":
-        return [
+        x = 8 * p * (d + 1)  # one partition per worker: the x_i of all of them
+        steps = [
             Step(
                 "map",
                 "_admm_local",
@@ -517,19 +536,22 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
                 "solve the partition's regularised problem to convergence (local L-BFGS, ~30 "
                 "gradient passes)",
                 30 * 4 * n * d / p,
-                8 * (d + 1),
+                x,
             ),
+            Step("combine", "add", tree, "gather the x_i (a sum of disjoint rows)", x / 8, x),
             Step(
                 "update",
                 "_admm_consensus",
                 "driver",
                 "z = shrunk mean of x_i + u_i; u_i += x_i - z; residuals; ships z - u_i",
                 4 * p * (d + 1),
-                8 * (d + 1),
+                x,
             ),
         ]
+        return for_execution(steps, config.execution, p)
     newton = config.solver == "newton"
-    return [
+    partial = 8 * (d + 3 + ((d + 1) ** 2 if newton else 0))
+    steps = [
         Step(
             "map",
             "_loss_grad_hess" if newton else "_loss_grad",
@@ -537,15 +559,15 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
             "z = X w (BLAS), loss and residual (one compiled pass), gradient X^T r"
             + (", Hessian X^T S X" if newton else ""),
             4 * n * d / p + (2 * n * d * d / p if newton else 0),
-            8 * (d + 3 + ((d + 1) ** 2 if newton else 0)),
+            partial,
         ),
         Step(
             "combine",
             "add_each",
             tree,
             "add partial loss, gradient" + (", Hessian" if newton else ""),
-            (d + 3 + ((d + 1) ** 2 if newton else 0)) * tree_depth(p),
-            8 * (d + 3 + ((d + 1) ** 2 if newton else 0)),
+            partial / 8 * tree_depth(p),
+            partial,
         ),
         Step(
             "update",
@@ -558,6 +580,7 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
             8 * (d + 1),
         ),
     ]
+    return for_execution(steps, config.execution, p)
 
 
 def quality(result: LogRegResult) -> dict:
@@ -577,8 +600,8 @@ class LogReg(Job):
     explain_note = (
         "Memory-bound: a gradient pass does ~4 flops per 8-byte value read, so per-step "
         "engine overhead shows early. L-BFGS sends d + 3 numbers per worker per step; "
-        "Newton (d + 1)^2 more for far fewer steps; ADMM d + 1 but does a whole local "
-        "solve per step."
+        "Newton (d + 1)^2 more for far fewer steps; ADMM d + 1 per partition but does a "
+        "whole local solve per step."
     )
     fit = staticmethod(fit)
     synthetic = staticmethod(synthetic)

@@ -8,7 +8,7 @@ returns a list of :class:`Step`); every step names the function that does it, so
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scaling.report import si, text_table
 
@@ -33,6 +33,36 @@ class Step:
 def tree_depth(workers: int) -> int:
     """Levels of a pairwise combine tree over ``workers`` partial results."""
     return math.ceil(math.log2(workers)) if workers > 1 else 0
+
+
+def for_execution(steps: list[Step], execution: str, workers: int) -> list[Step]:
+    """A driver loop's steps (map, combine tree, update on the driver) as the ``execution``
+    runs them: with ``allreduce`` the combine is an all-reduce among the workers and every
+    worker applies the update (:mod:`scaling.executor`)."""
+    if execution == "driver":
+        return steps
+    from scaling.collectives.allreduce import RING_BYTES, allreduce_bytes
+
+    out = []
+    for s in steps:
+        if s.kind == "combine":
+            ring = s.sends >= RING_BYTES and workers > 2
+            how = "ring" if ring else f"recursive doubling, {tree_depth(workers)} rounds"
+            s = Step(
+                "combine",
+                "scaling.collectives.allreduce.Mesh.allreduce",
+                f"peers, {how}",
+                "sum the partial results in place on every worker, peer to peer",
+                s.flops,
+                allreduce_bytes(s.sends, workers),
+            )
+        elif s.kind == "map":
+            s = replace(s, sends=0)  # its result stays on the worker, for the all-reduce
+        elif s.kind == "update":
+            s = replace(s, where="every worker", does=s.does.split(";")[0] + " (every replica)")
+            s = replace(s, sends=0)
+        out.append(s)
+    return out
 
 
 def render(

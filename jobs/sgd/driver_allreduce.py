@@ -1,7 +1,7 @@
 """Driver all-reduce: one map-reduce per step, the optimiser on the driver (the MapReduce style).
 
 Per step: map (:func:`_batch_grad`, each worker's summed gradient over its rows of the global
-batch) -> combine (:func:`~jobs.common.add_each`, a sum, on the workers) -> update on the
+batch) -> combine (:func:`~scaling.executor.add_each`, a sum, on the workers) -> update on the
 driver (:meth:`~jobs.sgd.model.Replica.step`), which ships the parameters back with the next
 step's rows. Two driver round trips' worth of latency per step.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from jobs.common import add_each
 from jobs.sgd import ITERATION, SGDConfig, count_parameters
 from jobs.sgd.batches import GlobalBatches
 from jobs.sgd.model import Replica, pin_torch
 from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
 from scaling.data import Part, held_out
+from scaling.executor import add_each
 from scaling.explain import Step, tree_depth
 from scaling.job import OnIteration
 
@@ -106,7 +106,7 @@ class DriverAllreduce(Strategy):
             ),
             Step(
                 "combine",
-                "jobs.common.add_each",
+                "scaling.executor.add_each",
                 f"workers, tree of depth {tree_depth(p)}",
                 "add the gradients",
                 P * tree_depth(p),

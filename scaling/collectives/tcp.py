@@ -168,13 +168,22 @@ def socket_bytes() -> dict[str, tuple[int, int]] | None:
                 socket.AF_INET6,
             ):
                 continue
-            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
-        if len(info) < _BYTES_SENT + 8:
+            counted = tcp_counters(sock)
+        if counted is None:
             return None
-        (received,) = struct.unpack_from("Q", info, _BYTES_RECEIVED)
-        (sent,) = struct.unpack_from("Q", info, _BYTES_SENT)
-        out[f"{host}:{link[8:-1]}"] = (sent, received)
+        out[f"{host}:{link[8:-1]}"] = counted
     return out
+
+
+def tcp_counters(sock: socket.socket) -> tuple[int, int] | None:
+    """``(tcpi_bytes_sent, tcpi_bytes_received)`` of one TCP socket (``None``: the kernel
+    does not say). One system call: cheap enough to read around every iteration."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+    if len(info) < _BYTES_SENT + 8:
+        return None
+    return struct.unpack_from("Q", info, _BYTES_SENT)[0], struct.unpack_from(
+        "Q", info, _BYTES_RECEIVED
+    )[0]
 
 
 def bytes_between(
