@@ -54,3 +54,16 @@ def die(part: Part) -> None:
 def gather_rows(ctx: GangContext, parts: list[Part], tag: str) -> tuple:
     ranks = allgather(ctx, (ctx.rank, sum(len(p.X) for p in parts)), timeout=60)
     return ctx.rank, ctx.world, tag, ranks
+
+
+def scaled_sum(part: Part, scale: float) -> float:
+    return float(part.X.sum()) * scale
+
+
+def larger(a, b):
+    return max(a, b)
+
+
+def reduce_with(steps, combine) -> float:
+    """A loop of one map-reduce (:func:`scaling.executor.execute`), summing or not."""
+    return steps.map_reduce(scaled_sum, combine, 1.0)

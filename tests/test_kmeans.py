@@ -1,4 +1,5 @@
-"""k-means on every engine at 1 and 2 workers equals scikit-learn's Lloyd from the same centres."""
+"""k-means on every engine at 1 and 2 workers, in both executions, equals scikit-learn's Lloyd
+from the same centres."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ def blobs(engine):
     engine.release(ds)
 
 
-def test_lloyd_equals_sklearn(engine, blobs):
+@pytest.mark.parametrize("execution", ["driver", "allreduce"])
+def test_lloyd_equals_sklearn(engine, blobs, execution):
     ref = KMeans(6, init=START, n_init=1, max_iter=15, tol=0, algorithm="lloyd").fit(X)
-    config = kmeans.KMeansConfig(k=6, init=START, max_iter=15, tol=0)
+    config = kmeans.KMeansConfig(k=6, init=START, max_iter=15, tol=0, execution=execution)
     result = kmeans.fit(engine, blobs, config)
     assert result.n_iter == ref.n_iter_
     np.testing.assert_allclose(result.centers, ref.cluster_centers_, rtol=1e-6)
@@ -43,10 +45,15 @@ def test_kmeans_parallel_init_is_near_kmeans_plus_plus(engine):
     source = Blobs(rows=40_000, features=8, centers=10, cluster_std=0.5, seed=3)
     Xs, _ = source.read(0, source.rows)
     ds = engine.load(source)
-    result = kmeans.fit(engine, ds, kmeans.KMeansConfig(k=10, seed=1))
+    results = [
+        kmeans.fit(engine, ds, kmeans.KMeansConfig(k=10, seed=1, execution=e))
+        for e in ("driver", "allreduce")
+    ]
     engine.release(ds)
     ref = KMeans(10, init="k-means++", n_init=1, random_state=0).fit(Xs)
-    assert result.inertia <= 1.10 * ref.inertia_
+    assert results[0].inertia <= 1.10 * ref.inertia_
+    # k-means|| samples by each row's own coin, so both executions pick the same candidates
+    np.testing.assert_allclose(results[1].centers, results[0].centers, rtol=1e-9)
 
 
 def test_random_init_and_float32(engine):

@@ -1,4 +1,5 @@
-"""Logistic regression on every engine at 1 and 2 workers equals scikit-learn's."""
+"""Logistic regression on every engine at 1 and 2 workers, in both executions, equals
+scikit-learn's."""
 
 from __future__ import annotations
 
@@ -40,9 +41,11 @@ def _wb(result):
     return np.r_[result.coef, result.intercept]
 
 
+@pytest.mark.parametrize("execution", ["driver", "allreduce"])
 @pytest.mark.parametrize("solver", ["lbfgs", "newton"])
-def test_coefficients_equal_sklearn(engine, data, solver):
-    result = logreg.fit(engine, data, logreg.LogRegConfig(solver=solver, C=C, tol=1e-8))
+def test_coefficients_equal_sklearn(engine, data, solver, execution):
+    config = logreg.LogRegConfig(solver=solver, C=C, tol=1e-8, execution=execution)
+    result = logreg.fit(engine, data, config)
     assert result.converged
     assert np.linalg.norm(_wb(result) - REF_WB) <= 1e-4 * np.linalg.norm(REF_WB)
     assert result.objective == pytest.approx(REF_F, rel=1e-7)
@@ -50,8 +53,10 @@ def test_coefficients_equal_sklearn(engine, data, solver):
     assert result.classes == [0, 1]
 
 
-def test_admm_reaches_the_same_objective(engine, data):
-    result = logreg.fit(engine, data, logreg.LogRegConfig(solver="admm", C=C, tol=1e-5))
+@pytest.mark.parametrize("execution", ["driver", "allreduce"])
+def test_admm_reaches_the_same_objective(engine, data, execution):
+    config = logreg.LogRegConfig(solver="admm", C=C, tol=1e-5, execution=execution)
+    result = logreg.fit(engine, data, config)
     assert result.converged
     assert result.objective == pytest.approx(REF_F, rel=1e-4)
     assert {"primal_residual", "dual_residual", "rho"} <= set(result.history[-1])
