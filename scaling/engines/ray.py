@@ -10,9 +10,11 @@ broadcast is ``ray.put``; a gang is one concurrent call per actor.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ if "ray" not in sys.modules and (
     os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import ray
+from ray import cloudpickle
 from ray.exceptions import (
     GetTimeoutError,
     RayActorError,
@@ -63,11 +66,15 @@ class _Worker:
         self.data[uid], stats = load_parts(specs, dtype)
         return stats
 
-    def run(self, uid: str, fn: Callable, args: tuple, combine: Callable | None) -> TaskOut:
-        return run_parts(self.data[uid], fn, _resolve(args), combine)
+    def run(self, call: bytes, *refs: Any) -> bytes:
+        """A map task: ``call`` is :func:`_pack`'s, ``refs`` the broadcast values it uses;
+        returns the pickled :class:`TaskOut` (see :func:`_pack`)."""
+        uid, fn, args, combine = pickle.loads(call)
+        args = tuple(refs[a.index] if isinstance(a, _Ref) else a for a in args)
+        return _dumps(run_parts(self.data[uid], fn, args, combine))
 
-    def combine(self, combine: Callable, a: TaskOut, b: TaskOut) -> TaskOut:
-        return combine_outs(combine, a, b)
+    def combine(self, combine: bytes, a: bytes, b: bytes) -> bytes:
+        return _dumps(combine_outs(pickle.loads(combine), pickle.loads(a), pickle.loads(b)))
 
     def gang(self, uid: str, fn: Callable, ctx: GangContext, args: tuple) -> Any:
         parts = self.data[uid]
@@ -75,6 +82,31 @@ class _Worker:
 
     def release(self, uid: str) -> None:
         self.data.pop(uid, None)
+
+
+@dataclass(frozen=True)
+class _Ref:
+    index: int  # of a broadcast value among a call's top-level ObjectRefs
+
+
+def _pack(*call: Any) -> tuple[bytes, list]:
+    """One engine call's function and arguments pickled once, for every actor.
+
+    Ray serialises each argument of each actor call separately: four arguments cost an empty
+    call 3.1 ms instead of 2.0 ms for one bytes object (median of 60, 2 actors). Broadcast
+    values (ObjectRefs) stay top-level arguments, which Ray resolves on the worker, zero-copy.
+    Results come back pickled too: a ``TaskOut`` returned as is cost 0.2-0.5 ms more per
+    call than its pickle.
+    """
+    uid, fn, args, combine = call
+    refs = [a for a in args if isinstance(a, ray.ObjectRef)]
+    at = iter(range(len(refs)))
+    args = tuple(_Ref(next(at)) if isinstance(a, ray.ObjectRef) else a for a in args)
+    return cloudpickle.dumps((uid, fn, args, combine)), refs
+
+
+def _dumps(out: TaskOut) -> bytes:
+    return pickle.dumps(out, protocol=5)
 
 
 def _resolve(args: tuple) -> tuple:
@@ -130,18 +162,21 @@ class RayEngine(Engine):
         return uid, [s for worker in stats for s in worker]
 
     def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
-        return ray.get([a.run.remote(ds.uid, fn, args, None) for a in self._actors])
+        call, refs = _pack(ds.uid, fn, args, None)
+        return [pickle.loads(b) for b in ray.get([a.run.remote(call, *refs) for a in self._actors])]
 
     def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
-        refs = [a.run.remote(ds.uid, fn, args, combine) for a in self._actors]
-        owner = dict(zip(refs, self._actors, strict=True))
+        call, refs = _pack(ds.uid, fn, args, combine)
+        outs = [a.run.remote(call, *refs) for a in self._actors]
+        owner = dict(zip(outs, self._actors, strict=True))
+        packed = cloudpickle.dumps(combine)
 
         def pair(a: ray.ObjectRef, b: ray.ObjectRef) -> ray.ObjectRef:
-            ref = owner[a].combine.remote(combine, a, b)  # b moves to a's worker
+            ref = owner[a].combine.remote(packed, a, b)  # b moves to a's worker
             owner[ref] = owner[a]
             return ref
 
-        return ray.get(tree_reduce(refs, pair))
+        return pickle.loads(ray.get(tree_reduce(outs, pair)))
 
     def _broadcast(self, value: Any) -> Any:
         return ray.put(value)
