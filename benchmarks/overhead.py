@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from common import RESULTS, host_line
 
 from jobs import kmeans
@@ -147,7 +146,9 @@ def ours(engine, repeat: int) -> dict[str, float]:
     out["allreduce"] = statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])
     for execution in ("driver", "allreduce"):
         engine.trace.reset()
-        config = kmeans.KMeansConfig(k=4, max_iter=repeat, tol=0, init="random", execution=execution)
+        config = kmeans.KMeansConfig(
+            k=4, max_iter=repeat, tol=0, init="random", execution=execution
+        )
         kmeans.fit(engine, ds, config)
         walls = [s["wall"] for s in engine.trace.summaries(kmeans.ITERATION)[1:]]
         out[f"kmeans_{execution}"] = statistics.median(walls)

@@ -22,7 +22,13 @@ easily: F and its gradient are sums over rows (Chu et al., NIPS 2006, the "summa
   partition solves its own regularised problem (:func:`_admm_local`), the driver forms the
   consensus (:func:`_admm_consensus`) and the dual update; residual-based stopping (3.3.1)
   and residual balancing of rho (3.4.1).
-  Supports ``penalty="l1"`` (soft thresholding in the consensus step).
+  Supports ``penalty="l1"`` (soft thresholding in the consensus step). The local solutions
+  come back as a sum (each partition fills its own row of a partitions x (d + 1) array).
+
+The solvers (:func:`_solve`) are written once against :class:`~scaling.executor.Steps`: with
+``execution="driver"`` every sum is an engine call and the update runs on the driver; with
+``"allreduce"`` the solver runs on every worker inside one gang, the sums are all-reduced among
+them, and every worker takes the same step (scipy's L-BFGS-B is deterministic).
 """
 
 from __future__ import annotations

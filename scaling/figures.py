@@ -91,6 +91,7 @@ class Curve:
     mode: str
     size: int  # total rows (strong) or rows per worker (weak)
     features: int
+    execution: str = "driver"  # or "allreduce" (scaling.executor)
     unit: str = ""
     points: list[Point] = field(default_factory=list)
     baseline: float | None = None  # seconds per iteration of the single-thread reference
@@ -110,6 +111,14 @@ def size_of(record: dict) -> int:
     return record["rows"] // record["workers"] if record["mode"] == "weak" else record["rows"]
 
 
+def curve_key(record: dict) -> tuple:
+    """What a run's curve is: sweep, job, engine, mode, size, features and execution (the
+    first fields of :class:`Curve`)."""
+    r = record
+    execution = r.get("config", {}).get("execution", "driver")
+    return r["sweep_id"], r["job"], r["engine"], r["mode"], size_of(r), r["features"], execution
+
+
 def curves(records: Iterable[dict]) -> list[Curve]:
     """Group successful runs into curves, with derived figures and labels that tell them apart."""
     records = [r for r in records if r.get("status") == "ok"]
@@ -121,8 +130,7 @@ def curves(records: Iterable[dict]) -> list[Curve]:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         if r["engine"] != "baseline":
-            key = (r["sweep_id"], r["job"], r["engine"], r["mode"], size_of(r), r["features"])
-            groups.setdefault(key, []).append(r)
+            groups.setdefault(curve_key(r), []).append(r)
     out = []
     for key, runs in groups.items():
         curve = Curve(*key, unit=run_figures(runs[0]).unit)
@@ -176,17 +184,44 @@ def _label(curves_: list[Curve]) -> None:
     """Name each curve by what differs between the curves (engine, job, size, sweep)."""
     varying = [
         attr
-        for attr in ("job", "engine", "size", "sweep_id")
+        for attr in ("job", "engine", "execution", "size", "sweep_id")
         if len({getattr(c, attr) for c in curves_}) > 1
     ] or ["engine"]
     for c in curves_:
-        parts = []
+        parts = [] if "execution" in varying or c.execution == "driver" else [c.execution]
         for attr in varying:
             value = getattr(c, attr)
             if attr == "size":
                 value = f"{value:,} rows" + ("/worker" if c.mode == "weak" else "")
             parts.append(str(value))
         c.label = " ".join(parts)
+
+
+def cores_note(records: Iterable[dict]) -> str | None:
+    """One line when the runs asked for more cores than their host has, else ``None``.
+
+    A p-worker run needs p cores for its workers and one for the driver (which schedules,
+    combines and updates in the driver loop, and waits in a gang); with fewer, the curve past
+    that point shows processes queueing for cores, not how the algorithm scales. The local
+    engine runs its workers one after another in the driver and needs one core.
+    """
+    short = [
+        (r["workers"], r["host"]["cores"])
+        for r in records
+        if r.get("status") == "ok"
+        and r["engine"] not in ("local", "baseline")
+        and r.get("host", {}).get("cores")
+        and r["workers"] + 1 > r["host"]["cores"]
+    ]
+    if not short:
+        return None
+    workers, cores = max(short)
+    return (
+        f"This machine has {cores} cores: at {cores if cores < workers else workers} workers "
+        f"and more, the workers and the driver need more cores than it has, so those points "
+        f"show processes waiting for a core, not the algorithm's scaling (see "
+        f"benchmarks/results/ for curves measured on more cores)."
+    )
 
 
 def reading(curve: Curve, threshold: float = 0.8) -> str:

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scaling.errors import UsageError
-from scaling.figures import PARTS, Curve, curves, reading, run_figures, size_of
+from scaling.figures import (
+    PARTS,
+    Curve,
+    cores_note,
+    curve_key,
+    curves,
+    reading,
+    run_figures,
+)
 from scaling.results import atomic_write
 
 
@@ -21,7 +29,7 @@ def table(records: Sequence[dict]) -> str:
     A modelled number is marked ``~`` (see the footnote of :func:`print_table`).
     """
     points = {
-        (c.sweep_id, c.job, c.engine, c.mode, c.size, c.features, p.workers): p
+        (c.sweep_id, c.job, c.engine, c.mode, c.size, c.features, c.execution, p.workers): p
         for c in curves(records)
         for p in c.points
     }
@@ -59,17 +67,7 @@ def table(records: Sequence[dict]) -> str:
             )
             continue
         f = run_figures(r)
-        p = points[
-            (
-                r["sweep_id"],
-                r["job"],
-                r["engine"],
-                r["mode"],
-                size_of(r),
-                r["features"],
-                r["workers"],
-            )
-        ]
+        p = points[(*curve_key(r), r["workers"])]
         split_mark = "~" if f.modelled("split") else ""
         name, value = f.headline
         rows.append(
@@ -131,6 +129,9 @@ def print_table(records: Sequence[dict]) -> None:
         "per-call cost; bytes/iter: sent and received per iteration, all workers. ~ marks a "
         "modelled number (the algorithm's formula), not a measurement."
     )
+    note = cores_note(records)
+    if note:
+        print(f"\n{note}")
 
 
 # ----------------------------------------------------------------------- plots and report
@@ -315,7 +316,9 @@ def _html(
         f"{len(records) - len(failed)} runs ok, {len(failed)} failed</p>",
         "<h2>Reading</h2><ul>",
         *(f"<li>{esc(reading(c))}</li>" for c in cs),
-        "</ul><h2>Plots</h2><div class='plots'>",
+        "</ul>",
+        *([f"<p class='note'>{esc(note)}</p>"] if (note := cores_note(records)) else []),
+        "<h2>Plots</h2><div class='plots'>",
         *(_figure(k, v) for k, v in images.items() if k != "timeline"),
         "</div>",
     ]
@@ -419,6 +422,7 @@ def _sources_table(cs: Sequence[Curve]) -> str:
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+.note { background: #fff4d6; padding: 0.4em 0.8em; }
 .meta { color: #666; } .plots { display: flex; flex-wrap: wrap; gap: 1em; }
 figure { margin: 0; } img { max-width: 34em; } img.wide { max-width: 100%; }
 figcaption { color: #666; font-size: small; }

@@ -19,7 +19,7 @@ from scaling.results import load
 
 JOBS = {  # the engines, then a few small iterations of each job
     "kmeans": ["--engines", "local,ray,dask,spark", "--k", "3", "--max-iter", "3"],
-    "logreg": ["--engines", "local,dask", "--max-iter", "3"],
+    "logreg": ["--engines", "local,dask", "--max-iter", "3", "--execution", "allreduce"],
     "sgd": ["--engines", "local,dask", "--hidden", "8", "--batch-size", "64", "--max-steps", "5",
             "--eval-every", "100"],
     "gbdt": ["--engines", "local,dask", "--rounds", "3", "--max-depth", "3", "--num-leaves", "7",
@@ -78,3 +78,25 @@ def test_table_results_report_and_record_agree_on_throughput(swept, job, capsys)
         assert row.search(listing), (shown, listing)
         assert f"<td>{r['engine']}</td><td>2</td><td>1</td>" in report.replace("\n", "")
         assert f"<td>{shown}</td>" in report
+
+
+def test_table_and_report_say_when_the_machine_has_too_few_cores(swept):
+    store, tables = swept
+    records = load(store).records
+    cores = records[0]["host"]["cores"]
+    # each sweep ran 2 workers: with the driver, 3 processes; the local engine needs 1 core
+    too_few = cores < 3
+    for job in JOBS:
+        (sweep_id,) = {r["sweep_id"] for r in records if r["job"] == job}
+        report = html.unescape((store / "reports" / sweep_id / "report.html").read_text())
+        said = f"This machine has {cores} cores"
+        assert (said in tables[job]) == too_few
+        assert (said in report) == too_few
+
+
+def test_an_allreduce_run_records_its_execution_and_its_measured_split(swept):
+    store, _ = swept
+    for r in load(store).records:
+        if r["job"] == "logreg":
+            assert r["config"]["execution"] == "allreduce"
+            assert r["sources"]["split"].startswith("measured: map and update timed inside")
