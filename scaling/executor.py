@@ -241,12 +241,20 @@ def _flatten(value: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
 
 
 def _member(
-    ctx: GangContext, parts: list[Part], backend, started, loop: Callable, shape: _Shape, args
+    ctx: GangContext,
+    parts: list[Part],
+    backend,
+    started,
+    loop: Callable,
+    shape: _Shape,
+    state: Callable | None,
+    args: tuple,
 ) -> dict:
     with backend.member(ctx, started, shape.timeout) as mesh:
         steps = GangSteps(mesh, parts, shape)
         result = loop(steps, *args)
-    digest = hashlib.sha256(pickle.dumps(result, protocol=5)).hexdigest()
+    agreed = result if state is None else state(result)
+    digest = hashlib.sha256(pickle.dumps(agreed, protocol=5)).hexdigest()
     return {
         "result": result if ctx.rank == 0 else None,
         "digest": digest,
@@ -264,6 +272,7 @@ def execute(
     *args: Any,
     iteration: str,
     on_iteration: OnIteration | None = None,
+    state: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Run ``loop(steps, *args)`` in the ``execution`` style; its result (rank 0's).
 
@@ -280,6 +289,9 @@ def execute(
         The name of the trace span one ``steps.iteration()`` block is.
     on_iteration : callable, optional
         ``on_iteration(i, measure)`` for each ``steps.progress`` (all-reduce: after the gang).
+    state : callable, optional
+        A module-level function of the result that gives what every replica must end with
+        (default: the whole result; a result with timings in it names its model here).
 
     Raises
     ------
@@ -304,7 +316,7 @@ def execute(
             f"partitions for {engine.workers} workers; load with partitions >= workers"
         )
     shape = _Shape(ds.rows, ds.features, ds.partitions, engine.gang_timeout)
-    outs = run_gang(engine, ds, MeshBackend(), _member, loop, shape, args)
+    outs = run_gang(engine, ds, MeshBackend(), _member, loop, shape, state, args)
     if len({o["digest"] for o in outs}) > 1:
         raise EngineError(
             "the all-reduce replicas ended with different results: the job's update is not "

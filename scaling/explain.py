@@ -47,7 +47,8 @@ def for_execution(steps: list[Step], execution: str, workers: int) -> list[Step]
     for s in steps:
         if s.kind == "combine":
             ring = s.sends >= RING_BYTES and workers > 2
-            how = "ring" if ring else f"recursive doubling, {tree_depth(workers)} rounds"
+            rounds = tree_depth(workers)
+            how = "ring" if ring else f"recursive doubling, {rounds} round" + "s" * (rounds != 1)
             s = Step(
                 "combine",
                 "scaling.collectives.allreduce.Mesh.allreduce",

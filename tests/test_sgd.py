@@ -47,6 +47,7 @@ def data(engine):
 
 SYNCHRONOUS = {
     "driver": replace(BASE, strategy="driver-allreduce"),
+    "driver-in-a-gang": replace(BASE, strategy="driver-allreduce", execution="allreduce"),
     "ring": BASE,
     # Every parameter its own bucket: all-reduces overlap with backward; Adam on every replica.
     "ring-buckets-adam": replace(BASE, optimizer="adam", lr=0.01, bucket_mb=1e-6),
@@ -139,6 +140,8 @@ def test_bad_input_is_a_clear_error(tmp_path):
     for bad in ({"strategy": "gossip"}, {"hidden": "a,b"}, {"holdout": 0.0}, {"lr": 0.0}):
         with pytest.raises(UsageError):
             sgd.SGDConfig(**bad)
+    with pytest.raises(UsageError, match="is for --strategy driver-allreduce"):
+        sgd.SGDConfig(strategy="ring-allreduce", execution="allreduce")
 
 
 def test_the_reference_is_plain_torch_sgd():

@@ -79,7 +79,8 @@ class SGDConfig:
     to ``max_steps`` and finds the first snapshot that reached it afterwards). ``sync_every``:
     local-SGD's H (0: average once, at the end). ``bucket_mb``: gradient bucket size of
     ring-allreduce (DDP's ``bucket_cap_mb``). ``timeout``: seconds a collective may wait for
-    a peer before the run fails.
+    a peer before the run fails. ``execution``: how driver-allreduce runs its loop, on the
+    driver (``driver``) or on every worker in one gang (``allreduce``; :mod:`scaling.executor`).
     """
 
     strategy: str = "ring-allreduce"
@@ -98,11 +99,18 @@ class SGDConfig:
     holdout: float = 0.1
     timeout: float = 120.0
     seed: int = 0
+    execution: str = "driver"
 
     def __post_init__(self) -> None:
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("model", self.model, MODELS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("execution", self.execution, ("driver", "allreduce"))
+        if self.execution == "allreduce" and self.strategy != "driver-allreduce":
+            raise UsageError(
+                "--execution allreduce is for --strategy driver-allreduce; the other "
+                f"strategies already train inside a gang, got {self.strategy!r}"
+            )
         self.widths  # noqa: B018 - validates hidden
         for name in ("batch_size", "max_steps", "eval_every"):
             check_count(name, getattr(self, name))

@@ -1,12 +1,20 @@
-"""Driver all-reduce: one map-reduce per step, the optimiser on the driver (the MapReduce style).
+"""Driver all-reduce: one map-reduce per step: the gradient summed over the workers, then the
+optimiser step.
 
 Per step: map (:func:`_batch_grad`, each worker's summed gradient over its rows of the global
-batch) -> combine (:func:`~scaling.executor.add_each`, a sum, on the workers) -> update on the
-driver (:meth:`~jobs.sgd.model.Replica.step`), which ships the parameters back with the next
-step's rows. Two driver round trips' worth of latency per step.
+batch) -> combine (:func:`~scaling.executor.add_each`, a sum) -> update
+(:meth:`~jobs.sgd.model.Replica.step`). The loop (:func:`_train`) is written once for both
+executions (``--execution``, :mod:`scaling.executor`): ``driver``, the MapReduce style, where
+the sum is an engine call, the step runs on the driver and the parameters go back to the
+workers with the next step's rows (two driver round trips' worth of latency per step); or
+``allreduce``, where every worker runs the loop in one gang, picks the batch's rows itself,
+all-reduces the gradient with the others and takes the same step (synchronous SGD without
+ring-allreduce's overlap of communication with backward).
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import torch
@@ -15,22 +23,23 @@ from jobs.sgd import ITERATION, SGDConfig, count_parameters
 from jobs.sgd.batches import GlobalBatches
 from jobs.sgd.model import Replica, pin_torch
 from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
+from scaling.collectives.allreduce import allreduce_bytes
 from scaling.data import Part, held_out
-from scaling.executor import add_each
-from scaling.explain import Step, tree_depth
+from scaling.executor import Steps, add_each, execute
+from scaling.explain import Step, for_execution, tree_depth
 from scaling.job import OnIteration
 
-_REPLICAS: dict[tuple, Replica] = {}
-"""A worker's model replica per (shape, config): built once, reused by every step's map."""
+_REPLICAS = threading.local()
+"""A worker's model replica per (shape, config): built once, reused by every step's map. One
+per thread: the local engine's gang members are threads of one process."""
 
 
 def _worker_replica(features: int, classes: np.ndarray, config: SGDConfig, dtype: str) -> Replica:
     key = (features, len(classes), config.model, config.widths, dtype)
-    if key not in _REPLICAS:
+    if getattr(_REPLICAS, "key", None) != key:  # one model at a time per worker
         pin_torch()
-        _REPLICAS.clear()  # one model at a time per worker
-        _REPLICAS[key] = Replica(features, len(classes), config, dtype)
-    return _REPLICAS[key]
+        _REPLICAS.key, _REPLICAS.replica = key, Replica(features, len(classes), config, dtype)
+    return _REPLICAS.replica
 
 
 def _batch_grad(
@@ -62,40 +71,62 @@ def _held_correct(part: Part, params: np.ndarray, classes: np.ndarray, config: S
     return replica.correct(X, y), len(X)
 
 
+def _train(steps: Steps, dtype: str, classes: np.ndarray, config: SGDConfig) -> SGDResult:
+    """The training loop, written once for both executions."""
+    replica = Replica(steps.features, len(classes), config, dtype)
+    batches = GlobalBatches(steps.rows, config.holdout, config.seed, config.batch_size)
+    clock, step = Clock(config), 0
+    for step in range(config.max_steps):
+        with steps.iteration():
+            grad, _, count = steps.map_reduce(
+                _batch_grad, add_each, replica.flat.numpy(), batches(step), classes, config
+            )
+            replica.grad.numpy()[:] = grad
+            replica.step(1.0 / count)
+        steps.progress(step, float(step + 1))
+        if clock.due(step):
+            with clock.paused(), steps.span("eval"):
+                hits, total = steps.map_reduce(
+                    _held_correct, add_each, replica.flat.numpy(), classes, config
+                )
+            if clock.evaluated(step, hits / total):
+                break
+    return clock.result(replica.flat.numpy().copy(), classes, step + 1)
+
+
+def _params(result: SGDResult) -> np.ndarray:
+    """What every replica must end with (its timings are its own)."""
+    return result.params
+
+
 class DriverAllreduce(Strategy):
     name = "driver-allreduce"
 
     def train(self, problem: Problem, on_iteration: OnIteration) -> SGDResult:
         engine, ds, config = problem.engine, problem.ds, problem.config
-        replica = Replica(ds.features, len(problem.classes), config, ds.dtype)
-        batches = GlobalBatches(ds.rows, config.holdout, config.seed, config.batch_size)
-        clock, step = Clock(config), 0
-        for step in range(config.max_steps):
-            with engine.trace.span(ITERATION):
-                rows = batches(step)
-                grad, _, count = engine.map_reduce(
-                    ds, _batch_grad, add_each, replica.flat.numpy(), rows, problem.classes, config
-                )
-                replica.grad.numpy()[:] = grad
-                replica.step(1.0 / count)
-            on_iteration(step, float(step + 1))
-            if clock.due(step):
-                with clock.paused(), engine.trace.span("eval"):
-                    hits, total = engine.map_reduce(
-                        ds, _held_correct, add_each, replica.flat.numpy(), problem.classes, config
-                    )
-                if clock.evaluated(step, hits / total):
-                    break
-        return clock.result(replica.flat.numpy().copy(), problem, step + 1)
+        return execute(
+            engine,
+            ds,
+            config.execution,
+            _train,
+            ds.dtype,
+            problem.classes,
+            config,
+            iteration=ITERATION,
+            on_iteration=on_iteration,
+            state=_params,
+        )
 
     def step_bytes(self, config: SGDConfig, size: int, workers: int) -> int:
+        if config.execution == "allreduce":  # each sends and receives the gradient, loss, count
+            return 2 * workers * allreduce_bytes(size + 16, workers)  # float64 (the default)
         # parameters + batch rows down to each worker, its gradient up
         return workers * (size + 8 * config.batch_size) + workers * size
 
     def explain(self, rows: int, features: int, workers: int, config: SGDConfig) -> list[Step]:
         P, B, p = count_parameters(features, 2, config), config.batch_size, workers
         size = 8 * P
-        return [
+        steps = [
             Step(
                 "map",
                 "driver_allreduce._batch_grad",
@@ -121,6 +152,7 @@ class DriverAllreduce(Strategy):
                 size + 8 * B,
             ),
         ]
+        return for_execution(steps, config.execution, p)
 
 
 STRATEGY = DriverAllreduce()

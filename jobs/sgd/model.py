@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import numpy as np
 import torch
@@ -15,11 +16,16 @@ EVAL_BLOCK = 65_536
 """Held-out rows scored per forward pass: bounds the activations' memory."""
 
 
+_SEEDING = threading.Lock()
+
+
 def build_model(features: int, classes: int, config: SGDConfig, dtype: str) -> nn.Module:
     """Softmax regression or an MLP (ReLU), in ``dtype``, initialised from ``config.seed``."""
     sizes = (features, *config.widths, classes)
     layers: list[nn.Module] = []
-    with torch.random.fork_rng():  # the seed decides the weights; the caller's RNG is kept
+    # The seed decides the weights; the caller's RNG is kept. Locked: torch's generator is the
+    # process's, and the local engine's gang members are threads that build models at once.
+    with _SEEDING, torch.random.fork_rng():
         torch.manual_seed(config.seed)
         for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(a, b, dtype=getattr(torch, dtype)))

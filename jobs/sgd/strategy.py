@@ -108,10 +108,10 @@ class Clock:
             self.target = (step + 1, seconds)
         return self.target is not None
 
-    def result(self, params: np.ndarray, problem: Problem, steps: int) -> SGDResult:
+    def result(self, params: np.ndarray, classes: np.ndarray, steps: int) -> SGDResult:
         return SGDResult(
             params,
-            problem.classes.tolist(),
+            classes.tolist(),
             steps,
             self.accuracy,
             self.history,
