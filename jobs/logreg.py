@@ -33,6 +33,7 @@ them, and every worker takes the same step (scipy's L-BFGS-B is deterministic).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -106,6 +107,7 @@ class LogRegResult:
     classes: list
     metrics: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings about the data
 
 
 # ---------------------------------------------------------------- per-partition kernels
@@ -276,13 +278,13 @@ class _Problem:
         return loss + self.penalty(wb)[0]
 
 
-def _check(engine: Engine, ds: Dataset, config: LogRegConfig) -> tuple[list, int]:
-    """Binary labels, enough rows, and a warning for unidentifiable weights; classes and n."""
-    if not ds.labelled:
-        raise DataError("logistic regression needs labels: pass --label COLUMN with --data")
+def _check(steps: Steps, config: LogRegConfig) -> tuple[list, int, list[str]]:
+    """Binary labels and enough rows; the classes, the training rows and warnings (returned,
+    not raised: on a gang member a warning would not reach the user)."""
     # Column ranges only matter without a penalty (constant columns are then unidentifiable).
     no_penalty = math.isinf(config.C)
-    labels, lo, hi = engine.map_reduce(ds, _describe, _describe_combine, no_penalty)
+    # A map, not a map-reduce: the combine (a union, a min and a max) is not a sum.
+    labels, lo, hi = functools.reduce(_describe_combine, steps.map(_describe, no_penalty))
     classes = sorted(labels)
     if len(classes) == 1:
         raise DataError(
@@ -295,21 +297,20 @@ def _check(engine: Engine, ds: Dataset, config: LogRegConfig) -> tuple[list, int
             f"logistic regression here is binary, but the labels hold "
             f"{len(classes)} classes {shown}; map them to two classes first"
         )
+    notes = []
     constant = np.flatnonzero(lo == hi) if no_penalty else []
     if len(constant):
-        warnings.warn(
+        notes.append(
             f"features {constant.tolist()} are constant: with no penalty (C=inf) their "
             "weights are not identifiable (collinear with the intercept); add a "
-            "penalty or drop them",
-            UserWarning,
-            stacklevel=3,
+            "penalty or drop them"
         )
-    n = ds.rows
+    n = steps.rows
     if config.holdout:
-        n = engine.map_reduce(ds, _train_rows, add, classes[1], config.holdout, config.seed)
+        n = steps.map_reduce(_train_rows, add, classes[1], config.holdout, config.seed)
     if n == 0:
         raise DataError("no training rows left: lower --holdout")
-    return classes, n
+    return classes, n, notes
 
 
 def _train_rows(part: Part, positive, holdout: float, seed: int) -> int:
@@ -341,23 +342,20 @@ def fit(
     local problem to convergence per step and sends d + 1 numbers. Each step is a trace span
     ``step``.
     """
-    with engine.trace.span("init"):
-        classes, n = _check(engine, ds, config)
-    return execute(
-        engine,
-        ds,
-        config.execution,
-        _solve,
-        config,
-        classes,
-        n,
-        iteration=ITERATION,
-        on_iteration=on_iteration,
+    if not ds.labelled:
+        raise DataError("logistic regression needs labels: pass --label COLUMN with --data")
+    result = execute(
+        engine, ds, config.execution, _solve, config, iteration=ITERATION, on_iteration=on_iteration
     )
+    for note in result.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return result
 
 
-def _solve(steps: Steps, config: LogRegConfig, classes: list, n: int) -> LogRegResult:
-    """The solver and the final metrics, written once for both executions."""
+def _solve(steps: Steps, config: LogRegConfig) -> LogRegResult:
+    """The checks, the solver and the final metrics, written once for both executions."""
+    with steps.span("init"):
+        classes, n, notes = _check(steps, config)
     problem = _Problem(steps, config, classes[1], n)
     solve = {"lbfgs": _lbfgs, "newton": _newton, "admm": _admm}[config.solver]
     wb, n_iter, converged, history = solve(problem)
@@ -365,7 +363,15 @@ def _solve(steps: Steps, config: LogRegConfig, classes: list, n: int) -> LogRegR
         metrics, train_loss = _all_metrics(problem, wb)
     objective = train_loss + problem.penalty(wb)[0]
     return LogRegResult(
-        wb[:-1].copy(), float(wb[-1]), objective, n_iter, converged, classes, metrics, history
+        wb[:-1].copy(),
+        float(wb[-1]),
+        objective,
+        n_iter,
+        converged,
+        classes,
+        metrics,
+        history,
+        notes,
     )
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from scaling.collectives import run_gang
 from scaling.collectives.allreduce import Mesh, MeshBackend, allreduce_bytes
-from scaling.errors import EngineError, UsageError, check_choice
+from scaling.errors import EngineError, ScalingError, UsageError, check_choice
 
 if TYPE_CHECKING:
     from scaling.data import Part
@@ -250,9 +250,12 @@ def _member(
     state: Callable | None,
     args: tuple,
 ) -> dict:
-    with backend.member(ctx, started, shape.timeout) as mesh:
-        steps = GangSteps(mesh, parts, shape)
-        result = loop(steps, *args)
+    try:
+        with backend.member(ctx, started, shape.timeout) as mesh:
+            steps = GangSteps(mesh, parts, shape)
+            result = loop(steps, *args)
+    except ScalingError as e:  # the user's (bad data): every member finds it alike
+        return {"error": e}
     agreed = result if state is None else state(result)
     digest = hashlib.sha256(pickle.dumps(agreed, protocol=5)).hexdigest()
     return {
@@ -317,6 +320,9 @@ def execute(
         )
     shape = _Shape(ds.rows, ds.features, ds.partitions, engine.gang_timeout)
     outs = run_gang(engine, ds, MeshBackend(), _member, loop, shape, state, args)
+    errors = [o["error"] for o in outs if "error" in o]
+    if errors:
+        raise errors[0]
     if len({o["digest"] for o in outs}) > 1:
         raise EngineError(
             "the all-reduce replicas ended with different results: the job's update is not "
