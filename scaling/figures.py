@@ -188,12 +188,14 @@ def _label(curves_: list[Curve]) -> None:
         if len({getattr(c, attr) for c in curves_}) > 1
     ] or ["engine"]
     for c in curves_:
-        parts = [] if "execution" in varying or c.execution == "driver" else [c.execution]
+        parts = []
         for attr in varying:
             value = getattr(c, attr)
             if attr == "size":
                 value = f"{value:,} rows" + ("/worker" if c.mode == "weak" else "")
             parts.append(str(value))
+        if "execution" not in varying and c.execution != "driver":
+            parts.append(c.execution)  # say it even when every curve is all-reduce
         c.label = " ".join(parts)
 
 

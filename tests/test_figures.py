@@ -76,7 +76,9 @@ def test_table_results_report_and_record_agree_on_throughput(swept, job, capsys)
         row = re.compile(rf"^{job}\s+{r['engine']}\s+2\s.*\s{re.escape(shown)}\s", re.M)
         assert row.search(tables[job]), (shown, tables[job])
         assert row.search(listing), (shown, listing)
-        assert f"<td>{r['engine']}</td><td>2</td><td>1</td>" in report.replace("\n", "")
+        execution = r["config"].get("execution", "driver")
+        label = r["engine"] + ("" if execution == "driver" else f" {execution}")
+        assert f"<td>{label}</td><td>2</td><td>1</td>" in report.replace("\n", "")
         assert f"<td>{shown}</td>" in report
 
 
