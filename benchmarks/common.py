@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -15,6 +16,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 from scaling.data import partition_bounds
 from scaling.engines.worker import THREAD_ENV
+from scaling.results import atomic_write
 from scaling.runner import host_facts
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -83,3 +85,15 @@ def host_line() -> str:
     h = host_facts()
     python = platform.python_version()
     return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
+
+
+def write_result(out: Path, name: str, lines: list[str], record: dict) -> None:
+    """``out/name.md`` (the table) and ``out/name.json`` (the raw record with the host),
+    atomically."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / f"{name}.md", ("\n".join(lines) + "\n").encode())
+    record = {**record, "host": host_facts()}
+    atomic_write(
+        out / f"{name}.json", (json.dumps(record, indent=1, default=float) + "\n").encode()
+    )

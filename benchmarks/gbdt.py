@@ -25,19 +25,16 @@ alternate, ``--repeat`` times; medians are reported. Writes ``benchmarks/results
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, host_line, scatter_rows
+from common import RESULTS, host_line, scatter_rows, write_result
 
 from jobs import gbdt
 from scaling.data import Classification, row_uniforms
 from scaling.engines import make_engine
-from scaling.results import atomic_write
-from scaling.runner import host_facts
 
 TARGET = 1.1  # train time <= 1.1 x the library's own integration
 
@@ -189,11 +186,7 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
             f"{statistics.median(r['ours']):.2f} | {statistics.median(r['peer_seconds']):.2f} | "
             f"{r['ratio']:.2f} | {r['auc']:.4f} |"
         )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "gbdt.md", ("\n".join(lines) + "\n").encode())
-    record = {"args": vars(args), "host": host_facts(), "rows": rows}
-    atomic_write(out / "gbdt.json", (json.dumps(record, indent=1) + "\n").encode())
+    write_result(args.out, "gbdt", lines, {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -21,17 +21,15 @@ compared. Writes ``benchmarks/results/kmeans.{md,json}``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local
+from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local, write_result
 
 from jobs import kmeans
 from scaling.data import Blobs, partition_bounds
-from scaling.results import atomic_write
-from scaling.runner import host_facts, per_iteration_by_difference, run_job
+from scaling.runner import per_iteration_by_difference, run_job
 
 ENGINES = ("local", "ray", "dask", "spark")
 
@@ -185,23 +183,8 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         "all-reduce (medians). The local engine's all-reduce runs its workers as threads of "
         "one process.",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "kmeans.md", ("\n".join(lines) + "\n").encode())
-    atomic_write(
-        args.out / "kmeans.json",
-        (
-            json.dumps(
-                {
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "host": host_facts(),
-                    "rows": rows,
-                },
-                indent=1,
-                default=float,
-            )
-            + "\n"
-        ).encode(),
-    )
+    args_ = {k: str(v) for k, v in vars(args).items()}
+    write_result(args.out, "kmeans", lines, {"args": args_, "rows": rows})
     print("\n".join(lines))
 
 

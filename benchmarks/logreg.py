@@ -19,7 +19,6 @@ start-up and data loading, as the peers' does. Writes ``benchmarks/results/logre
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -27,13 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local
+from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local, write_result
 
 from jobs import logreg
 from scaling.data import Classification, partition_bounds
 from scaling.engines import make_engine
-from scaling.results import atomic_write
-from scaling.runner import host_facts
 
 ENGINES = ("local", "ray", "dask", "spark")
 TOLERANCES = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-10)
@@ -241,11 +238,7 @@ def write(args: argparse.Namespace, rows: list[dict], f_star: float) -> None:
         "Each time is one fit (the first on the tolerance ladder that reaches the "
         "target), after a warm-up fit for this project's engines.",
     ]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "logreg.md", ("\n".join(lines) + "\n").encode())
-    record = {"args": vars(args), "host": host_facts(), "f_star": f_star, "rows": rows}
-    atomic_write(out / "logreg.json", (json.dumps(record, indent=1) + "\n").encode())
+    write_result(args.out, "logreg", lines, {"args": vars(args), "f_star": f_star, "rows": rows})
 
 
 if __name__ == "__main__":

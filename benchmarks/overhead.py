@@ -32,15 +32,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import RESULTS, host_line
+from common import RESULTS, host_line, write_result
 
 from jobs import kmeans
 from scaling.data import Blobs
 from scaling.engines import make_engine
 from scaling.engines.worker import noop, noop_combine
 from scaling.executor import add, execute
-from scaling.results import atomic_write
-from scaling.runner import host_facts
 
 ENGINES = ("ray", "dask", "spark")
 
@@ -210,13 +208,8 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         "this project's empty `map` / `map_reduce` calls. All-reduce: one iteration of an "
         "empty loop inside one gang, timed by the workers (a sum of one number).",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "overhead.md", ("\n".join(lines) + "\n").encode())
-    record = {"args": {k: str(v) for k, v in vars(args).items()}, "host": host_facts()}
-    atomic_write(
-        args.out / "overhead.json",
-        (json.dumps({**record, "rows": rows}, indent=1, default=float) + "\n").encode(),
-    )
+    args_ = {k: str(v) for k, v in vars(args).items()}
+    write_result(args.out, "overhead", lines, {"args": args_, "rows": rows})
     print("\n".join(lines))
 
 
