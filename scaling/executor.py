@@ -30,6 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -158,7 +159,8 @@ class GangSteps(Steps):
         t0 = time.perf_counter()
         everyone = self.mesh.allgather(mine)
         self._comm += time.perf_counter() - t0
-        return [r for _, r in sorted((pair for rs in everyone for pair in rs), key=_first)]
+        pairs = sorted((pair for rs in everyone for pair in rs), key=itemgetter(0))
+        return [r for _, r in pairs]
 
     def map_reduce(self, fn: Callable, combine: Callable, *args: Any) -> Any:
         if combine not in SUMS:
@@ -209,10 +211,6 @@ class GangSteps(Steps):
         """This member's iterations, for :meth:`~scaling.trace.Trace.add_measured`."""
         self.log.sockets = None if self._bytes is None else {f"mesh#{self.rank}": self._bytes}
         return self.log.result()
-
-
-def _first(pair: tuple) -> Any:
-    return pair[0]
 
 
 def _flatten(value: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:

@@ -60,8 +60,8 @@ def for_execution(steps: list[Step], execution: str, workers: int) -> list[Step]
         elif s.kind == "map":
             s = replace(s, sends=0)  # its result stays on the worker, for the all-reduce
         elif s.kind == "update":
-            s = replace(s, where="every worker", does=s.does.split(";")[0] + " (every replica)")
-            s = replace(s, sends=0)
+            does = s.does.split(";")[0] + " (every replica)"
+            s = replace(s, where="every worker", does=does, sends=0)
         out.append(s)
     return out
 

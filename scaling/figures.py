@@ -99,6 +99,19 @@ class Curve:
     label: str = ""
 
     @property
+    def key(self) -> tuple:
+        """The fields that name the curve, as :func:`curve_key` gives them for a run."""
+        return (
+            self.sweep_id,
+            self.job,
+            self.engine,
+            self.mode,
+            self.size,
+            self.features,
+            self.execution,
+        )
+
+    @property
     def cost(self) -> int | None:
         """Fewest workers that beat the single-thread baseline (COST), if any did."""
         if self.baseline is None:
@@ -208,7 +221,7 @@ def cores_note(records: Iterable[dict]) -> str | None:
     engine runs its workers one after another in the driver and needs one core.
     """
     short = [
-        (r["workers"], r["host"]["cores"])
+        r["host"]["cores"]
         for r in records
         if r.get("status") == "ok"
         and r["engine"] not in ("local", "baseline")
@@ -217,9 +230,9 @@ def cores_note(records: Iterable[dict]) -> str | None:
     ]
     if not short:
         return None
-    workers, cores = max(short)
+    cores = max(short)
     return (
-        f"This machine has {cores} cores: at {cores if cores < workers else workers} workers "
+        f"This machine has {cores} cores: at {cores} workers "
         f"and more, the workers and the driver need more cores than it has, so those points "
         f"show processes waiting for a core, not the algorithm's scaling (see "
         f"benchmarks/results/ for curves measured on more cores)."

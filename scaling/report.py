@@ -28,11 +28,7 @@ def table(records: Sequence[dict]) -> str:
 
     A modelled number is marked ``~`` (see the footnote of :func:`print_table`).
     """
-    points = {
-        (c.sweep_id, c.job, c.engine, c.mode, c.size, c.features, c.execution, p.workers): p
-        for c in curves(records)
-        for p in c.points
-    }
+    points = {(*c.key, p.workers): p for c in curves(records) for p in c.points}
     header = (
         "job",
         "engine",

@@ -49,6 +49,7 @@ import numpy as np
 
 from scaling.data import Classification, Source
 from scaling.errors import UsageError, check_choice, check_count
+from scaling.executor import EXECUTIONS
 from scaling.job import Baseline, Job, OnIteration
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class SGDConfig:
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("model", self.model, MODELS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("execution", self.execution, ("driver", "allreduce"))
+        check_choice("execution", self.execution, EXECUTIONS)
         if self.execution == "allreduce" and self.strategy != "driver-allreduce":
             raise UsageError(
                 "--execution allreduce is for --strategy driver-allreduce; the other "
