@@ -125,6 +125,7 @@ class StepLog:
         self.before: dict | None = None
         self.sockets: dict | None = None
         self.unmetered = 0
+        self.uncounted = False  # the collective ran in another process: its bytes are unseen
 
     def open(self, done: int | None = None) -> None:
         """Start counting bytes; ``done``: iterations already over (default: those added)."""
@@ -152,7 +153,7 @@ class StepLog:
             "steps": np.array(self.rows, dtype=float).reshape(-1, 3),
             "ends": np.array(self.ends, dtype=float),
             "worker": f"{worker_id()}#{self.rank}",  # threads of one process may be members
-            "sockets": self.sockets,
+            "sockets": None if self.uncounted else self.sockets,
             "unmetered": self.unmetered,
         }
 

@@ -28,10 +28,12 @@ worker applies it to its rows. The modes differ in what is split and what is exc
   top-k features per leaf; only the histograms of the 2k most voted features are merged
   (Meng et al., "A Communication-Efficient Parallel Algorithm for Decision Tree", 2016).
 
-LightGBM's own feature-parallel learner cannot be used from its library (its C API, which the
-Python package, ``lightgbm.dask`` and Spark's SynapseML all use, rejects
-``tree_learner=feature``); only its command-line program has it. ``--library lightgbm --mode
-feature`` says so; XGBoost's column split is this project's feature-parallel mode.
+  LightGBM's ``tree_learner=feature`` is the other design: every worker first gets every
+  row (:func:`jobs.gbdt.train._replicate_all`, one all-gather), finds the best split among
+  its block of features, and only the best splits are all-gathered; each worker then splits
+  its own copy of the rows. Its C API (behind the Python package, ``lightgbm.dask`` and
+  SynapseML) rejects that learner; only LightGBM's command-line program has it, which
+  :mod:`scaling.collectives.lightgbm_cli` builds once from LightGBM's source release.
 
 A fraction ``holdout`` of the rows (chosen per global row from the seed, so the same at any
 number of workers) is held out and scored after training: log-loss and AUC.
@@ -117,13 +119,6 @@ class GBDTConfig:
             raise UsageError(
                 "XGBoost has no voting-parallel mode; use --library lightgbm --mode voting, "
                 "or --mode data|feature with XGBoost"
-            )
-        if self.library == "lightgbm" and self.mode == "feature":
-            raise UsageError(
-                "LightGBM's feature-parallel learner is not available from its library: the C "
-                "API behind the Python package rejects tree_learner=feature (only the LightGBM "
-                "command-line program has it). Use --library xgboost --mode feature (column "
-                "split), or --library lightgbm --mode data|voting"
             )
         if (self.library, self.mode) == ("xgboost", "feature") and (
             _version_tuple(_xgboost_version()) >= XGBOOST_COL_SPLIT_UNTIL
@@ -247,6 +242,9 @@ def round_bytes(config: GBDTConfig, rows: int, features: int, workers: int) -> i
     gathered = 2 * p * (p - 1)  # an all-gather: each of p records to p - 1 others, both ways
     nodes = histograms_per_tree(config)
     bins = features * config.max_bin * HIST_ENTRY
+    if config.mode == "feature" and config.library == "lightgbm":
+        # Every worker holds every row: per split only the best split of each is all-gathered.
+        return (config.num_leaves - 1) * gathered * LIGHTGBM_SPLIT
     if config.mode == "feature":
         training = round(rows * (1 - config.holdout))
         bits = 2 * math.ceil(training / 8) * config.max_depth
@@ -269,13 +267,16 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
     where = f"each of {p} workers"
     train = "train._xgboost" if config.library == "xgboost" else "train._lightgbm"
     if config.mode == "feature":
+        xgboost = config.library == "xgboost"
+        received = n * F * (p - 1) // p if xgboost else n * F * (p - 1)
         return [
             Step(
                 "map",
                 train,
                 where,
-                f"histograms of all {n:,} rows over its {math.ceil(F / p)} columns "
-                f"(after train._replicate: {n * F * (p - 1) // p:,} values received once)",
+                f"histograms of all {n:,} rows over its {math.ceil(F / p)} columns (after "
+                f"train.{'_replicate' if xgboost else '_replicate_all'}: {received:,} values "
+                "received once)",
                 n * F / p * config.max_depth,
                 0,
             ),
@@ -283,11 +284,19 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
                 "combine",
                 train,
                 f"peers: all-gather over {p} workers",
-                f"best split per node ({nodes} nodes); the owner's left/right bit per row",
+                f"best split per node ({nodes} nodes)"
+                + ("; the owner's left/right bit per row" if xgboost else ""),
                 nodes * F / p * B,
                 sends,
             ),
-            Step("update", train, where, "apply the split to every row", n * config.max_depth, 0),
+            Step(
+                "update",
+                train,
+                where,
+                "apply the split to every row" + ("" if xgboost else " (each has all columns)"),
+                n * config.max_depth,
+                0,
+            ),
         ]
     ring = config.library == "xgboost"
     levels = config.max_depth if ring else math.log2(config.num_leaves)

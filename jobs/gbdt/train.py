@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -32,9 +34,9 @@ from jobs.gbdt import (
     round_bytes,
     xgboost_params,
 )
-from scaling.collectives import Backend, run_gang
+from scaling.collectives import Backend, lightgbm_cli, run_gang
 from scaling.collectives.lightgbm import LightGBMBackend
-from scaling.collectives.tcp import alltoall
+from scaling.collectives.tcp import allgather, alltoall
 from scaling.collectives.xgboost import XGBoostBackend
 from scaling.data import Part, Source, held_out
 from scaling.engines import Dataset, Engine
@@ -111,7 +113,8 @@ def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: 
     start = time.time()
     replica = 0
     if config.mode == "feature":
-        rows, replica = _replicate(ctx, rows, job)
+        replicate = _replicate if config.library == "xgboost" else _replicate_all
+        rows, replica = replicate(ctx, rows, job)
     train = _xgboost if config.library == "xgboost" else _lightgbm
     log = StepLog(ctx.rank)  # before joining: the sockets open now are not the collective's
     with backend.member(ctx, started, config.timeout) as network:
@@ -165,6 +168,16 @@ def _replicate(ctx: GangContext, rows: _Rows, job: _GangJob) -> tuple[_Rows, int
     )
 
 
+def _replicate_all(ctx: GangContext, rows: _Rows, job: _GangJob) -> tuple[_Rows, int]:
+    """Every row, on every member (an all-gather, for LightGBM's feature-parallel learner);
+    and the bytes this member received: (p - 1) / p of the n F values."""
+    got = allgather(ctx, (rows.X, rows.y, rows.index, rows.train), timeout=job.config.timeout)
+    index = np.concatenate([g[2] for g in got])
+    order = np.argsort(index, kind="stable")
+    received = sum(g[0].nbytes for r, g in enumerate(got) if r != ctx.rank)
+    return _Rows(*(np.concatenate([g[i] for g in got])[order] for i in range(4))), received
+
+
 def _split_mode(config: GBDTConfig, network) -> DataSplitMode:
     """Column split in feature mode, inside the collective (``network`` is None alone)."""
     if config.mode == "feature" and network is not None:
@@ -187,6 +200,8 @@ def _lightgbm(rows: _Rows, config: GBDTConfig, network, clock: _RoundClock) -> l
     # LightGBM's log level is per thread and set from a config: its network starts before the
     # training config is read, so read one first, or the network's set-up prints to stdout.
     lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1}).construct()
+    if network and config.mode == "feature":
+        return _lightgbm_program(rows, params, config, network, clock)
     if network:
         params.update(tree_learner=config.mode, **network)
     return lgb.train(
@@ -195,6 +210,29 @@ def _lightgbm(rows: _Rows, config: GBDTConfig, network, clock: _RoundClock) -> l
         config.rounds,
         callbacks=[clock.tick],
     )
+
+
+def _lightgbm_program(
+    rows: _Rows, params: dict, config: GBDTConfig, network: dict, clock: _RoundClock
+) -> lgb.Booster:
+    """Train feature-parallel with LightGBM's command-line program (its library cannot):
+    the training rows as its binary dataset, made by the library from the same parameters
+    (the same bins as single-node training), then its model loaded back."""
+    with tempfile.TemporaryDirectory(prefix="scaling-lightgbm-") as tmp:
+        data, model = Path(tmp) / "train.bin", Path(tmp) / "model.txt"
+        lgb.Dataset(rows.X[rows.train], rows.y[rows.train], params=params).save_binary(data)
+        params = {k: v for k, v in params.items() if k != "verbose"}
+        params.update(tree_learner="feature", num_iterations=config.rounds, **network)
+        # LightGBM 4.7's feature-parallel learner keeps, at feature_fraction = 1, only the
+        # machine's own features of tree 1 for tree 2 on (its column sampler resets nothing),
+        # so later trees lose features. A fraction under 1 that still rounds to every feature
+        # makes it reset each tree to all of them: trees equal to single-node training's.
+        params["feature_fraction"] = repr(1 - 1 / (4 * rows.X.shape[1]))
+        if clock.log is not None:  # its sockets are the program's: bytes are modelled
+            clock.log.uncounted = True
+        clock.times[0] = time.time()
+        lightgbm_cli.train(params, data, model, config.timeout, clock.tick)
+        return lgb.Booster(model_file=str(model))
 
 
 def _predict(booster, rows: _Rows, config: GBDTConfig) -> np.ndarray:
@@ -232,7 +270,9 @@ def _check(engine: Engine, ds: Dataset, config: GBDTConfig) -> None:
             f"gbdt trains a binary classifier on labels 0 and 1; these labels are "
             f"{classes[:5].tolist()}{'...' if len(classes) > 5 else ''}: map them to 0/1"
         )
-    need = memory_needed(ds.rows, ds.features, ds.dtype, engine.workers)
+    # LightGBM's feature-parallel learner holds every row on every worker
+    share = 1 if (config.library, config.mode) == ("lightgbm", "feature") else engine.workers
+    need = memory_needed(ds.rows, ds.features, ds.dtype, share)
     if need > engine.worker_memory:
         raise UsageError(
             f"training needs ~{need / 2**30:.1f} GiB per worker but a worker has "
@@ -270,6 +310,8 @@ def fit(
     """
     with engine.trace.span("init"):
         _check(engine, ds, config)
+        if config.library == "lightgbm" and config.mode == "feature" and engine.workers > 1:
+            lightgbm_cli.program()  # built once, here: a build inside the gang would time out
     return train(engine, ds, config, member, on_iteration=on_iteration)
 
 
