@@ -405,6 +405,7 @@ def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> lis
             "distances to the k centres (BLAS), nearest centre, per-centre sums and counts",
             2 * n * k * d / p + n * d / p,
             8 * k * (d + 1),
+            reads=8 * n * d / p,
         ),
         Step(
             "combine",
@@ -413,6 +414,7 @@ def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> lis
             "add two partial (sums, counts)",
             k * (d + 1) * tree_depth(p),
             8 * k * (d + 1),
+            "tree",
         ),
         Step(
             "update",
@@ -421,6 +423,7 @@ def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> lis
             "centre = sum / count (empty clusters stay); ships the k x d centres to each worker",
             k * d,
             8 * k * d,
+            "scatter",
         ),
     ]
     return for_execution(steps, config.execution, p)

@@ -549,8 +549,11 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
                 "gradient passes)",
                 30 * 4 * n * d / p,
                 x,
+                reads=30 * 2 * 8 * n * d / p,  # X w and X^T r: two passes over the rows
             ),
-            Step("combine", "add", tree, "gather the x_i (a sum of disjoint rows)", x / 8, x),
+            Step(
+                "combine", "add", tree, "gather the x_i (a sum of disjoint rows)", x / 8, x, "tree"
+            ),
             Step(
                 "update",
                 "_admm_consensus",
@@ -558,6 +561,7 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
                 "z = shrunk mean of x_i + u_i; u_i += x_i - z; residuals; ships z - u_i",
                 4 * p * (d + 1),
                 x,
+                "scatter",
             ),
         ]
         return for_execution(steps, config.execution, p)
@@ -572,6 +576,7 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
             + (", Hessian X^T S X" if newton else ""),
             4 * n * d / p + (2 * n * d * d / p if newton else 0),
             partial,
+            reads=2 * 8 * n * d / p,  # X w, then X^T r (and X^T S X in the same pass)
         ),
         Step(
             "combine",
@@ -580,6 +585,7 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
             "add partial loss, gradient" + (", Hessian" if newton else ""),
             partial / 8 * tree_depth(p),
             partial,
+            "tree",
         ),
         Step(
             "update",
@@ -590,6 +596,7 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
             else "L-BFGS-B picks the next point (two-loop recursion, m=10)",
             (d + 1) ** 3 / 3 if newton else 40 * (d + 1),
             8 * (d + 1),
+            "scatter",
         ),
     ]
     return for_execution(steps, config.execution, p)

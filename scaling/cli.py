@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from scaling.costmodel import NETWORKS
 from scaling.data import Source, open_file
 from scaling.engines import ENGINES
 from scaling.engines.base import DTYPES
@@ -105,6 +106,53 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser.add_argument("--seed", type=int, default=0)
         _job_options(job_parser, get_job(name).config)
 
+    calibrate = commands.add_parser(
+        "calibrate", help="measure an engine's overhead, links and roofline (for predict)"
+    )
+    calibrate.add_argument("engine", help="ray, dask or spark")
+    calibrate.add_argument(
+        "--workers",
+        type=_counts("workers"),
+        default=_calibration_workers(),
+        help="worker counts to measure at (default: 1 and this machine's cores)",
+    )
+    calibrate.add_argument("--repeat", type=int, default=15, help="calls per point (median)")
+    calibrate.add_argument("--store", default=DEFAULT_STORE, help="where calibrations are kept")
+
+    predict = commands.add_parser(
+        "predict", help="predicted time per iteration, speedup and efficiency (the cost model)"
+    )
+    predict_jobs = predict.add_subparsers(
+        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+    )
+    for name in JOBS:
+        job_parser = predict_jobs.add_parser(name, help=f"predict {name}")
+        job_parser.add_argument("--engine", default="ray", help="ray, dask or spark")
+        job_parser.add_argument(
+            "--workers",
+            type=_counts("workers"),
+            default=[2**i for i in range(11)],
+            help="worker counts (default: 1,2,4,...,1024)",
+        )
+        job_parser.add_argument("--rows", type=int, default=1_000_000)
+        job_parser.add_argument("--features", type=int, default=32)
+        job_parser.add_argument("--seed", type=int, default=0)
+        job_parser.add_argument(
+            "--network",
+            default="loopback",
+            choices=("loopback", *NETWORKS),
+            help="links between the processes: loopback (this host's, measured) or a named "
+            "network's assumed latency and bandwidth",
+        )
+        job_parser.add_argument("--alpha", type=float, help="latency per message, seconds")
+        job_parser.add_argument("--beta", type=float, help="seconds per byte (1 / bandwidth)")
+        job_parser.add_argument("--json", action="store_true", help="one JSON object per count")
+        job_parser.add_argument("--png", help="also draw the curves to this PNG file")
+        job_parser.add_argument(
+            "--store", default=DEFAULT_STORE, help="calibrations and runs (default: results)"
+        )
+        _job_options(job_parser, get_job(name).config)
+
     timeline = commands.add_parser(
         "timeline", help="a run's per-task timeline as Chrome trace-event JSON (Perfetto)"
     )
@@ -119,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--engines", default=",".join(ENGINES))
     demo.add_argument("--out", default=DEFAULT_STORE, help="results store directory")
     return parser
+
+
+def _calibration_workers() -> list[int]:
+    cores = os.cpu_count() or 1
+    return [1, cores] if cores > 1 else [1]
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
@@ -350,6 +403,109 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from scaling import calibration
+
+    _engines(args.engine)
+    cal = calibration.calibrate(
+        args.engine, args.workers, repeat=args.repeat, say=lambda s: print(s, file=sys.stderr)
+    )
+    path = calibration.save(args.store, cal)
+    print(_calibration_lines(cal))
+    print(f"calibration: {path}")
+    return 0
+
+
+def _calibration_lines(cal) -> str:
+    from scaling.costmodel import seconds
+
+    a, b = cal.call
+    return "\n".join(
+        [
+            f"{cal.engine} on {cal.host['hostname']} ({cal.host['cores']} cores), measured "
+            f"{cal.measured_at} at {','.join(map(str, cal.workers))} workers:",
+            f"  empty driver-loop call: {seconds(a)} + {seconds(b)} x workers",
+            f"  empty all-reduce iteration in a gang: {seconds(cal.gang_iteration)}",
+            f"  workers -> driver: {_bandwidth(cal.up.beta)}; driver -> workers: "
+            f"{_bandwidth(cal.down.beta)}; worker <-> worker: {seconds(cal.peer.alpha)} "
+            f"per message, {_bandwidth(cal.peer.beta)}",
+            f"  one core: {cal.gemm / 1e9:.1f} Gflop/s GEMM, {cal.bandwidth / 1e9:.1f} GB/s "
+            f"read; straggle {cal.straggle:.0%}",
+        ]
+    )
+
+
+def _bandwidth(beta: float) -> str:
+    return f"{1 / beta / 1e9:.2f} GB/s" if beta > 0 else "not measured"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from jobs import get_job
+    from scaling import calibration, costmodel
+    from scaling.results import load
+
+    job = get_job(args.job)
+    if args.rows < 1 or args.features < 1:
+        raise UsageError("--rows and --features must be >= 1")
+    if (args.alpha is None) != (args.beta is None):
+        raise UsageError("--alpha and --beta go together (a latency and seconds per byte)")
+    config = _config(job, args)
+    engine = args.engine  # not started, not even imported: predict runs nothing
+    if engine not in ENGINES or engine == "local":
+        raise UsageError(f"--engine: one of {', '.join(e for e in ENGINES if e != 'local')}")
+    cal = calibration.load(args.store, engine)
+    if cal is None:
+        print(
+            f"no calibration of {engine} for this host in {args.store}: measuring it once "
+            f"(`scaling calibrate {engine}` does it again)",
+            file=sys.stderr,
+        )
+        cal = calibration.calibrate(
+            engine, _calibration_workers(), say=lambda s: print(s, file=sys.stderr)
+        )
+        calibration.save(args.store, cal)
+    network = None
+    assumptions = [
+        f"{engine}'s calibration of {cal.measured_at} on {cal.host['hostname']} "
+        f"({cal.host['cores']} cores), measured at {','.join(map(str, cal.workers))} workers"
+    ]
+    if args.alpha is not None:
+        network = costmodel.Link(args.alpha, args.beta)
+        assumptions.append(f"links: {args.alpha:g} s per message, {args.beta:g} s per byte")
+    elif args.network != "loopback":
+        network = NETWORKS[args.network]
+        assumptions.append(
+            f"links: {args.network}, {network.alpha * 1e6:.0f} us per message, "
+            f"{1 / network.beta / 1e9:.2f} GB/s (assumed), this host's compute per worker"
+        )
+    else:
+        assumptions.append("links: this host's loopback, as measured")
+    records = load(args.store).records if Path(args.store).is_dir() else []
+    factor, where = costmodel.correction(job, engine, config, records, cal)
+    assumptions.append(where)
+    assumptions.append(
+        f"one core per worker; stragglers: +{cal.straggle:.0%} of compute (measured spread)"
+    )
+    terms = costmodel.predict(
+        lambda p: job.explain(args.rows, args.features, p, config),
+        args.workers,
+        cal,
+        factor,
+        network,
+    )
+    result = costmodel.summary(terms)
+    if args.json:
+        for row in result["rows"]:
+            print(json.dumps({"job": job.name, "engine": engine, **row}))
+        return 0
+    title = f"{job.name} on {engine}: {args.rows:,} rows x {args.features} features"
+    print(costmodel.render(title, result, assumptions))
+    if args.png:
+        costmodel.plot(title, result, Path(args.png))
+        print(f"plot: {args.png}")
+    return 0
+
+
 def cmd_timeline(args: argparse.Namespace) -> int:
     from scaling.results import atomic_write, load
 
@@ -404,6 +560,8 @@ COMMANDS = {
     "results": cmd_results,
     "compare": cmd_compare,
     "explain": cmd_explain,
+    "calibrate": cmd_calibrate,
+    "predict": cmd_predict,
     "timeline": cmd_timeline,
     "demo": cmd_demo,
 }

@@ -18,8 +18,12 @@ class Step:
     """One step of an iteration.
 
     ``kind`` is map, combine or update; ``where`` says which processes run it; ``flops`` is the
-    work of the busiest process; ``sends`` the bytes one of them sends on (an update: to each
-    worker).
+    work of the busiest process and ``reads`` the bytes of data it reads (its place on the
+    roofline; 0: compute-bound); ``sends`` the bytes one of them sends on (an update: to each
+    worker; a collective among the workers: all that one worker sends in it), in the
+    ``pattern`` of :data:`scaling.costmodel.PATTERNS` (``""``: nothing moves), ``repeats``
+    times per iteration (a boosted tree all-reduces one histogram per node; local SGD a model
+    every H steps: 1 / H).
     """
 
     kind: str
@@ -28,6 +32,14 @@ class Step:
     does: str
     flops: float
     sends: int
+    pattern: str = ""
+    reads: float = 0.0
+    repeats: float = 1.0
+
+    def __post_init__(self) -> None:
+        from scaling.costmodel import check_pattern
+
+        check_pattern(self.pattern)
 
 
 def tree_depth(workers: int) -> int:
@@ -56,12 +68,13 @@ def for_execution(steps: list[Step], execution: str, workers: int) -> list[Step]
                 "sum the partial results in place on every worker, peer to peer",
                 s.flops,
                 allreduce_bytes(s.sends, workers),
+                "allreduce",
             )
         elif s.kind == "map":
             s = replace(s, sends=0)  # its result stays on the worker, for the all-reduce
         elif s.kind == "update":
             does = s.does.split(";")[0] + " (every replica)"
-            s = replace(s, where="every worker", does=does, sends=0)
+            s = replace(s, where="every worker", does=does, sends=0, pattern="")
         out.append(s)
     return out
 

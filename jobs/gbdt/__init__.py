@@ -279,6 +279,7 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
                 "received once)",
                 n * F / p * config.max_depth,
                 0,
+                reads=n * F / p * config.max_depth,  # one byte per binned value, per level
             ),
             Step(
                 "combine",
@@ -288,6 +289,8 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
                 + ("; the owner's left/right bit per row" if xgboost else ""),
                 nodes * F / p * B,
                 sends,
+                "allgather",
+                repeats=config.max_depth if xgboost else nodes,
             ),
             Step(
                 "update",
@@ -310,6 +313,7 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
             f"gradients and histograms of its ~{n // p:,} rows, {F} features x {B} bins per node",
             n / p * F * levels,
             0,
+            reads=n / p * F * levels,  # one byte per binned value, per level
         ),
         Step(
             "combine",
@@ -319,6 +323,8 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
             + (f" of the 2k = {2 * config.top_k} most voted features" if voting else ""),
             nodes * merged * B / p,
             sends,
+            "ring" if ring else "reduce-scatter",
+            repeats=config.max_depth if ring else nodes,
         ),
         Step(
             "update",

@@ -126,7 +126,7 @@ def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: 
     compute = walls
     if ctx.world > 1:  # the same rounds on this member's rows alone: the compute in a round
         alone = _RoundClock(config.rounds)
-        train(rows, config, None, alone)
+        train(_own_columns(ctx, rows, config), config, None, alone)
         compute = np.minimum(alone.rounds, walls)
     for wall, busy, end in zip(walls, compute, clock.times[1:], strict=True):
         log.add(wall, busy, wall - busy, end=end)
@@ -141,6 +141,16 @@ def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: 
         "labels": rows.y[held],
         "replica_bytes": replica,
     }
+
+
+def _own_columns(ctx: GangContext, rows: _Rows, config: GBDTConfig) -> _Rows:
+    """The rows as this member's share of the work: LightGBM's feature-parallel member holds
+    every column but searches splits in its block of them only (an even block here; LightGBM
+    balances the blocks by bins)."""
+    if (config.library, config.mode) != ("lightgbm", "feature"):
+        return rows
+    cols = np.array_split(np.arange(rows.X.shape[1]), ctx.world)[ctx.rank]
+    return _Rows(rows.X[:, cols], rows.y, rows.index, rows.train)
 
 
 def _replicate(ctx: GangContext, rows: _Rows, job: _GangJob) -> tuple[_Rows, int]:

@@ -142,6 +142,7 @@ class DriverAllreduce(Strategy):
                 "add the gradients",
                 P * tree_depth(p),
                 size,
+                "tree",
             ),
             Step(
                 "update",
@@ -150,6 +151,7 @@ class DriverAllreduce(Strategy):
                 "optimiser step; ship parameters and the next batch's rows",
                 4 * P,
                 size + 8 * B,
+                "scatter",
             ),
         ]
         return for_execution(steps, config.execution, p)

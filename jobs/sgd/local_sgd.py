@@ -79,6 +79,8 @@ class LocalSGD(GangStrategy):
                 "sum the parameters (the bytes are per step: a round's over H)",
                 P / H,
                 ring // H,
+                "ring",
+                repeats=1 / H,
             ),
             Step(
                 "update",

@@ -128,6 +128,7 @@ class ParameterServer(GangStrategy):
                 "apply each gradient as it arrives, send the parameters back",
                 4 * P * p,
                 8 * P,
+                "server",
             ),
         ]
 

@@ -8,6 +8,7 @@ rest of backward; then every replica takes the same optimiser step. No driver in
 
 from __future__ import annotations
 
+import math
 import time
 
 from jobs.sgd import SGDConfig, count_parameters
@@ -115,6 +116,8 @@ class RingAllreduce(GangStrategy):
                 f"all-reduce gradient buckets of {config.bucket_mb:g} MB during backward",
                 P,
                 int(2 * (p - 1) / p * 8 * P),
+                "ring",
+                repeats=max(1, math.ceil(8 * P / (config.bucket_mb * 2**20))),
             ),
             Step(
                 "update",

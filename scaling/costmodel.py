@@ -1,0 +1,337 @@
+"""The cost model: time per iteration at any worker count, from a job's declared steps.
+
+One source: the steps :func:`scaling.explain` prints (each with its work, the bytes it sends
+and the pattern they travel in) are what the model prices, with this engine's and host's
+calibration (:mod:`scaling.calibration`)::
+
+    T(p) = compute(p) x (1 + straggle) + communication(p) + overhead(p)
+
+- **compute**: each step's work on the busiest process on the roofline, the slower of its
+  flops at the measured GEMM rate and its bytes read at the measured memory bandwidth (one
+  core each), times the job's correction: its measured compute at one worker over the same
+  roofline time (from the results store; 1 without one, and the answer says so).
+- **straggle**: the measured spread of equal tasks across workers, (max - median) / median,
+  paid by every step that waits for all workers (p > 1).
+- **communication**: each step's bytes by the pattern they travel in; ``hops`` latencies
+  ``alpha`` in sequence plus the busiest end's bytes over ``beta`` (seconds per byte):
+
+  ==============  =====================  ==========================================
+  pattern         latencies              bytes on the busiest link
+  ==============  =====================  ==========================================
+  tree            ceil(log2 p) + 1       m per level, to the driver last (up link)
+  scatter         1                      p m, the driver to each worker (down link)
+  allreduce       log2 p (+2 folding);   m per round; ring: 2 (p - 1) / p m
+                  ring above 256 kB:
+                  2 (p - 1)
+  ring            2 (p - 1)              2 (p - 1) / p m (``sends`` holds it)
+  allgather       p - 1                  (p - 1) records (``sends`` holds it)
+  reduce-scatter  p - 1                  (p - 1) / p m (``sends`` holds it)
+  alltoall        p - 1                  (p - 1) / p m (``sends`` holds it)
+  server          2                      2 p m: every worker's gradient in, parameters out
+  ==============  =====================  ==========================================
+
+  For the peer patterns a step's ``sends`` is already what one worker sends in all (the
+  job's formula, checked against the kernel's counters in the job tests).
+- **overhead**: a driver loop pays the engine's empty call, ``a + b p`` (latencies of
+  the driver links included); a gang pays its measured empty iteration.
+
+``--network`` swaps the peer link (and the driver links) for a named network's latency and
+bandwidth, keeping this host's compute: "what would 64 machines on 10 GbE do".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scaling.errors import UsageError
+
+PATTERNS = (
+    "",
+    "tree",
+    "scatter",
+    "allreduce",
+    "ring",
+    "allgather",
+    "reduce-scatter",
+    "alltoall",
+    "server",
+)
+"""How a step's bytes travel ("": they do not)."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A latency ``alpha`` (seconds per message) and a cost per byte ``beta`` (seconds)."""
+
+    alpha: float
+    beta: float
+
+    def time(self, hops: float, nbytes: float) -> float:
+        return hops * self.alpha + nbytes * self.beta
+
+
+NETWORKS = {
+    # TCP between two hosts through one switch: small-message latency as measured by
+    # sockperf-style ping-pong (one way), and ~90% of the line rate for large messages.
+    "10gbe": Link(alpha=25e-6, beta=1 / (0.9 * 10e9 / 8)),
+    "25gbe": Link(alpha=15e-6, beta=1 / (0.9 * 25e9 / 8)),
+    "100gbe": Link(alpha=8e-6, beta=1 / (0.9 * 100e9 / 8)),
+}
+"""Networks ``scaling predict --network`` knows, besides ``loopback`` (this host's own,
+measured). Their numbers are assumptions and are printed with every answer."""
+
+
+@dataclass(frozen=True)
+class Terms:
+    """One worker count's predicted time per iteration, by term (seconds)."""
+
+    workers: int
+    compute: float
+    straggle: float
+    communication: float
+    overhead: float
+
+    @property
+    def seconds(self) -> float:
+        return self.compute + self.straggle + self.communication + self.overhead
+
+    @property
+    def dominant(self) -> str:
+        parts = {
+            "compute": self.compute,
+            "straggle": self.straggle,
+            "communication": self.communication,
+            "overhead": self.overhead,
+        }
+        return max(parts, key=parts.__getitem__)
+
+
+def hops(pattern: str, workers: int, nbytes: float) -> float:
+    """Latencies one worker waits for, in sequence, when ``pattern`` moves ``nbytes``."""
+    p = workers
+    if p == 1 and pattern != "tree":
+        return 0.0
+    if pattern == "tree":
+        return (math.ceil(math.log2(p)) if p > 1 else 0) + 1
+    if pattern == "scatter":
+        return 1.0
+    if pattern == "allreduce":
+        from scaling.collectives.allreduce import RING_BYTES
+
+        if nbytes >= RING_BYTES and p > 2:
+            return 2.0 * (p - 1)
+        low = 1 << (p.bit_length() - 1)
+        return math.log2(low) + (2 if low < p else 0)
+    if pattern == "ring":
+        return 2.0 * (p - 1)
+    if pattern in ("allgather", "reduce-scatter", "alltoall"):
+        return float(p - 1)
+    if pattern == "server":
+        return 2.0
+    return 0.0
+
+
+def busiest_bytes(pattern: str, workers: int, sends: float) -> float:
+    """Bytes through the busiest end of ``pattern``: what its bandwidth term pays for."""
+    p = workers
+    if pattern == "tree":
+        return hops("tree", p, sends) * sends  # one partial result per level, in sequence
+    if pattern == "scatter":
+        return p * sends  # the driver writes each worker's copy
+    if pattern == "server":
+        return 2 * p * sends  # every gradient in and the parameters out, at one process
+    return sends if p > 1 else 0.0
+
+
+def predict(steps_at, workers: list[int], calibration, correction: float, network=None):
+    """The predicted :class:`Terms` at each worker count.
+
+    ``steps_at(p)`` gives the job's steps at ``p`` workers (its ``explain``); ``calibration``
+    a :class:`scaling.calibration.Calibration`; ``correction`` the job's measured compute over
+    its roofline time at one worker; ``network`` a :class:`Link` replacing the measured ones.
+    """
+    out = []
+    for p in workers:
+        steps = steps_at(p)
+        compute = correction * sum(calibration.roofline(s.flops, s.reads) for s in steps)
+        communication = 0.0
+        for s in steps:
+            if not s.pattern:
+                continue
+            link = network or calibration.link(s.pattern)
+            communication += s.repeats * link.time(
+                hops(s.pattern, p, s.sends), busiest_bytes(s.pattern, p, s.sends)
+            )
+        driver_loop = any(s.pattern == "tree" for s in steps)
+        overhead = calibration.call_overhead(p) if driver_loop else calibration.gang_iteration
+        straggle = compute * calibration.straggle if p > 1 else 0.0
+        out.append(Terms(p, compute, straggle, communication, overhead))
+    return out
+
+
+def check_pattern(pattern: str) -> None:
+    if pattern not in PATTERNS:
+        raise UsageError(f"unknown pattern {pattern!r}; one of {', '.join(PATTERNS[1:])}")
+
+
+def correction(job, engine: str, config, records: list[dict], calibration) -> tuple[float, str]:
+    """The job's measured compute at one worker over its roofline time, and where it is from.
+
+    From the 1-worker runs of ``job`` on ``engine`` in ``records`` measured on this host with
+    the same config (the execution style aside); the median over them. 1 without one.
+    """
+    from dataclasses import asdict
+
+    wanted = {k: v for k, v in asdict(config).items() if k != "execution"}
+    ratios = []
+    for r in records:
+        if (r.get("job"), r.get("engine"), r.get("workers"), r.get("status")) != (
+            job.name,
+            engine,
+            1,
+            "ok",
+        ) or r.get("host", {}).get("hostname") != calibration.host["hostname"]:
+            continue
+        if {k: v for k, v in r["config"].items() if k != "execution"} != wanted:
+            continue
+        run_config = job.config(**r["config"])
+        steps = job.explain(r["rows"], r["features"], 1, run_config)
+        roof = sum(calibration.roofline(s.flops, s.reads) for s in steps)
+        if roof > 0 and r["split"]["compute"] > 0:
+            ratios.append(r["split"]["compute"] / roof)
+    if not ratios:
+        return 1.0, (
+            f"compute on the roofline alone: no 1-worker run of {job.name} on {engine} with "
+            "this config in the store to correct it"
+        )
+    ratios.sort()
+    factor = ratios[(len(ratios) - 1) // 2]
+    return factor, (
+        f"compute = roofline x {factor:.2f}, the median of {len(ratios)} measured 1-worker "
+        f"run{'s' * (len(ratios) != 1)} of {job.name} on {engine}"
+    )
+
+
+def summary(terms: list[Terms]) -> dict:
+    """Speedup and efficiency against the first worker count's time, the best count, and
+    where efficiency falls under 50%."""
+    base = terms[0]
+    rows = []
+    for t in terms:
+        speedup = base.seconds * base.workers / t.seconds
+        rows.append(
+            {
+                "workers": t.workers,
+                "seconds_per_iteration": t.seconds,
+                "speedup": speedup,
+                "efficiency": speedup / t.workers,
+                "dominant": t.dominant,
+                "terms": {
+                    "compute": t.compute,
+                    "straggle": t.straggle,
+                    "communication": t.communication,
+                    "overhead": t.overhead,
+                },
+                "source": "modelled",
+            }
+        )
+    best = min(rows, key=lambda r: r["seconds_per_iteration"])["workers"]
+    under = next((r["workers"] for r in rows if r["efficiency"] < 0.5), None)
+    return {"rows": rows, "best_workers": best, "efficiency_under_half_at": under}
+
+
+def seconds(value: float) -> str:
+    """``1.23 s``, ``4.56 ms``, ``78 us``."""
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.2f} ms"
+    return f"{value * 1e6:.0f} us"
+
+
+def render(title: str, result: dict, assumptions: list[str]) -> str:
+    from scaling.report import text_table
+
+    header = (
+        "workers",
+        "s / iteration",
+        "speedup",
+        "efficiency",
+        "compute",
+        "straggle",
+        "communication",
+        "overhead",
+        "dominant",
+    )
+    table = [header]
+    for r in result["rows"]:
+        t = r["terms"]
+        table.append(
+            (
+                str(r["workers"]),
+                seconds(r["seconds_per_iteration"]),
+                f"{r['speedup']:.2f}x",
+                f"{r['efficiency']:.0%}",
+                seconds(t["compute"]),
+                seconds(t["straggle"]),
+                seconds(t["communication"]),
+                seconds(t["overhead"]),
+                r["dominant"],
+            )
+        )
+    under = result["efficiency_under_half_at"]
+    lines = [
+        f"{title} (modelled, not measured)",
+        "",
+        text_table(table),
+        "",
+        f"fastest at {result['best_workers']} workers; "
+        + (
+            f"efficiency falls under 50% at {under} workers"
+            if under
+            else "efficiency stays at or above 50% over these worker counts"
+        ),
+        "",
+        "assumptions:",
+        *(f"  - {a}" for a in assumptions),
+    ]
+    return "\n".join(lines)
+
+
+def plot(title: str, result: dict, path) -> None:
+    """Predicted seconds per iteration (its terms stacked) and speedup, against workers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scaling.results import atomic_write
+
+    rows = result["rows"]
+    ps = [r["workers"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    bottom = [0.0] * len(rows)
+    for term in ("compute", "straggle", "communication", "overhead"):
+        values = [r["terms"][term] for r in rows]
+        left.fill_between(ps, bottom, [b + v for b, v in zip(bottom, values, strict=True)],
+                          label=term, alpha=0.6, step=None)  # fmt: skip
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    left.set(xscale="log", yscale="log", xlabel="workers", ylabel="seconds per iteration")
+    left.set_title("predicted time per iteration, by term (modelled)", fontsize=10)
+    left.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    right.plot(ps, [r["speedup"] for r in rows], "o--", label="predicted speedup (modelled)")
+    right.plot(ps, ps, ":", color="grey", label="linear")
+    right.set(xscale="log", yscale="log", xlabel="workers", ylabel="speedup")
+    right.set_title("predicted speedup (modelled)", fontsize=10)
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title, fontsize=11)
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
