@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser.add_argument("--features", type=int, default=32)
         job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
         job_parser.add_argument("--seed", type=int, default=0)
+        job_parser.add_argument(
+            "--store", default=DEFAULT_STORE, help="calibrations, for the predicted curve"
+        )
         _job_options(job_parser, get_job(name).config)
 
     calibrate = commands.add_parser(
@@ -398,9 +401,38 @@ def cmd_explain(args: argparse.Namespace) -> int:
     job = get_job(args.job)
     if args.rows < 1 or args.features < 1 or args.workers < 1:
         raise UsageError("--rows, --features and --workers must be >= 1")
-    steps = job.explain(args.rows, args.features, args.workers, _config(job, args))
+    config = _config(job, args)
+    steps = job.explain(args.rows, args.features, args.workers, config)
     print(render(job.name, steps, args.rows, args.features, args.workers, job.explain_note))
+    print()
+    print(_predicted_lines(job, config, args))
     return 0
+
+
+def _predicted_lines(job, config, args: argparse.Namespace) -> str:
+    """A few lines of the predicted curve, from the first engine calibrated on this host."""
+    from scaling import calibration, costmodel
+
+    engines = [e for e in ENGINES if e != "local"]
+    cal = next((c for e in engines if (c := calibration.load(args.store, e))), None)
+    if cal is None:
+        return (
+            f"predicted curve: no engine calibrated on this host in {args.store}; "
+            f"`scaling predict {job.name} --engine ray` calibrates one and predicts"
+        )
+    curve = argparse.Namespace(
+        rows=args.rows, features=args.features, workers=[1, 2, 4, 16, 64, 256], store=args.store
+    )
+    result, _ = _prediction(job, config, curve, cal)
+    points = ", ".join(
+        f"{r['workers']}: {costmodel.seconds(r['seconds_per_iteration'])} "
+        f"({r['efficiency']:.0%}, {r['dominant']})"
+        for r in result["rows"]
+    )
+    return (
+        f"predicted on {cal.engine} (modelled; `scaling predict {job.name}` for the table): "
+        f"workers: time per iteration (efficiency, dominant term): {points}"
+    )
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -442,14 +474,12 @@ def _bandwidth(beta: float) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from jobs import get_job
     from scaling import calibration, costmodel
-    from scaling.results import load
 
     job = get_job(args.job)
     if args.rows < 1 or args.features < 1:
         raise UsageError("--rows and --features must be >= 1")
     if (args.alpha is None) != (args.beta is None):
         raise UsageError("--alpha and --beta go together (a latency and seconds per byte)")
-    config = _config(job, args)
     engine = args.engine  # not started, not even imported: predict runs nothing
     if engine not in ENGINES or engine == "local":
         raise UsageError(f"--engine: one of {', '.join(e for e in ENGINES if e != 'local')}")
@@ -464,28 +494,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
             engine, _calibration_workers(), say=lambda s: print(s, file=sys.stderr)
         )
         calibration.save(args.store, cal)
-    network = None
-    assumptions = [
-        f"{engine}'s calibration of {cal.measured_at} on {cal.host['hostname']} "
-        f"({cal.host['cores']} cores), measured at {','.join(map(str, cal.workers))} workers"
-    ]
+    network, links = None, "links: this host's loopback, as measured"
     if args.alpha is not None:
         network = costmodel.Link(args.alpha, args.beta)
-        assumptions.append(f"links: {args.alpha:g} s per message, {args.beta:g} s per byte")
+        links = f"links: {args.alpha:g} s per message, {args.beta:g} s per byte (given)"
     elif args.network != "loopback":
         network = NETWORKS[args.network]
-        assumptions.append(
+        links = (
             f"links: {args.network}, {network.alpha * 1e6:.0f} us per message, "
             f"{1 / network.beta / 1e9:.2f} GB/s (assumed), this host's compute per worker"
         )
-    else:
-        assumptions.append("links: this host's loopback, as measured")
+    result, assumptions = _prediction(job, _config(job, args), args, cal, network)
+    if args.json:
+        for row in result["rows"]:
+            print(json.dumps({"job": job.name, "engine": engine, **row}))
+        return 0
+    title = f"{job.name} on {engine}: {args.rows:,} rows x {args.features} features"
+    print(costmodel.render(title, result, [assumptions[0], links, *assumptions[1:]]))
+    if args.png:
+        costmodel.plot(title, result, Path(args.png))
+        print(f"plot: {args.png}")
+    return 0
+
+
+def _prediction(job, config, args: argparse.Namespace, cal, network=None) -> tuple[dict, list]:
+    """The cost model's curve for ``args``' rows, features and workers, and its assumptions."""
+    from scaling import costmodel
+    from scaling.results import load
+
     records = load(args.store).records if Path(args.store).is_dir() else []
-    factor, where = costmodel.correction(job, engine, config, records, cal)
-    assumptions.append(where)
-    assumptions.append(
-        f"one core per worker; stragglers: +{cal.straggle:.0%} of compute (measured spread)"
-    )
+    factor, where = costmodel.correction(job, cal.engine, config, records, cal)
     terms = costmodel.predict(
         lambda p: job.explain(args.rows, args.features, p, config),
         args.workers,
@@ -493,17 +531,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         factor,
         network,
     )
-    result = costmodel.summary(terms)
-    if args.json:
-        for row in result["rows"]:
-            print(json.dumps({"job": job.name, "engine": engine, **row}))
-        return 0
-    title = f"{job.name} on {engine}: {args.rows:,} rows x {args.features} features"
-    print(costmodel.render(title, result, assumptions))
-    if args.png:
-        costmodel.plot(title, result, Path(args.png))
-        print(f"plot: {args.png}")
-    return 0
+    return costmodel.summary(terms), [
+        f"{cal.engine}'s calibration of {cal.measured_at} on {cal.host['hostname']} "
+        f"({cal.host['cores']} cores), measured at {','.join(map(str, cal.workers))} workers",
+        where,
+        f"the engine's empty call {costmodel.seconds(cal.call[0])} + "
+        f"{costmodel.seconds(cal.call[1])} x workers, fitted at those counts and extrapolated "
+        "as a line; a gang's empty iteration "
+        f"{costmodel.seconds(cal.gang_iteration)} at any count",
+        f"one core per worker; stragglers: +{cal.straggle:.0%} of compute (measured spread)",
+    ]
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:

@@ -59,7 +59,9 @@ def test_kmeans_parallel_init_is_near_kmeans_plus_plus(engine):
 def test_random_init_and_float32(engine):
     ds = engine.load(SOURCE, dtype="float32")
     result = kmeans.fit(
-        engine, ds, kmeans.KMeansConfig(k=6, init="random", seed=2, tol=0, max_iter=30)
+        engine,
+        ds,
+        kmeans.KMeansConfig(k=6, init="random", seed=2, tol=0, max_iter=30, execution="allreduce"),
     )
     engine.release(ds)
     dist = ((X[:, None, :] - result.centers[None]) ** 2).sum(axis=2)  # exact, float64

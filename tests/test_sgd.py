@@ -46,7 +46,8 @@ def data(engine):
 
 
 SYNCHRONOUS = {
-    "driver": replace(BASE, strategy="driver-allreduce"),
+    # 10 steps: one engine call each (~0.5 s a step on Spark); the others run in one gang.
+    "driver": replace(BASE, strategy="driver-allreduce", max_steps=10),
     "driver-in-a-gang": replace(BASE, strategy="driver-allreduce", execution="allreduce"),
     "ring": BASE,
     # Every parameter its own bucket: all-reduces overlap with backward; Adam on every replica.
@@ -58,9 +59,10 @@ SYNCHRONOUS = {
 def test_synchronous_strategies_follow_single_process_sgd(engine, data, name):
     config = SYNCHRONOUS[name]
     result = sgd.JOB.fit(engine, data, config)
-    assert result.steps == 50 and result.params.dtype == np.float64
-    np.testing.assert_allclose(result.params, _reference_params(config, 50), rtol=0, atol=1e-5)
-    assert result.classes == [0, 1] and result.history[-1]["step"] == 50
+    steps = config.max_steps
+    assert result.steps == steps and result.params.dtype == np.float64
+    np.testing.assert_allclose(result.params, _reference_params(config, steps), rtol=0, atol=1e-5)
+    assert result.classes == [0, 1] and result.history[-1]["step"] == steps
 
 
 @pytest.mark.parametrize("strategy", ["local-sgd", "parameter-server"])
