@@ -28,30 +28,20 @@ import argparse
 import json
 import statistics
 import sys
-import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from common import RESULTS, host_line, write_result
 
 from jobs import kmeans
+from scaling import calibration
 from scaling.data import Blobs
 from scaling.engines import make_engine
 from scaling.engines.worker import noop, noop_combine
 from scaling.executor import add, execute
 
 ENGINES = ("ray", "dask", "spark")
-
-
-def median_seconds(call: Callable[[], object], repeat: int, warm: int = 3) -> float:
-    for _ in range(warm):
-        call()
-    walls = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        call()
-        walls.append(time.perf_counter() - t0)
-    return statistics.median(walls)
+median_seconds = partial(calibration.median_seconds, warm=3)  # as the table says
 
 
 def one(_=None) -> int:

@@ -200,8 +200,11 @@ def _zero(part) -> float:
 # ------------------------------------------------------------------ measuring
 
 
-def _median(call: Callable[[], object], repeat: int) -> float:
-    call()  # warm: first-call imports and connections are not the steady state
+def median_seconds(call: Callable[[], object], repeat: int, warm: int = 1) -> float:
+    """The median wall time of ``repeat`` calls, after ``warm`` calls (first-call imports and
+    connections are not the steady state)."""
+    for _ in range(warm):
+        call()
     walls = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -223,16 +226,17 @@ def measure(engine, repeat: int = 15) -> dict:
     p = engine.workers
     ds = engine.load(Blobs(rows=256 * p, features=4, centers=2, seed=0), partitions=p)
     try:
-        empty = _median(lambda: engine.map_reduce(ds, _noop, _noop_combine), repeat)
+        empty = median_seconds(lambda: engine.map_reduce(ds, _noop, _noop_combine), repeat)
         # Sizes as strings: the keys JSON keeps.
-        up = {
-            str(m): _median(lambda m=m: engine.map_reduce(ds, _payload, _sum_arrays, m), repeat)
-            for m in SIZES
-        }
+        up = {}
+        for m in SIZES:
+            up[str(m)] = median_seconds(
+                lambda m=m: engine.map_reduce(ds, _payload, _sum_arrays, m), repeat
+            )
         down = {}
         for m in SIZES:
             value = np.zeros(m // 8)
-            down[str(m)] = _median(
+            down[str(m)] = median_seconds(
                 lambda v=value: engine.map(ds, _read, engine.broadcast(v)), repeat
             )
         engine.trace.reset()

@@ -100,14 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name in JOBS:
         job_parser = explain_jobs.add_parser(name, help=f"explain {name}")
-        job_parser.add_argument("--rows", type=int, default=1_000_000)
-        job_parser.add_argument("--features", type=int, default=32)
         job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-        job_parser.add_argument("--seed", type=int, default=0)
-        job_parser.add_argument(
-            "--store", default=DEFAULT_STORE, help="calibrations, for the predicted curve"
-        )
-        _job_options(job_parser, get_job(name).config)
+        _model_options(job_parser, get_job(name).config, "calibrations, for the predicted curve")
 
     calibrate = commands.add_parser(
         "calibrate", help="measure an engine's overhead, links and roofline (for predict)"
@@ -137,9 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
             default=[2**i for i in range(11)],
             help="worker counts (default: 1,2,4,...,1024)",
         )
-        job_parser.add_argument("--rows", type=int, default=1_000_000)
-        job_parser.add_argument("--features", type=int, default=32)
-        job_parser.add_argument("--seed", type=int, default=0)
         job_parser.add_argument(
             "--network",
             default="loopback",
@@ -151,10 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser.add_argument("--beta", type=float, help="seconds per byte (1 / bandwidth)")
         job_parser.add_argument("--json", action="store_true", help="one JSON object per count")
         job_parser.add_argument("--png", help="also draw the curves to this PNG file")
-        job_parser.add_argument(
-            "--store", default=DEFAULT_STORE, help="calibrations and runs (default: results)"
-        )
-        _job_options(job_parser, get_job(name).config)
+        _model_options(job_parser, get_job(name).config, "calibrations and runs")
 
     timeline = commands.add_parser(
         "timeline", help="a run's per-task timeline as Chrome trace-event JSON (Perfetto)"
@@ -170,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--engines", default=",".join(ENGINES))
     demo.add_argument("--out", default=DEFAULT_STORE, help="results store directory")
     return parser
+
+
+def _model_options(p: argparse.ArgumentParser, config_cls: type, store: str) -> None:
+    """What explain and predict describe: the data's shape, the job's options, the store."""
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"{store} (default: {DEFAULT_STORE})")
+    _job_options(p, config_cls)
 
 
 def _calibration_workers() -> list[int]:
@@ -339,6 +336,7 @@ def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
             records,
             report_dir or Path(out) / "reports" / sweep_id,
             title=f"{plan.job.name}: {plan.mode} scaling ({sweep_id})",
+            store=out,
         )
         print(f"report:  {report}")
     failed = len(records) - len(ok) - sum(r["engine"] == "baseline" for r in records)
@@ -389,6 +387,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         loaded.records,
         args.report or Path(DEFAULT_STORE) / "reports" / f"compare-{new_sweep_id()}",
         title=args.title,
+        store=DEFAULT_STORE,
     )
     print(f"report: {report}")
     return 0

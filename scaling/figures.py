@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 PARTS = ("compute", "communication", "overhead")
 
@@ -81,6 +82,7 @@ class Point:
     figures: RunFigures  # the median run's
     speedup: float | None = None
     efficiency: float | None = None
+    predicted: float | None = None  # seconds per iteration, modelled (scaling.costmodel)
 
 
 @dataclass
@@ -177,6 +179,46 @@ def curves(records: Iterable[dict]) -> list[Curve]:
         out.append(curve)
     _label(out)
     return sorted(out, key=lambda c: (c.sweep_id, c.job, c.size, c.engine))
+
+
+def predict_points(curves_: Iterable[Curve], records: Iterable[dict], store) -> str | None:
+    """Set each point's ``predicted`` time per iteration (modelled) where the cost model can:
+    a strong-scaling curve on an engine calibrated on this host in ``store``, with a 1-worker
+    run, whose compute corrects the model (so the 1-worker point is fitted and the others are
+    predicted). Returns a line on what was predicted, or ``None`` when nothing was.
+    """
+    from jobs import get_job
+    from scaling import calibration, costmodel
+
+    records = [r for r in records if r.get("status") == "ok"]
+    done = []
+    for c in curves_:
+        if c.mode != "strong" or not any(p.workers == 1 for p in c.points):
+            continue
+        cal = calibration.load(store, c.engine) if c.engine != "local" else None
+        runs = [r for r in records if curve_key(r) == c.key]
+        if cal is None or not runs:
+            continue
+        job = get_job(c.job)
+        config = job.config(**runs[0]["config"])
+        ones = [r for r in runs if r["workers"] == 1]
+        factor, _ = costmodel.correction(job, c.engine, config, ones, cal)
+        terms = costmodel.predict(
+            partial(job.explain, c.size, c.features, config=config),
+            [p.workers for p in c.points],
+            cal,
+            factor,
+        )
+        for point, t in zip(c.points, terms, strict=True):
+            point.predicted = t.seconds
+        done.append(c.engine)
+    if not done:
+        return None
+    return (
+        "Predicted times (modelled, scaling.costmodel) use each engine's calibration on this "
+        "host and the curve's own 1-worker run to correct compute: the 1-worker point is "
+        "fitted, the others are predictions."
+    )
 
 
 def _derive(curve: Curve) -> None:

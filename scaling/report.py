@@ -17,6 +17,7 @@ from scaling.figures import (
     cores_note,
     curve_key,
     curves,
+    predict_points,
     reading,
     run_figures,
 )
@@ -154,7 +155,17 @@ def plot(kind: str, curves_: Sequence[Curve]):
         for c in curves_:
             pts = [p for p in c.points if kind == "throughput" or p.speedup is not None]
             y = [getattr(p, kind) for p in pts]
-            ax.plot([p.workers for p in pts], y, marker="o", label=c.label)
+            (line,) = ax.plot([p.workers for p in pts], y, marker="o", label=c.label)
+            modelled = [p for p in c.points if p.predicted]
+            if kind == "speedup" and len(modelled) == len(c.points) > 1:
+                one = modelled[0].predicted * modelled[0].workers
+                ax.plot(
+                    [p.workers for p in modelled],
+                    [one / p.predicted for p in modelled],
+                    linestyle=":",
+                    color=line.get_color(),
+                    label=f"{c.label} (modelled)",
+                )
         workers = sorted({p.workers for c in curves_ for p in c.points})
         if kind == "speedup":
             ax.plot(workers, workers, "k--", linewidth=1, label="ideal")
@@ -270,9 +281,13 @@ def _split_bars(ax, curves_: Sequence[Curve]) -> None:
 
 
 def write_report(
-    records: Sequence[dict], directory: str | os.PathLike, title: str = "Scaling report"
+    records: Sequence[dict],
+    directory: str | os.PathLike,
+    title: str = "Scaling report",
+    store: str | os.PathLike | None = None,
 ) -> Path:
-    """Plots (PNG) and one self-contained HTML file (plots embedded) for these records.
+    """Plots (PNG) and one self-contained HTML file (plots embedded) for these records;
+    predicted times beside the measured ones where ``store`` holds a calibration.
 
     Returns the path of the HTML file, ``directory/report.html``.
     """
@@ -281,6 +296,7 @@ def write_report(
     cs = curves(records)
     if not cs:
         raise UsageError("no successful runs to report on; run a sweep first")
+    modelled = predict_points(cs, records, store) if store is not None else None
     images = {}
     figures = {kind: plot(kind, cs) for kind in PLOTS}
     figures["timeline"] = timeline_plot(cs)
@@ -291,14 +307,18 @@ def write_report(
         fig.savefig(buffer, format="png", dpi=110)
         images[kind] = buffer.getvalue()
         atomic_write(directory / f"{kind}.png", images[kind])
-    html = _html(title, records, cs, images)
+    html = _html(title, records, cs, images, modelled)
     path = directory / "report.html"
     atomic_write(path, html.encode())
     return path
 
 
 def _html(
-    title: str, records: Sequence[dict], cs: Sequence[Curve], images: dict[str, bytes]
+    title: str,
+    records: Sequence[dict],
+    cs: Sequence[Curve],
+    images: dict[str, bytes],
+    modelled: str | None = None,
 ) -> str:
     esc = html_lib.escape
     failed = [r for r in records if r.get("status") != "ok"]
@@ -330,7 +350,8 @@ def _html(
         "<h2>Points</h2>",
         _points_table(cs),
         "<p class='meta'>~ marks a modelled number (the algorithm's formula), not a "
-        "measurement.</p><h2>Where the numbers come from</h2>",
+        f"measurement.{' ' + esc(modelled) if modelled else ''}</p>"
+        "<h2>Where the numbers come from</h2>",
         _sources_table(cs),
     ]
     if failed:
@@ -369,6 +390,7 @@ def _points_table(cs: Sequence[Curve]) -> str:
         "comm.",
         "overhead",
         "bytes/iter",
+        "predicted s/iter (modelled)",
         "COST",
     )
     rows = []
@@ -387,6 +409,9 @@ def _points_table(cs: Sequence[Curve]) -> str:
                     "-" if p.efficiency is None else f"{p.efficiency:.0%}",
                     *(f"{split_mark}{p.split[k] * 1e3:.1f} ms" for k in PARTS),
                     ("~" if p.figures.modelled("bytes") else "") + si(p.figures.bytes, "B"),
+                    "-"
+                    if p.predicted is None
+                    else f"~{p.predicted:.4f} ({p.predicted / p.seconds - 1:+.0%})",
                     cost if p is c.points[0] else "",
                 )
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import replace
 
@@ -129,3 +130,15 @@ def test_predict_command(dask_calibration, tmp_path, capsys):
     assert png.stat().st_size > 0
     assert main([*argv, "--alpha", "1e-5"]) == 2
     assert "--alpha and --beta go together" in capsys.readouterr().err
+
+
+def test_report_puts_predictions_beside_measurements(dask_calibration, tmp_path, capsys):
+    calibration.save(tmp_path, dask_calibration)
+    argv = ["sweep", "kmeans", "--engines", "dask", "--workers", "1,2", "--rows", "20000"]
+    argv += ["--features", "8", "--k", "4", "--max-iter", "4", "--no-baseline"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    html = next(tmp_path.glob("reports/*/report.html")).read_text()
+    assert "predicted s/iter (modelled)" in html and "the 1-worker point is fitted" in html
+    # The 1-worker point is the fit: its compute is the measured one; 2 workers is predicted.
+    cells = re.findall(r"<td>~([0-9.]+) \(([+-][0-9]+)%\)</td>", html)
+    assert len(cells) == 2 and all(float(s) > 0 for s, _ in cells)
