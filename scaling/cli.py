@@ -3,7 +3,8 @@
 Commands: ``run`` (one job, one engine, some worker counts), ``sweep`` (engines x workers x
 sizes, strong or weak scaling, with a report), ``results`` (the sweeps in the store),
 ``compare`` (one report over several sweeps), ``explain`` (one iteration's steps),
-``timeline`` (a run's tasks for Perfetto), ``demo``. Errors a user can fix print one line,
+``calibrate`` and ``predict`` (the cost model), ``timeline`` (a run's tasks for Perfetto),
+``demo``. Errors a user can fix print one line,
 ``scaling: error: ...``, and exit with status 2.
 """
 

@@ -160,8 +160,9 @@ def predict(steps_at, workers: list[int], calibration, correction: float, networ
             if not s.pattern:
                 continue
             link = network or calibration.link(s.pattern)
-            communication += s.repeats * link.time(
-                hops(s.pattern, p, s.sends), busiest_bytes(s.pattern, p, s.sends)
+            # ``sends`` is the iteration's in all; each of the ``repeats`` pays its latencies.
+            communication += link.time(
+                s.repeats * hops(s.pattern, p, s.sends), busiest_bytes(s.pattern, p, s.sends)
             )
         driver_loop = any(s.pattern == "tree" for s in steps)
         overhead = calibration.call_overhead(p) if driver_loop else calibration.gang_iteration

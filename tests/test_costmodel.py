@@ -142,3 +142,18 @@ def test_report_puts_predictions_beside_measurements(dask_calibration, tmp_path,
     # The 1-worker point is the fit: its compute is the measured one; 2 workers is predicted.
     cells = re.findall(r"<td>~([0-9.]+) \(([+-][0-9]+)%\)</td>", html)
     assert len(cells) == 2 and all(float(s) > 0 for s, _ in cells)
+
+
+def test_a_collective_pays_its_bytes_once_and_its_latency_per_repeat(dask_calibration):
+    """A boosted tree's histograms: the tree's bytes once at beta, 2 (p - 1) latencies for each
+    of its max_depth all-reduces at alpha (XGBoost's ring), nothing else on the link."""
+    job = get_job("gbdt")
+    config = job.config(max_depth=6)
+    steps = job.explain(100_000, 64, 4, config)
+    sends = sum(s.sends for s in steps if s.pattern)
+    for link in (costmodel.Link(0.0, 1e-9), costmodel.Link(1e-5, 0.0)):
+        (terms,) = costmodel.predict(
+            lambda p: job.explain(100_000, 64, p, config), [4], dask_calibration, 1.0, link
+        )
+        expected = sends * 1e-9 if link.beta else 6 * 2 * 3 * 1e-5
+        assert terms.communication == pytest.approx(expected)

@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from jobs import JOBS, get_job, kmeans, logreg, sgd
+from scaling import calibration
 from scaling.cli import main
+from scaling.costmodel import Link
 
 CONFIGS = (
     [(name, get_job(name).config()) for name in JOBS]
@@ -83,8 +85,14 @@ def test_sgd_payloads_follow_the_formulas():
     assert sgd.step_bytes(config, 32, 2, "float64", 4) == 4 * 3 * 8 * P
 
 
-def test_help_and_explain_import_no_training_library():
-    """``scaling --help`` and ``scaling explain kmeans`` read configs, not torch or XGBoost."""
+def test_help_explain_and_predict_import_no_training_library(tmp_path):
+    """``scaling --help``, ``explain`` and a calibrated ``predict`` read configs and steps:
+    they import no training library and start no engine."""
+    cal = calibration.Calibration(
+        "dask", calibration.host_facts(), {}, "now", [1, 2], (0.01, 0.001), 1e-4,
+        Link(0, 1e-9), Link(0, 1e-9), Link(2e-5, 1e-9), 1e10, 1e10, 0.05,
+    )  # fmt: skip
+    calibration.save(tmp_path, cal)
     code = (
         "import sys\n"
         "from scaling.cli import main\n"
@@ -95,7 +103,8 @@ def test_help_and_explain_import_no_training_library():
         "heavy = {'torch', 'xgboost', 'lightgbm', 'ray', 'dask', 'pyspark'} & set(sys.modules)\n"
         "print('@@', sorted(heavy))\n"
     )
-    for argv in (["--help"], ["explain", "kmeans", "--workers", "2"]):
+    predict = ["predict", "gbdt", "--engine", "dask", "--store", str(tmp_path)]
+    for argv in (["--help"], ["explain", "kmeans", "--workers", "2"], predict):
         done = subprocess.run(
             [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
         )
