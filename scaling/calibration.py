@@ -246,7 +246,7 @@ def measure(engine, repeat: int = 15) -> dict:
         if p > 1:
             times = engine.gang(ds, _mesh_times, PEER_SIZES, repeat)[0]
             peer = {str(m): t for m, t in times.items()}
-        roof = [o for o in engine.map(ds, _roofline, 0.3)]
+        roof = engine.map(ds, _roofline, 0.3)
     finally:
         engine.release(ds)
     tasks = [r[2] for r in roof]
