@@ -31,7 +31,11 @@ case $engine in
     nohup "$home/bin/spark-class" org.apache.spark.deploy.master.Master --host 127.0.0.1 \
       --port 7077 --webui-port 8080 >"$here/logs/spark-master.log" 2>&1 &
     echo $! >"$here/logs/spark.pids"
-    sleep 3
+    # The master's JVM takes seconds to listen (longer on a loaded machine): wait for its port.
+    for _ in $(seq 60); do
+      (echo >/dev/tcp/127.0.0.1/7077) 2>/dev/null && break
+      sleep 1
+    done
     for i in $(seq "$workers"); do
       nohup "$home/bin/spark-class" org.apache.spark.deploy.worker.Worker --host 127.0.0.1 \
         --cores 1 --memory 1g --webui-port 0 spark://127.0.0.1:7077 \

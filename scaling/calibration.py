@@ -66,7 +66,7 @@ class Calibration:
 
     def call_overhead(self, workers: int) -> float:
         a, b = self.call
-        return a + b * workers
+        return max(a + b * workers, 0.0)
 
     def link(self, pattern: str) -> Link:
         return {"tree": self.up, "scatter": self.down}.get(pattern, self.peer)
@@ -268,8 +268,10 @@ def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibratio
     ps = [pt["workers"] for pt in points]
     calls = [pt["empty_call"] for pt in points]
     if len(set(ps)) > 1:
+        # Exact at the counts measured; the intercept may come out negative (at 2 workers on 2
+        # cores the driver queues for a core too), which only the line's extension uses.
         b, a = np.polyfit(ps, calls, 1)
-        call = (float(max(a, 0.0)), float(max(b, 0.0)))
+        call = (float(a), float(max(b, 0.0)))
     else:
         call = (float(calls[0]), 0.0)
     xs_up, ys_up, xs_down, ys_down = [], [], [], []

@@ -244,9 +244,9 @@ def summary(terms: list[Terms]) -> dict:
 
 def seconds(value: float) -> str:
     """``1.23 s``, ``4.56 ms``, ``78 us``."""
-    if value >= 1:
+    if abs(value) >= 1:
         return f"{value:.2f} s"
-    if value >= 1e-3:
+    if abs(value) >= 1e-3:
         return f"{value * 1e3:.2f} ms"
     return f"{value * 1e6:.0f} us"
 
