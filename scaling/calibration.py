@@ -34,6 +34,7 @@ import numpy as np
 
 from scaling.costmodel import Link, busiest_bytes, hops
 from scaling.data import Blobs
+from scaling.engines.worker import noop, noop_combine
 from scaling.errors import UsageError
 from scaling.results import atomic_write
 from scaling.runner import host_facts, versions
@@ -131,14 +132,6 @@ def _read(part, value: np.ndarray) -> float:
     return float(value[:1].sum()) if value.size else 0.0
 
 
-def _noop(part) -> None:
-    return None
-
-
-def _noop_combine(a, b) -> None:
-    return None
-
-
 def _roofline(part, seconds: float) -> tuple[float, float, float]:
     """GEMM flop/s and read bandwidth of this core, and how long an equal task took."""
     from threadpoolctl import threadpool_limits
@@ -226,7 +219,7 @@ def measure(engine, repeat: int = 15) -> dict:
     p = engine.workers
     ds = engine.load(Blobs(rows=256 * p, features=4, centers=2, seed=0), partitions=p)
     try:
-        empty = median_seconds(lambda: engine.map_reduce(ds, _noop, _noop_combine), repeat)
+        empty = median_seconds(lambda: engine.map_reduce(ds, noop, noop_combine), repeat)
         # Sizes as strings: the keys JSON keeps.
         up = {}
         for m in SIZES:
