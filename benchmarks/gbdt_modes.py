@@ -44,8 +44,7 @@ MODES = {
 def measure(eng, ds, config: gbdt.GBDTConfig) -> dict:
     eng.trace.reset()
     result = gbdt.JOB.fit(eng, ds, config)
-    rounds = eng.trace.summaries(gbdt.ITERATION)[1:]
-    median = sorted(rounds, key=lambda r: r["wall"])[(len(rounds) - 1) // 2]
+    _, median = eng.trace.typical(gbdt.ITERATION)
     return {
         "round": median["wall"],
         "comm": median["communication"] / median["wall"],

@@ -405,7 +405,8 @@ def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> lis
             "distances to the k centres (BLAS), nearest centre, per-centre sums and counts",
             2 * n * k * d / p + n * d / p,
             8 * k * (d + 1),
-            reads=8 * n * d / p,
+            # the rows, and each row's k distances: written by the product, read to assign
+            reads=8 * n * (d + 2 * k) / p,
         ),
         Step(
             "combine",

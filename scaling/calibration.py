@@ -73,8 +73,11 @@ class Calibration:
         return {"tree": self.up, "scatter": self.down}.get(pattern, self.peer)
 
     def roofline(self, flops: float, reads: float) -> float:
-        """Seconds one core takes: the slower of its flops and the bytes it reads."""
-        return max(flops / self.gemm, reads / self.bandwidth)
+        """Seconds one core takes: its flops at the GEMM rate plus the bytes it reads at the
+        memory bandwidth. The sum, not the roofline's max: a step's kernels run one after
+        another (a BLAS product, then passes over memory), not fused into one that overlaps
+        them."""
+        return flops / self.gemm + reads / self.bandwidth
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)

@@ -523,18 +523,18 @@ def _prediction(job, config, args: argparse.Namespace, cal, network=None) -> tup
     from scaling.results import load
 
     records = load(args.store).records if Path(args.store).is_dir() else []
-    factor, where = costmodel.correction(job, cal.engine, config, records, cal)
+    correction = costmodel.correction(job, cal.engine, config, records, cal)
     terms = costmodel.predict(
         lambda p: job.explain(args.rows, args.features, p, config),
         args.workers,
         cal,
-        factor,
+        correction,
         network,
     )
     return costmodel.summary(terms), [
         f"{cal.engine}'s calibration of {cal.measured_at} on {cal.host['hostname']} "
         f"({cal.host['cores']} cores), measured at {','.join(map(str, cal.workers))} workers",
-        where,
+        *correction.where,
         f"the engine's empty call {costmodel.seconds(cal.call[0])} + "
         f"{costmodel.seconds(cal.call[1])} x workers, fitted at those counts and extrapolated "
         "as a line; a gang's empty iteration "

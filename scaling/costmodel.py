@@ -6,10 +6,13 @@ calibration (:mod:`scaling.calibration`)::
 
     T(p) = compute(p) x (1 + straggle) + communication(p) + overhead(p)
 
-- **compute**: each step's work on the busiest process on the roofline, the slower of its
-  flops at the measured GEMM rate and its bytes read at the measured memory bandwidth (one
-  core each), times the job's correction: its measured compute at one worker over the same
-  roofline time (from the results store; 1 without one, and the answer says so).
+- **compute**: each step's work on the busiest process on the roofline, its flops at the
+  measured GEMM rate plus its bytes read at the measured memory bandwidth (one core each;
+  :meth:`~scaling.calibration.Calibration.roofline`), corrected by the job's measured
+  1-worker runs (:class:`Correction`): ``fixed + factor x roofline``, where ``fixed`` is the
+  per-iteration cost that does not shrink with p (the library's dispatch between kernels:
+  Amdahl's serial part inside each worker). One shape measured gives the factor alone; none,
+  the roofline alone, and the answer says so.
 - **straggle**: the measured spread of equal tasks across workers, (max - median) / median,
   paid by every step that waits for all workers (p > 1).
 - **communication**: each step's bytes by the pattern they travel in; ``hops`` latencies
@@ -31,7 +34,9 @@ calibration (:mod:`scaling.calibration`)::
   ==============  =====================  ==========================================
 
   For the peer patterns a step's ``sends`` is already what one worker sends in all (the
-  job's formula, checked against the kernel's counters in the job tests).
+  job's formula, checked against the kernel's counters in the job tests). A step on a
+  library's own transport (gloo, XGBoost's, LightGBM's) is priced at the same links, times
+  the transport factor its measured wider runs give (:class:`Correction`).
 - **overhead**: a driver loop pays the engine's empty call, ``a + b p`` (latencies of
   the driver links included); a gang pays its measured empty iteration.
 
@@ -42,7 +47,7 @@ bandwidth, keeping this host's compute: "what would 64 machines on 10 GbE do".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scaling.errors import UsageError
 
@@ -144,30 +149,23 @@ def busiest_bytes(pattern: str, workers: int, sends: float) -> float:
     return sends if p > 1 else 0.0
 
 
-def predict(steps_at, workers: list[int], calibration, correction: float, network=None):
+def predict(steps_at, workers: list[int], calibration, correction: Correction, network=None):
     """The predicted :class:`Terms` at each worker count.
 
     ``steps_at(p)`` gives the job's steps at ``p`` workers (its ``explain``); ``calibration``
-    a :class:`scaling.calibration.Calibration`; ``correction`` the job's measured compute over
-    its roofline time at one worker; ``network`` a :class:`Link` replacing the measured ones.
+    a :class:`scaling.calibration.Calibration`; ``correction`` what the job's measured runs
+    correct (:func:`correction`); ``network`` a :class:`Link` replacing the measured ones.
     """
     out = []
     for p in workers:
         steps = steps_at(p)
-        compute = correction * sum(calibration.roofline(s.flops, s.reads) for s in steps)
-        communication = 0.0
-        for s in steps:
-            if not s.pattern:
-                continue
-            link = network or calibration.link(s.pattern)
-            # ``sends`` is the iteration's in all; each of the ``repeats`` pays its latencies.
-            communication += link.time(
-                s.repeats * hops(s.pattern, p, s.sends), busiest_bytes(s.pattern, p, s.sends)
-            )
+        busiest = correction.compute(sum(calibration.roofline(s.flops, s.reads) for s in steps))
+        own, library = communication(steps, p, calibration, network)
         driver_loop = any(s.pattern == "tree" for s in steps)
         overhead = calibration.call_overhead(p) if driver_loop else calibration.gang_iteration
-        straggle = compute * calibration.straggle if p > 1 else 0.0
-        out.append(Terms(p, compute, straggle, communication, overhead))
+        straggle = busiest * calibration.straggle if p > 1 else 0.0
+        comm = own + correction.transport * library
+        out.append(Terms(p, busiest, straggle, comm, overhead))
     return out
 
 
@@ -176,42 +174,145 @@ def check_pattern(pattern: str) -> None:
         raise UsageError(f"unknown pattern {pattern!r}; one of {', '.join(PATTERNS[1:])}")
 
 
-def correction(job, engine: str, config, records: list[dict], calibration) -> tuple[float, str]:
-    """The job's measured compute at one worker over its roofline time, and where it is from.
+@dataclass(frozen=True)
+class Correction:
+    """What measured runs of a job correct in its model.
 
-    From the 1-worker runs of ``job`` on ``engine`` in ``records`` measured on this host with
-    the same config (the execution style aside); the median over them. 1 without one.
+    - **compute** ``fixed + factor x roofline``, from 1-worker runs: ``fixed`` is what every
+      worker pays whatever its share of the rows (the library's dispatch and Python between
+      kernels: it does not shrink with p), ``factor`` how far the kernels sit from the
+      roofline;
+    - **transport**, a factor on the time of the steps whose library brings its own sockets
+      (:attr:`scaling.explain.Step.transport`: gloo, XGBoost's, LightGBM's), which
+      ``scaling calibrate`` cannot time: their measured communication over the model's at
+      the calibrated links, from runs at 2 or more workers.
+
+    ``where`` says what each was fitted on.
     """
+
+    fixed: float = 0.0
+    factor: float = 1.0
+    transport: float = 1.0
+    where: tuple[str, ...] = ("compute on the roofline alone (nothing measured to correct it)",)
+
+    def compute(self, roofline: float) -> float:
+        return self.fixed + self.factor * roofline
+
+
+def roofline_seconds(job, rows: int, features: int, config, calibration) -> float:
+    """The roofline's time for one iteration of ``job`` at one worker on this shape."""
+    steps = job.explain(rows, features, 1, config)
+    return sum(calibration.roofline(s.flops, s.reads) for s in steps)
+
+
+def communication(steps, workers: int, calibration, network=None) -> tuple[float, float]:
+    """Seconds the steps' collectives take at the calibrated links (or ``network``): those on
+    this project's transport, and those on a library's own (uncorrected)."""
+    own = library = 0.0
+    for s in steps:
+        if not s.pattern:
+            continue
+        link = network or calibration.link(s.pattern)
+        # ``sends`` is the iteration's in all; each of the ``repeats`` pays its latencies.
+        t = link.time(
+            s.repeats * hops(s.pattern, workers, s.sends),
+            busiest_bytes(s.pattern, workers, s.sends),
+        )
+        if s.transport:
+            library += t
+        else:
+            own += t
+    return own, library
+
+
+def fit_compute(samples: list[tuple[float, float]], what: str) -> Correction:
+    """The compute part of a :class:`Correction`, from 1-worker runs' (roofline seconds,
+    measured compute seconds).
+
+    Two shapes or more: the least-squares line (a negative fixed cost is dropped for a line
+    through the origin). One shape: its ratio alone, the median over its runs. None: the
+    roofline alone.
+    """
+    samples = [(r, c) for r, c in samples if r > 0 and c > 0]
+    n = len(samples)
+    runs = f"{n} measured 1-worker run{'s' * (n != 1)} of {what}"
+    if len({r for r, _ in samples}) > 1:
+        import numpy as np
+
+        slope, intercept = np.polyfit([r for r, _ in samples], [c for _, c in samples], 1)
+        if intercept >= 0 and slope > 0:
+            return Correction(
+                float(intercept),
+                float(slope),
+                where=(
+                    f"compute = {seconds(intercept)} + roofline x {slope:.2f}, fitted on {runs}",
+                ),
+            )
+    if not samples:
+        return Correction(where=(f"compute on the roofline alone: no 1-worker run of {what}",))
+    factor = _median([c / r for r, c in samples])
+    return Correction(
+        factor=factor, where=(f"compute = roofline x {factor:.2f}, the median of {runs}",)
+    )
+
+
+def fit_transport(
+    correction: Correction, runs: list[tuple[list, int, float]], calibration, what: str
+) -> Correction:
+    """``correction`` with the transport factor that makes the model meet wider runs:
+    ``runs`` holds each run's steps, workers and measured seconds per iteration. The factor
+    is the median over the runs of what the model leaves of their time (the rest priced as
+    :func:`predict` does) over its time for the library's own transport; unchanged without a
+    run whose steps use one."""
+    ratios = []
+    for steps, p, wall in runs:
+        _, library = communication(steps, p, calibration)
+        if library > 0:
+            (rest,) = predict(
+                lambda _, steps=steps: steps, [p], calibration, replace(correction, transport=0)
+            )
+            ratios.append(max(wall - rest.seconds, 0.0) / library)
+    if not ratios:
+        return correction
+    ratio, k = _median(ratios), len(ratios)
+    return replace(
+        correction,
+        transport=ratio,
+        where=(
+            *correction.where,
+            f"the library's own transport at {ratio:.2f}x the calibrated links' time, the "
+            f"median of {k} measured run{'s' * (k != 1)} of {what} at 2+ workers",
+        ),
+    )
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[(len(values) - 1) // 2]
+
+
+def correction(job, engine: str, config, records: list[dict], calibration) -> Correction:
+    """The :class:`Correction` of ``job`` from its runs on ``engine`` in ``records`` measured on
+    this host with the same options (the execution style aside; any shape)."""
     from dataclasses import asdict
 
     wanted = {k: v for k, v in asdict(config).items() if k != "execution"}
-    ratios = []
+    ones, wider = [], []
     for r in records:
-        if (r.get("job"), r.get("engine"), r.get("workers"), r.get("status")) != (
-            job.name,
-            engine,
-            1,
-            "ok",
-        ) or r.get("host", {}).get("hostname") != calibration.host["hostname"]:
+        if (r.get("job"), r.get("engine"), r.get("status")) != (job.name, engine, "ok") or r.get(
+            "host", {}
+        ).get("hostname") != calibration.host["hostname"]:
             continue
         if {k: v for k, v in r["config"].items() if k != "execution"} != wanted:
             continue
-        run_config = job.config(**r["config"])
-        steps = job.explain(r["rows"], r["features"], 1, run_config)
-        roof = sum(calibration.roofline(s.flops, s.reads) for s in steps)
-        if roof > 0 and r["split"]["compute"] > 0:
-            ratios.append(r["split"]["compute"] / roof)
-    if not ratios:
-        return 1.0, (
-            f"compute on the roofline alone: no 1-worker run of {job.name} on {engine} with "
-            "this config in the store to correct it"
-        )
-    ratios.sort()
-    factor = ratios[(len(ratios) - 1) // 2]
-    return factor, (
-        f"compute = roofline x {factor:.2f}, the median of {len(ratios)} measured 1-worker "
-        f"run{'s' * (len(ratios) != 1)} of {job.name} on {engine}"
-    )
+        run_config, p = job.config(**r["config"]), r["workers"]
+        if p == 1:
+            roof = roofline_seconds(job, r["rows"], r["features"], run_config, calibration)
+            ones.append((roof, r["split"]["compute"]))
+        else:
+            steps = job.explain(r["rows"], r["features"], p, run_config)
+            wider.append((steps, p, r["timings"]["per_iteration"]))
+    what = f"{job.name} on {engine} with these options"
+    return fit_transport(fit_compute(ones, what), wider, calibration, what)
 
 
 def summary(terms: list[Terms]) -> dict:

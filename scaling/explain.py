@@ -23,7 +23,9 @@ class Step:
     worker; a collective among the workers: all that one worker sends in it), in the
     ``pattern`` of :data:`scaling.costmodel.PATTERNS` (``""``: nothing moves), ``repeats``
     times per iteration (a boosted tree all-reduces one histogram per node; local SGD a model
-    every H steps: 1 / H).
+    every H steps: 1 / H). ``transport``: whose sockets carry them, ``""`` for this project's
+    (the engine's calls, its all-reduce mesh, its sockets: what ``scaling calibrate``
+    measures) or the library that brings its own (``gloo``, ``xgboost``, ``lightgbm``).
     """
 
     kind: str
@@ -35,6 +37,7 @@ class Step:
     pattern: str = ""
     reads: float = 0.0
     repeats: float = 1.0
+    transport: str = ""
 
     def __post_init__(self) -> None:
         from scaling.costmodel import check_pattern

@@ -202,12 +202,11 @@ def predict_points(curves_: Iterable[Curve], records: Iterable[dict], store) -> 
         job = get_job(c.job)
         config = job.config(**runs[0]["config"])
         ones = [r for r in runs if r["workers"] == 1]
-        factor, _ = costmodel.correction(job, c.engine, config, ones, cal)
         terms = costmodel.predict(
             partial(job.explain, c.size, c.features, config=config),
             [p.workers for p in c.points],
             cal,
-            factor,
+            costmodel.correction(job, c.engine, config, ones, cal),
         )
         for point, t in zip(c.points, terms, strict=True):
             point.predicted = t.seconds

@@ -76,11 +76,7 @@ def run_job(
         trace, engine_version = eng.trace, eng.version
     spans = [s for s in trace.spans if s.name == job.iteration]
     iterations = [s.summary() for s in spans]
-    indices = range(len(spans))
-    measured = indices[warmup:] or indices
-    # The median iteration itself (not per-part medians), so that its parts add up to its time.
-    median = sorted(measured, key=lambda i: iterations[i]["wall"])[(len(measured) - 1) // 2]
-    typical = iterations[median]
+    median, typical = trace.typical(job.iteration, warmup)
     per_iter = typical["wall"]
     record = {
         **_identity(job, engine, workers, source, config, sweep_id, mode, started),
@@ -89,7 +85,7 @@ def run_job(
         "partitions": ds.partitions,
         "dtype": dtype,
         "data": source.describe(),
-        "warmup_iterations": len(iterations) - len(measured),
+        "warmup_iterations": warmup if len(iterations) > warmup else 0,
         "timings": {
             "startup": startup,
             "load": sum(c.wall for c in trace.calls if c.op == "load"),

@@ -228,6 +228,15 @@ class Trace:
         """Summaries of every closed span called ``name``, in order."""
         return [s.summary() for s in self.spans if s.name == name]
 
+    def typical(self, name: str, warmup: int = 1) -> tuple[int, dict]:
+        """The median span ``name`` after the first ``warmup`` (all of them if there are no
+        more): its index and summary. One real span, not per-part medians, so that its parts
+        add up to its time."""
+        summaries = self.summaries(name)
+        measured = range(len(summaries))[warmup:] or range(len(summaries))
+        index = sorted(measured, key=lambda i: summaries[i]["wall"])[(len(measured) - 1) // 2]
+        return index, summaries[index]
+
     def add_measured(
         self, name: str, logs: list[dict], expected_bytes: int, split: str
     ) -> list[Span]:

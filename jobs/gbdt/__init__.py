@@ -291,6 +291,7 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
                 sends,
                 "allgather",
                 repeats=config.max_depth if xgboost else nodes,
+                transport=config.library,
             ),
             Step(
                 "update",
@@ -325,6 +326,7 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
             sends,
             "ring" if ring else "reduce-scatter",
             repeats=config.max_depth if ring else nodes,
+            transport=config.library,
         ),
         Step(
             "update",

@@ -80,6 +80,7 @@ class LocalSGD(GangStrategy):
                 P / H,
                 ring // H,
                 "ring",
+                transport="gloo",
                 repeats=1 / H,
             ),
             Step(

@@ -117,6 +117,7 @@ class RingAllreduce(GangStrategy):
                 P,
                 int(2 * (p - 1) / p * 8 * P),
                 "ring",
+                transport="gloo",
                 repeats=max(1, math.ceil(8 * P / (config.bucket_mb * 2**20))),
             ),
             Step(
