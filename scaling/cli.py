@@ -373,7 +373,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from scaling.report import write_report
+    from scaling.report import predicted_curves, text_table, winner_rows, write_report
     from scaling.results import load, new_sweep_id
 
     loaded = load(*args.sweeps)
@@ -390,6 +390,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         title=args.title,
         store=DEFAULT_STORE,
     )
+    if rows := winner_rows(predicted_curves(loaded.records, DEFAULT_STORE)[0]):
+        print(text_table(rows))
     print(f"report: {report}")
     return 0
 

@@ -99,6 +99,7 @@ class Curve:
     baseline: float | None = None  # seconds per iteration of the single-thread reference
     baseline_name: str | None = None
     label: str = ""
+    options: dict = field(default_factory=dict)  # the job's config (the execution aside)
 
     @property
     def key(self) -> tuple:
@@ -148,7 +149,8 @@ def curves(records: Iterable[dict]) -> list[Curve]:
             groups.setdefault(curve_key(r), []).append(r)
     out = []
     for key, runs in groups.items():
-        curve = Curve(*key, unit=run_figures(runs[0]).unit)
+        options = {k: v for k, v in runs[0].get("config", {}).items() if k != "execution"}
+        curve = Curve(*key, unit=run_figures(runs[0]).unit, options=options)
         by_workers: dict[int, list[RunFigures]] = {}
         for r in runs:
             by_workers.setdefault(r["workers"], []).append(run_figures(r))
@@ -235,12 +237,19 @@ def _derive(curve: Curve) -> None:
 
 
 def _label(curves_: list[Curve]) -> None:
-    """Name each curve by what differs between the curves (engine, job, size, sweep)."""
+    """Name each curve by what differs between the curves: engine, job, execution, size, the
+    job's options (``strategy=local-sgd``); the sweep only where those leave two alike."""
     varying = [
         attr
-        for attr in ("job", "engine", "execution", "size", "sweep_id")
+        for attr in ("job", "engine", "execution", "size")
         if len({getattr(c, attr) for c in curves_}) > 1
     ] or ["engine"]
+    options = {
+        key
+        for job in {c.job for c in curves_}
+        for key in {k for c in curves_ if c.job == job for k in c.options}
+        if len({repr(c.options.get(key)) for c in curves_ if c.job == job}) > 1
+    }
     for c in curves_:
         parts = []
         for attr in varying:
@@ -250,7 +259,42 @@ def _label(curves_: list[Curve]) -> None:
             parts.append(str(value))
         if "execution" not in varying and c.execution != "driver":
             parts.append(c.execution)  # say it even when every curve is all-reduce
+        parts += [f"{k}={c.options[k]}" for k in sorted(options) if k in c.options]
         c.label = " ".join(parts)
+    labels = [c.label for c in curves_]
+    for c in curves_:
+        if labels.count(c.label) > 1:
+            c.label += f" {c.sweep_id}"
+
+
+def winners(curves_: Iterable[Curve]) -> list[dict]:
+    """The fastest curve, measured and predicted, at each worker count that several curves of
+    one job, engine, mode and shape share (decompositions side by side: solvers, strategies,
+    modes, execution styles). ``predicted`` is ``None`` unless every contender has a
+    prediction there."""
+    cells: dict[tuple, list[tuple[Curve, Point]]] = {}
+    for c in curves_:
+        for p in c.points:
+            key = (c.job, c.engine, c.mode, c.size, c.features, p.workers)
+            cells.setdefault(key, []).append((c, p))
+    out = []
+    for (job, engine, mode, size, features, workers), pairs in cells.items():
+        if len(pairs) < 2:
+            continue
+        fastest = min(pairs, key=lambda cp: cp[1].seconds)
+        predicted = None
+        if all(p.predicted for _, p in pairs):
+            predicted = min(pairs, key=lambda cp: cp[1].predicted)[0].label
+        out.append(
+            {
+                "cell": f"{job} on {engine}, {size:,} x {features}, {workers} "
+                f"worker{'s' * (workers != 1)}" + (" (weak)" if mode == "weak" else ""),
+                "measured": fastest[0].label,
+                "seconds": fastest[1].seconds,
+                "predicted": predicted,
+            }
+        )
+    return out
 
 
 def cores_note(records: Iterable[dict]) -> str | None:

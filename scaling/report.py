@@ -20,6 +20,7 @@ from scaling.figures import (
     predict_points,
     reading,
     run_figures,
+    winners,
 )
 from scaling.results import atomic_write
 
@@ -280,6 +281,17 @@ def _split_bars(ax, curves_: Sequence[Curve]) -> None:
     ax.legend(fontsize="small")
 
 
+def predicted_curves(
+    records: Sequence[dict], store: str | os.PathLike | None
+) -> tuple[list[Curve], str | None]:
+    """The records' curves, with predicted points where ``store`` holds a calibration, and a
+    line on what was predicted (``None``: nothing)."""
+    cs = curves(records)
+    if not cs:
+        raise UsageError("no successful runs to report on; run a sweep first")
+    return cs, predict_points(cs, records, store) if store is not None else None
+
+
 def write_report(
     records: Sequence[dict],
     directory: str | os.PathLike,
@@ -293,10 +305,7 @@ def write_report(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    cs = curves(records)
-    if not cs:
-        raise UsageError("no successful runs to report on; run a sweep first")
-    modelled = predict_points(cs, records, store) if store is not None else None
+    cs, modelled = predicted_curves(records, store)
     images = {}
     figures = {kind: plot(kind, cs) for kind in PLOTS}
     figures["timeline"] = timeline_plot(cs)
@@ -345,6 +354,13 @@ def _html(
             "and queue, where the combine runs. <code>scaling timeline RUN_ID</code> writes a "
             "whole run for Perfetto.</p>",
             _figure("timeline", images["timeline"], wide=True),
+        ]
+    if rows := winner_rows(cs):
+        parts += [
+            "<h2>Fastest per cell</h2><p class='meta'>Where several curves share a job, "
+            "engine, shape and worker count: the one measured fastest, and the one the cost "
+            "model predicts fastest (~, modelled).</p>",
+            _table(rows),
         ]
     parts += [
         "<h2>Points</h2>",
@@ -415,11 +431,35 @@ def _points_table(cs: Sequence[Curve]) -> str:
                     cost if p is c.points[0] else "",
                 )
             )
-    cells = "".join(f"<th>{h}</th>" for h in head)
+    return _table([head, *rows])
+
+
+def _table(rows: Sequence[Sequence]) -> str:
+    """An HTML table: the first row is the header."""
+    cells = "".join(f"<th>{html_lib.escape(str(h))}</th>" for h in rows[0])
     body = "".join(
-        "<tr>" + "".join(f"<td>{html_lib.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{html_lib.escape(str(v))}</td>" for v in r) + "</tr>"
+        for r in rows[1:]
     )
     return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def winner_rows(cs: Sequence[Curve]) -> list[tuple]:
+    """:func:`scaling.figures.winners` as table rows, header first (none: no shared cell)."""
+    found = winners(cs)
+    if not found:
+        return []
+    head = ("cell", "measured fastest", "s/iter", "predicted fastest (modelled)", "agree")
+    return [head] + [
+        (
+            w["cell"],
+            w["measured"],
+            f"{w['seconds']:.4f}",
+            "-" if w["predicted"] is None else f"~{w['predicted']}",
+            "-" if w["predicted"] is None else ("yes" if w["predicted"] == w["measured"] else "no"),
+        )
+        for w in found
+    ]
 
 
 def _sources_table(cs: Sequence[Curve]) -> str:

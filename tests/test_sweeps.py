@@ -10,8 +10,8 @@ import pytest
 from jobs import kmeans
 from scaling.cli import main
 from scaling.data import Blobs
-from scaling.figures import curves, reading
-from scaling.report import PLOTS, plot, write_report
+from scaling.figures import curves, reading, winners
+from scaling.report import PLOTS, plot, winner_rows, write_report
 from scaling.results import SCHEMA, append_record, load, sweeps
 from scaling.runner import SweepPlan, sweep
 
@@ -246,3 +246,25 @@ def test_compare_of_nothing_is_a_clear_error(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "no sweep found" in err and "scaling: error: no records found" in err
+
+
+def test_curves_of_decompositions_are_named_by_their_options_and_raced_per_cell():
+    def run(strategy, workers, seconds):
+        return _record(
+            "dask", workers, seconds, sweep_id=strategy, config={"strategy": strategy, "k": 4}
+        )
+
+    records = [run("ring", 1, 1.0), run("ring", 2, 0.6), run("local", 1, 0.9), run("local", 2, 0.7)]
+    cs = curves(records)
+    assert sorted(c.label for c in cs) == ["dask strategy=local", "dask strategy=ring"]
+    cells = winners(cs)
+    assert [(w["cell"], w["measured"], w["predicted"]) for w in cells] == [
+        ("kmeans on dask, 1,000 x 4, 1 worker", "dask strategy=local", None),
+        ("kmeans on dask, 1,000 x 4, 2 workers", "dask strategy=ring", None),
+    ]
+    for c in cs:  # a model that thinks the opposite at 2 workers
+        for p in c.points:
+            p.predicted = p.seconds if p.workers == 1 else 1.4 - p.seconds
+    assert [w["predicted"] for w in winners(cs)] == ["dask strategy=local"] * 2
+    rows = winner_rows(cs)
+    assert rows[2][-2:] == ("~dask strategy=local", "no")
