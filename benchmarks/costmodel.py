@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from common import RESULTS, host_line, write_result
@@ -264,7 +267,7 @@ def _where(pt: dict) -> str:
     return f"{pt['variant']}, {_shape(pt)}, {pt['workers']} w"
 
 
-def write(args: argparse.Namespace, points: list[dict], cals: dict) -> None:
+def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: float) -> None:
     summary, cells = errors(points), winners(points)
     family = [c for c in cells if c["job"] in FAMILIES]
     agree = sum(c["agree"] for c in family)
@@ -306,6 +309,9 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict) -> None:
             ]
         ),
         "```",
+        "",
+        f"`scaling predict kmeans --engine {args.engines[0]} --workers 1,2,4,...,1024` "
+        f"answers in {answer:.2f} s once calibrated (median of 5, a new process each).",
         "",
         "## Fastest decomposition, predicted and measured, per held-out cell",
         "",
@@ -372,8 +378,22 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict) -> None:
         "winners": cells,
         "points": [{k: v for k, v in pt.items() if k != "config"} for pt in points],
         "calibrations": {e: c.to_json() for e, c in cals.items()},
+        "predict_seconds": answer,
     }
     write_result(out, "costmodel", lines, record)
+
+
+def predict_seconds(cal, repeat: int = 5) -> float:
+    """Median wall time of ``scaling predict`` to 1,024 workers once calibrated, as a user
+    runs it (a new process: its imports included)."""
+    scaling = Path(sys.executable).with_name("scaling")
+    with tempfile.TemporaryDirectory() as store:
+        calibration.save(store, cal)
+        command = [str(scaling), "predict", "kmeans", "--engine", cal.engine, "--store", store]
+        command += ["--workers", "1,2,4,8,16,32,64,128,256,512,1024"]
+        return calibration.median_seconds(
+            lambda: subprocess.run(command, check=True, capture_output=True), repeat
+        )
 
 
 def main() -> None:
@@ -389,7 +409,8 @@ def main() -> None:
     cals = {e: calibration.calibrate(e, args.workers, say=print) for e in args.engines}
     points = measure_all(args)
     predict_all(points, cals)
-    write(args, points, cals)
+    answer = predict_seconds(next(iter(cals.values())))
+    write(args, points, cals, answer)
     print((Path(args.out) / "costmodel.md").read_text())
 
 

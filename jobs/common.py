@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 
 from scaling.data import Part
@@ -21,3 +24,21 @@ def _union(a: set, b: set) -> set:
 def label_classes(engine: Engine, ds: Dataset) -> np.ndarray:
     """The sorted distinct labels of a labelled dataset: one map-reduce of label sets."""
     return np.array(sorted(engine.map_reduce(ds, _labels, _union)))
+
+
+def compiled(kernel: Callable) -> Callable:
+    """``numba.njit(cache=True, nogil=True)`` applied at the kernel's first call: numba (a
+    third of a second to import) loads where the kernel runs, not wherever a job's module is
+    imported to read its options (``scaling --help``, ``explain``, ``predict``)."""
+    jitted = None
+
+    @functools.wraps(kernel)
+    def call(*args):
+        nonlocal jitted
+        if jitted is None:
+            import numba
+
+            jitted = numba.njit(cache=True, nogil=True)(kernel)
+        return jitted(*args)
+
+    return call

@@ -38,11 +38,9 @@ import math
 import warnings
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit
 
+from jobs.common import compiled
 from scaling.data import Classification, Part, Source, held_out
 from scaling.engines import Dataset, Engine
 from scaling.errors import DataError, UsageError, check_choice, check_count
@@ -123,7 +121,7 @@ def _rows(part: Part, positive, holdout: float, seed: int, train: bool = True):
     return part.X[keep], y[keep]
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _loss_and_residual(
     z: np.ndarray, y: np.ndarray, residual: np.ndarray
 ) -> float:  # pragma: no cover - compiled
@@ -168,6 +166,8 @@ def _loss_grad_hess(part: Part, wb: np.ndarray, positive, holdout: float, seed: 
     O(n d^2) flops for the Hessian, which is what each worker sends: (d + 1)^2 numbers.
     """
     loss, grad, n = _loss_grad(part, wb, positive, holdout, seed)
+    from scipy.special import expit
+
     X, _ = _rows(part, positive, holdout, seed)
     z = X @ wb[:-1].astype(X.dtype, copy=False) + wb[-1]
     p = expit(z)
@@ -205,6 +205,8 @@ def _admm_local(
         diff = x - v
         return loss / n + 0.5 * rho * diff @ diff, grad / n + rho * diff
 
+    from scipy.optimize import minimize
+
     res = minimize(
         fun,
         x0,
@@ -219,6 +221,8 @@ def _admm_local(
 
 def _metrics(part: Part, wb: np.ndarray, positive, holdout: float, seed: int, train: bool) -> tuple:
     """Loss, correct predictions, rows, and histograms of P(y=1) per class (for ROC AUC)."""
+    from scipy.special import expit
+
     X, y = _rows(part, positive, holdout, seed, train)
     z = X @ wb[:-1].astype(X.dtype, copy=False) + wb[-1]
     loss = _loss_and_residual(z, y, np.empty_like(z))
@@ -392,6 +396,8 @@ def _lbfgs(problem: _Problem) -> tuple:
     def callback(intermediate_result) -> None:
         iterations.append(history[-1]["grad_max"])
         problem.steps.progress(len(iterations) - 1, iterations[-1])
+
+    from scipy.optimize import minimize
 
     # The same settings as scikit-learn's lbfgs solver, so that tol means the same there.
     res = minimize(
