@@ -38,7 +38,7 @@ from scaling import calibration
 from scaling.data import Blobs
 from scaling.engines import make_engine
 from scaling.engines.worker import noop, noop_combine
-from scaling.executor import add, execute
+from scaling.executor import execute
 
 ENGINES = ("ray", "dask", "spark")
 median_seconds = partial(calibration.median_seconds, warm=3)  # as the table says
@@ -111,18 +111,6 @@ def native_floors(engine, repeat: int) -> dict[str, float]:
     return floors
 
 
-def zero(part) -> float:
-    return 0.0
-
-
-def empty_loop(steps, iterations: int) -> int:
-    """An all-reduce loop that computes nothing: one number per worker, summed."""
-    for _ in range(iterations):
-        with steps.iteration():
-            steps.map_reduce(zero, add)
-    return iterations
-
-
 def ours(engine, repeat: int) -> dict[str, float]:
     ds = engine.load(Blobs(rows=2_000, features=4, centers=4, seed=0))
     out = {
@@ -130,7 +118,7 @@ def ours(engine, repeat: int) -> dict[str, float]:
         "map_reduce": median_seconds(lambda: engine.map_reduce(ds, noop, noop_combine), repeat),
     }
     engine.trace.reset()
-    execute(engine, ds, "allreduce", empty_loop, 10 * repeat, iteration="empty")
+    execute(engine, ds, "allreduce", calibration.empty_loop, 10 * repeat, iteration="empty")
     out["allreduce"] = statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])
     for execution in ("driver", "allreduce"):
         engine.trace.reset()

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scaling.collectives.allreduce import allreduce_bytes
 from scaling.costmodel import Link, busiest_bytes, hops
 from scaling.data import Blobs
 from scaling.engines.worker import noop, noop_combine
@@ -180,7 +181,9 @@ def _mesh_times(ctx, parts, sizes: tuple[int, ...], repeat: int) -> dict[int, fl
         mesh.close()
 
 
-def _empty_loop(steps, iterations: int) -> int:
+def empty_loop(steps, iterations: int) -> int:
+    """An all-reduce loop that computes nothing: one number per worker, summed (run it with
+    :func:`scaling.executor.execute`; its iterations are the gang's own cost)."""
     from scaling.executor import add
 
     for _ in range(iterations):
@@ -236,7 +239,7 @@ def measure(engine, repeat: int = 15) -> dict:
                 lambda v=value: engine.map(ds, _read, engine.broadcast(v)), repeat
             )
         engine.trace.reset()
-        execute(engine, ds, "allreduce", _empty_loop, 3 + repeat, iteration="empty")
+        execute(engine, ds, "allreduce", empty_loop, 3 + repeat, iteration="empty")
         gang = statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])
         peer = {}
         if p > 1:
@@ -281,7 +284,7 @@ def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibratio
             ys_down.append(t - pt["down"]["0"])
     peer = Link(0.0, 0.0)
     rows = [
-        (hops("allreduce", pt["workers"], int(m)), _sent(int(m), pt["workers"]), t)
+        (hops("allreduce", pt["workers"], int(m)), allreduce_bytes(int(m), pt["workers"]), t)
         for pt in points
         for m, t in pt["peer"].items()
     ]
@@ -309,12 +312,6 @@ def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibratio
         straggle=float(max(widest["straggle"], 0.0)) if widest["workers"] > 1 else 0.0,
         points={str(pt["workers"]): pt for pt in points},
     )
-
-
-def _sent(nbytes: int, workers: int) -> int:
-    from scaling.collectives.allreduce import allreduce_bytes
-
-    return allreduce_bytes(nbytes, workers)
 
 
 def calibrate(

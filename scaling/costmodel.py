@@ -122,12 +122,9 @@ def hops(pattern: str, workers: int, nbytes: float) -> float:
     if pattern == "scatter":
         return 1.0
     if pattern == "allreduce":
-        from scaling.collectives.allreduce import RING_BYTES
+        from scaling.collectives.allreduce import allreduce_rounds
 
-        if nbytes >= RING_BYTES and p > 2:
-            return 2.0 * (p - 1)
-        low = 1 << (p.bit_length() - 1)
-        return math.log2(low) + (2 if low < p else 0)
+        return float(allreduce_rounds(int(nbytes), p))
     if pattern == "ring":
         return 2.0 * (p - 1)
     if pattern in ("allgather", "reduce-scatter", "alltoall"):

@@ -53,6 +53,17 @@ def allreduce_bytes(nbytes: int, world: int) -> int:
     return nbytes * (math.ceil(math.log2(low)) + (1 if low < world else 0))
 
 
+def allreduce_rounds(nbytes: int, world: int) -> int:
+    """Messages one member waits for in sequence in an all-reduce of ``nbytes``: its latency
+    count (the algorithm :class:`Mesh` picks for that size)."""
+    if world == 1:
+        return 0
+    if nbytes >= RING_BYTES and world > 2:
+        return 2 * (world - 1)
+    low = 1 << (world.bit_length() - 1)  # the folded ranks send in first and get it back last
+    return int(math.log2(low)) + (2 if low < world else 0)
+
+
 class Mesh:
     """A TCP connection to every other member of the gang.
 
