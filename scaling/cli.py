@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser("demo", help="a strong-scaling sweep of every job on every engine")
-    demo.add_argument("--rows", type=int, default=1_000_000)
+    demo.add_argument("--rows", type=int, help="rows of every job (default: each job's own)")
     demo.add_argument("--engines", default=",".join(ENGINES))
     demo.add_argument("--out", default=DEFAULT_STORE, help="results store directory")
     return parser
@@ -313,10 +313,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         data=data,
         baseline=not args.no_baseline,
     )
-    return _sweep_and_report(plan, args.out, args.report)
+    return _sweep_and_report(plan, args.out, args.report)[0]
 
 
-def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
+def _sweep_and_report(
+    plan, out: str, report_dir: str | None, table: bool = True
+) -> tuple[int, list[dict]]:
+    """Run ``plan``, print its table (unless not ``table``: one line) and write its report;
+    the exit status and the records."""
     from scaling.report import print_table, write_report
     from scaling.results import sweep_file
     from scaling.runner import sweep
@@ -329,9 +333,10 @@ def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
         file=sys.stderr,
     )
     sweep_id, records = sweep(plan, out)
-    print_table(records)
+    if table:
+        print_table(records)
+        print(f"\nrecords: {sweep_file(out, sweep_id)}")
     ok = [r for r in records if r["status"] == "ok" and r["engine"] != "baseline"]
-    print(f"\nrecords: {sweep_file(out, sweep_id)}")
     if ok:
         report = write_report(
             records,
@@ -339,9 +344,9 @@ def _sweep_and_report(plan, out: str, report_dir: str | None) -> int:
             title=f"{plan.job.name}: {plan.mode} scaling ({sweep_id})",
             store=out,
         )
-        print(f"report:  {report}")
+        print(f"report:  {report}" if table else f"{plan.job.name}: {report}")
     failed = len(records) - len(ok) - sum(r["engine"] == "baseline" for r in records)
-    return 0 if ok and not failed else 1
+    return (0 if ok and not failed else 1), records
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -349,6 +354,11 @@ def cmd_results(args: argparse.Namespace) -> int:
     from scaling.results import load, sweeps
 
     loaded = load(*args.paths)
+    if not loaded.records:
+        raise UsageError(
+            "; ".join(loaded.problems)
+            or f"no records in {', '.join(args.paths or [DEFAULT_STORE])}"
+        )
     for problem in loaded.problems:
         print(f"scaling: warning: {problem}", file=sys.stderr)
     if args.runs:
@@ -574,11 +584,14 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import JOBS, get_job
+    from scaling.figures import cores_note
+    from scaling.report import summary_rows, text_table, write_index
+    from scaling.results import load
     from scaling.runner import SweepPlan
 
     engines = _engines(args.engines)
     workers = tuple(range(1, (os.cpu_count() or 1) + 1))
-    status = 0
+    status, records = 0, []
     for name in JOBS:
         job = get_job(name)
         plan = SweepPlan(
@@ -586,10 +599,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
             config=job.demo_config,
             engines=engines,
             workers=workers,
-            sizes=(args.rows,),
+            sizes=(args.rows or job.demo_rows,),
             features=32,
         )
-        status = max(status, _sweep_and_report(plan, args.out, None))
+        done, sweep_records = _sweep_and_report(plan, args.out, None, table=False)
+        status, records = max(status, done), records + sweep_records
+    print()
+    print(text_table(summary_rows(records, args.out), right_from=3, rule=True))
+    print(
+        "\nAt the most workers each curve reached: speedup and efficiency against its 1-worker "
+        "run; COST: the fewest workers faster than the single-thread baseline (its time per "
+        "iteration in brackets); quality: the job's headline measure; best p: the worker count "
+        "the cost model predicts fastest, up to 1,024 (`scaling calibrate ENGINE` once for it)."
+    )
+    if note := cores_note(records):
+        print(f"\n{note}")
+    index = write_index(args.out, load(args.out).records)
+    print(f"\nevery sweep's report: {index}")
     return status
 
 

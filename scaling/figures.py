@@ -183,34 +183,40 @@ def curves(records: Iterable[dict]) -> list[Curve]:
     return sorted(out, key=lambda c: (c.sweep_id, c.job, c.size, c.engine))
 
 
-def predict_points(curves_: Iterable[Curve], records: Iterable[dict], store) -> str | None:
-    """Set each point's ``predicted`` time per iteration (modelled) where the cost model can:
-    a strong-scaling curve on an engine calibrated on this host in ``store``, with a 1-worker
-    run, whose compute corrects the model (so the 1-worker point is fitted and the others are
-    predicted). Returns a line on what was predicted, or ``None`` when nothing was.
-    """
+def _model(curve: Curve, records: list[dict], store):
+    """The cost model of a strong-scaling curve with a 1-worker run on an engine calibrated on
+    this host in ``store``: a function of the worker counts giving predicted
+    :class:`~scaling.costmodel.Terms`; ``None`` where there is none."""
     from jobs import get_job
     from scaling import calibration, costmodel
 
-    records = [r for r in records if r.get("status") == "ok"]
+    if curve.mode != "strong" or curve.engine == "local":
+        return None
+    runs = [r for r in records if r.get("status") == "ok" and curve_key(r) == curve.key]
+    ones = [r for r in runs if r["workers"] == 1]
+    cal = calibration.load(store, curve.engine) if ones else None
+    if cal is None:
+        return None
+    job = get_job(curve.job)
+    config = job.config(**runs[0]["config"])
+    fitted = costmodel.correction(job, curve.engine, config, ones, cal)
+    steps = partial(job.explain, curve.size, curve.features, config=config)
+    return partial(costmodel.predict, steps, calibration=cal, correction=fitted)
+
+
+def predict_points(curves_: Iterable[Curve], records: Iterable[dict], store) -> str | None:
+    """Set each point's ``predicted`` time per iteration (modelled) where the cost model can
+    (:func:`_model`: the curve's 1-worker run corrects its compute, so the 1-worker point is
+    fitted and the others are predicted). Returns a line on what was predicted, or ``None``
+    when nothing was.
+    """
+    records = list(records)
     done = []
     for c in curves_:
-        if c.mode != "strong" or not any(p.workers == 1 for p in c.points):
+        model = _model(c, records, store)
+        if model is None:
             continue
-        cal = calibration.load(store, c.engine) if c.engine != "local" else None
-        runs = [r for r in records if curve_key(r) == c.key]
-        if cal is None or not runs:
-            continue
-        job = get_job(c.job)
-        config = job.config(**runs[0]["config"])
-        ones = [r for r in runs if r["workers"] == 1]
-        terms = costmodel.predict(
-            partial(job.explain, c.size, c.features, config=config),
-            [p.workers for p in c.points],
-            cal,
-            costmodel.correction(job, c.engine, config, ones, cal),
-        )
-        for point, t in zip(c.points, terms, strict=True):
+        for point, t in zip(c.points, model([p.workers for p in c.points]), strict=True):
             point.predicted = t.seconds
         done.append(c.engine)
     if not done:
@@ -220,6 +226,16 @@ def predict_points(curves_: Iterable[Curve], records: Iterable[dict], store) -> 
         "host and the curve's own 1-worker run to correct compute: the 1-worker point is "
         "fitted, the others are predictions."
     )
+
+
+def predicted_best(curve: Curve, records: Iterable[dict], store, most: int = 1024) -> int | None:
+    """The worker count (a power of two up to ``most``) the cost model predicts fastest for
+    this curve's job and shape (modelled); ``None`` without a model (:func:`_model`)."""
+    model = _model(curve, list(records), store)
+    if model is None:
+        return None
+    terms = model([2**i for i in range(most.bit_length())])
+    return min(terms, key=lambda t: t.seconds).workers
 
 
 def _derive(curve: Curve) -> None:

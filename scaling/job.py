@@ -54,6 +54,9 @@ class Job(ABC):
         Its frozen, validated config dataclass; one CLI option per field.
     demo_config : object
         The config ``scaling demo`` runs.
+    demo_rows : int
+        The rows ``scaling demo`` strong-scales: enough that the algorithm's character
+        shows, few enough that the whole demo stays within minutes on 2 cores.
     iteration : str
         The trace span of one iteration (what run records time).
     unit : str
@@ -69,6 +72,7 @@ class Job(ABC):
     name: ClassVar[str]
     config: ClassVar[type]
     demo_config: ClassVar[Any]
+    demo_rows: ClassVar[int] = 1_000_000
     iteration: ClassVar[str]
     unit: ClassVar[str] = "rows"
     headline: ClassVar[str]

@@ -18,6 +18,7 @@ from scaling.figures import (
     curve_key,
     curves,
     predict_points,
+    predicted_best,
     reading,
     run_figures,
     winners,
@@ -130,6 +131,80 @@ def print_table(records: Sequence[dict]) -> None:
     note = cores_note(records)
     if note:
         print(f"\n{note}")
+
+
+def summary_rows(records: Sequence[dict], store: str | os.PathLike | None = None) -> list[tuple]:
+    """One row per curve (job, engine, execution, size): its speedup and efficiency at its
+    most workers, COST beside the single-thread baseline's time, its headline quality there,
+    and the worker count the cost model predicts fastest (where ``store`` holds the engine's
+    calibration). Header first."""
+    rows = [
+        (
+            "job",
+            "engine",
+            "execution",
+            "rows",
+            "workers",
+            "speedup",
+            "effic.",
+            "COST (baseline s/iter)",
+            "quality",
+            "best p (modelled)",
+        )
+    ]
+    for c in curves(records):
+        best = predicted_best(c, records, store) if store is not None else None
+        last = c.points[-1]
+        name, value = last.figures.headline
+        cost = "-"
+        if c.baseline is not None:
+            cost = f"{c.cost or 'not reached'} ({c.baseline:.4f} s)"
+        rows.append(
+            (
+                c.job,
+                c.engine,
+                c.execution,
+                f"{c.size:,}",
+                str(last.workers),
+                "-" if last.speedup is None else f"{last.speedup:.2f}x",
+                "-" if last.efficiency is None else f"{last.efficiency:.0%}",
+                cost,
+                f"{name}={value:.4g}" if isinstance(value, int | float) else f"{name}={value}",
+                "-" if best is None else f"~{best}",
+            )
+        )
+    return rows
+
+
+def write_index(store: str | os.PathLike, records: Sequence[dict]) -> Path:
+    """``store/index.html``: every sweep in ``records`` with the reading of each of its curves
+    and a link to its report where one was written (``store/reports/SWEEP_ID``)."""
+    esc = html_lib.escape
+    store = Path(store)
+    by_sweep: dict[str, list[dict]] = {}
+    for r in records:
+        by_sweep.setdefault(r["sweep_id"], []).append(r)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Scaling results</title>",
+        f"<style>{_CSS}</style></head><body><h1>Scaling results</h1>",
+        f"<p class='meta'>{len(by_sweep)} sweeps in {esc(str(store))}</p>",
+    ]
+    for sweep_id in sorted(by_sweep, reverse=True):
+        runs = [r for r in by_sweep[sweep_id] if r.get("status") == "ok"]
+        cs = curves(runs)
+        jobs = ", ".join(sorted({r["job"] for r in by_sweep[sweep_id]}))
+        report = store / "reports" / sweep_id / "report.html"
+        title = esc(f"{jobs} ({sweep_id})")
+        link = f"<a href='reports/{esc(sweep_id)}/report.html'>{title}</a>"
+        parts += [
+            f"<h2>{link if report.exists() else title}</h2><ul>",
+            *(f"<li>{esc(reading(c))}</li>" for c in cs),
+            "</ul>" if cs else "<li>no successful runs</li></ul>",
+        ]
+    parts.append("</body></html>")
+    path = store / "index.html"
+    atomic_write(path, "\n".join(parts).encode())
+    return path
 
 
 # ----------------------------------------------------------------------- plots and report
@@ -331,6 +406,7 @@ def _html(
 ) -> str:
     esc = html_lib.escape
     failed = [r for r in records if r.get("status") != "ok"]
+    baselines = sum(r["engine"] == "baseline" and r.get("status") == "ok" for r in records)
     hosts = {json.dumps(r["host"], sort_keys=True) for r in records if "host" in r}
     sweeps_ = sorted({r["sweep_id"] for r in records})
     parts = [
@@ -338,7 +414,8 @@ def _html(
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f"<p class='meta'>sweeps: {esc(', '.join(sweeps_))} &middot; "
-        f"{len(records) - len(failed)} runs ok, {len(failed)} failed</p>",
+        f"{len(records) - len(failed) - baselines} runs ok, {len(failed)} failed"
+        f"{' (and the single-thread baseline)' if baselines else ''}</p>",
         "<h2>Reading</h2><ul>",
         *(f"<li>{esc(reading(c))}</li>" for c in cs),
         "</ul>",

@@ -87,7 +87,8 @@ def test_sgd_payloads_follow_the_formulas():
 
 def test_help_explain_and_predict_import_no_training_library(tmp_path):
     """``scaling --help``, ``explain`` and a calibrated ``predict`` read configs and steps:
-    they import no training library and start no engine."""
+    they import no training library and start no engine (numba and scipy's optimisers load
+    where the kernels run)."""
     cal = calibration.Calibration(
         "dask", calibration.host_facts(), {}, "now", [1, 2], (0.01, 0.001), 1e-4,
         Link(0, 1e-9), Link(0, 1e-9), Link(2e-5, 1e-9), 1e10, 1e10, 0.05,
@@ -100,7 +101,8 @@ def test_help_explain_and_predict_import_no_training_library(tmp_path):
         "    main(sys.argv[1:])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = {'torch', 'xgboost', 'lightgbm', 'ray', 'dask', 'pyspark'} & set(sys.modules)\n"
+        "heavy = {'torch', 'xgboost', 'lightgbm', 'ray', 'dask', 'pyspark', 'numba',\n"
+        "         'scipy.optimize'} & set(sys.modules)\n"
         "print('@@', sorted(heavy))\n"
     )
     predict = ["predict", "gbdt", "--engine", "dask", "--store", str(tmp_path)]

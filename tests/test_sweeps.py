@@ -268,3 +268,8 @@ def test_curves_of_decompositions_are_named_by_their_options_and_raced_per_cell(
     assert [w["predicted"] for w in winners(cs)] == ["dask strategy=local"] * 2
     rows = winner_rows(cs)
     assert rows[2][-2:] == ("~dask strategy=local", "no")
+
+
+def test_results_of_a_path_without_a_store_is_a_clear_error(tmp_path, capsys):
+    assert main(["results", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: no sweep found" in capsys.readouterr().err

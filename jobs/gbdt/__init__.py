@@ -343,6 +343,7 @@ class GBDT(Job):
     name = "gbdt"
     config = GBDTConfig
     demo_config = GBDTConfig(rounds=20)  # 20 rounds of data-parallel XGBoost, depth 6
+    demo_rows = 300_000
     iteration = ITERATION
     unit = "training rows"  # per round: every training row goes through one tree
     headline = "heldout_auc"

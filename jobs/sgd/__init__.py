@@ -163,6 +163,7 @@ class SGD(Job):
     config = SGDConfig
     # A 64-64 MLP with batch 512 is latency-bound: slower at 2 workers than at 1 on 2 cores.
     demo_config = SGDConfig(hidden="256,256", batch_size=4096, max_steps=60)
+    demo_rows = 200_000  # the steps see 60 batches of 4,096: more rows only load longer
     iteration = ITERATION
     unit = "samples"
     headline = "heldout_accuracy"
