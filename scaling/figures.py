@@ -83,6 +83,8 @@ class Point:
     speedup: float | None = None
     efficiency: float | None = None
     predicted: float | None = None  # seconds per iteration, modelled (scaling.costmodel)
+    fastest: float = 0.0  # the spread over repeats: the fastest and slowest run's seconds
+    slowest: float = 0.0
 
 
 @dataclass
@@ -170,6 +172,8 @@ def curves(records: Iterable[dict]) -> list[Curve]:
                     split=typical.split,
                     repeats=len(fs),
                     figures=typical,
+                    fastest=fs[0].seconds,
+                    slowest=fs[-1].seconds,
                 )
             )
         _derive(curve)

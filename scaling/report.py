@@ -14,6 +14,7 @@ from scaling.errors import UsageError
 from scaling.figures import (
     PARTS,
     Curve,
+    Point,
     cores_note,
     curve_key,
     curves,
@@ -210,6 +211,9 @@ def write_index(store: str | os.PathLike, records: Sequence[dict]) -> Path:
 # ----------------------------------------------------------------------- plots and report
 
 PLOTS = ("speedup", "efficiency", "throughput", "split")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_LINES = ("-", "--", "-.")
+"""Each curve its own marker (and past seven, line style): equal curves stay visible."""
 _COLOURS = {
     "compute": "#4C72B0",
     "communication": "#DD8452",
@@ -221,17 +225,26 @@ _COLOURS = {
 def plot(kind: str, curves_: Sequence[Curve]):
     """One matplotlib Figure of ``kind`` (one of :data:`PLOTS`), one line per curve."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
 
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
     ax = fig.subplots()
     weak = all(c.mode == "weak" for c in curves_)
     if kind == "split":
         _split_bars(ax, curves_)
     else:
-        for c in curves_:
+        for i, c in enumerate(curves_):
             pts = [p for p in c.points if kind == "throughput" or p.speedup is not None]
             y = [getattr(p, kind) for p in pts]
-            (line,) = ax.plot([p.workers for p in pts], y, marker="o", label=c.label)
+            line = ax.errorbar(
+                [p.workers for p in pts],
+                y,
+                yerr=list(zip(*(_spread(v, p) for v, p in zip(y, pts, strict=True)), strict=True)),
+                marker=_MARKERS[i % len(_MARKERS)],
+                linestyle=_LINES[i // len(_MARKERS) % len(_LINES)],
+                capsize=3,
+                label=c.label,
+            ).lines[0]
             modelled = [p for p in c.points if p.predicted]
             if kind == "speedup" and len(modelled) == len(c.points) > 1:
                 one = modelled[0].predicted * modelled[0].workers
@@ -244,13 +257,15 @@ def plot(kind: str, curves_: Sequence[Curve]):
                 )
         workers = sorted({p.workers for c in curves_ for p in c.points})
         if kind == "speedup":
-            ax.plot(workers, workers, "k--", linewidth=1, label="ideal")
+            ax.plot(workers, workers, color="grey", linestyle="--", linewidth=1, label="ideal")
         elif kind == "efficiency":
-            ax.axhline(1.0, color="k", linestyle="--", linewidth=1, label="ideal")
+            ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="ideal")
             ax.set_ylim(0, max(1.1, ax.get_ylim()[1]))
+        elif kind == "throughput":
+            ax.yaxis.set_major_formatter(EngFormatter())  # 1.2 M, not a 1e6 offset
         ax.set_xticks(workers)
         ax.set_xlabel("workers")
-        ax.legend(fontsize="small")
+        fig.legend(loc="outside lower center", fontsize="small", ncols=2)
     ax.set_ylabel(
         {
             "speedup": "speedup T(1)/T(p)",
@@ -269,6 +284,17 @@ def plot(kind: str, curves_: Sequence[Curve]):
     )
     ax.grid(alpha=0.3)
     return fig
+
+
+def _spread(value: float, point: Point) -> tuple[float, float]:
+    """How far below and above ``value`` (a speedup, efficiency or throughput at the point's
+    median time: each goes as 1 / time) it is at the slowest and at the fastest repeat."""
+    if not point.fastest or not point.slowest:
+        return 0.0, 0.0
+    return (
+        value - value * point.seconds / point.slowest,
+        value * point.seconds / point.fastest - value,
+    )
 
 
 def timeline_plot(curves_: Sequence[Curve]):
@@ -352,8 +378,8 @@ def _split_bars(ax, curves_: Sequence[Curve]) -> None:
                 hatch="//" if kind else None,
             )
         base = [b + v for b, v in zip(base, values, strict=True)]
-    ax.set_xticks(x, labels, fontsize="x-small", rotation=45, ha="right")
-    ax.legend(fontsize="small")
+    ax.set_xticks(x, labels, fontsize="small", rotation=30, ha="right")
+    ax.figure.legend(loc="outside lower center", fontsize="small", ncols=3)
 
 
 def predicted_curves(
@@ -408,6 +434,10 @@ def _html(
     failed = [r for r in records if r.get("status") != "ok"]
     baselines = sum(r["engine"] == "baseline" and r.get("status") == "ok" for r in records)
     hosts = {json.dumps(r["host"], sort_keys=True) for r in records if "host" in r}
+    host_rows = [("hostname", "cores", "memory (GiB)", "CPU", "platform")] + [
+        tuple(h.get(k, "") for k in ("hostname", "cores", "memory_gib", "cpu", "platform"))
+        for h in map(json.loads, sorted(hosts))
+    ]
     sweeps_ = sorted({r["sweep_id"] for r in records})
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -416,6 +446,7 @@ def _html(
         f"<p class='meta'>sweeps: {esc(', '.join(sweeps_))} &middot; "
         f"{len(records) - len(failed) - baselines} runs ok, {len(failed)} failed"
         f"{' (and the single-thread baseline)' if baselines else ''}</p>",
+        _table(_run_rows(cs, records)),
         "<h2>Reading</h2><ul>",
         *(f"<li>{esc(reading(c))}</li>" for c in cs),
         "</ul>",
@@ -458,8 +489,30 @@ def _html(
             ),
             "</table>",
         ]
-    parts += ["<h2>Hosts</h2>", *(f"<pre>{esc(h)}</pre>" for h in sorted(hosts)), "</body></html>"]
+    parts += ["<h2>Hosts</h2>", _table(host_rows), "</body></html>"]
     return "\n".join(parts)
+
+
+def _run_rows(cs: Sequence[Curve], records: Sequence[dict]) -> list[tuple]:
+    """What each curve ran: its shape, the job's options and the versions, header first."""
+    first = {curve_key(r): r for r in reversed(records) if r.get("status") == "ok"}
+    rows = [("curve", "job", "scaling", "rows", "features", "options", "versions")]
+    for c in cs:
+        r = first[c.key]
+        versions = r.get("versions", {})
+        shown = ["python", c.engine, *sorted(versions.keys() - {"python", c.engine})]
+        rows.append(
+            (
+                c.label,
+                c.job,
+                c.mode,
+                f"{c.size:,}" + (" per worker" if c.mode == "weak" else ""),
+                c.features,
+                ", ".join(f"{k}={v}" for k, v in r.get("config", {}).items()),
+                ", ".join(f"{k} {versions[k]}" for k in shown if k in versions),
+            )
+        )
+    return rows
 
 
 def _figure(kind: str, png: bytes, wide: bool = False) -> str:
@@ -488,7 +541,9 @@ def _points_table(cs: Sequence[Curve]) -> str:
     )
     rows = []
     for c in cs:
-        cost = "" if c.baseline is None else (f"{c.cost}" if c.cost else "not reached")
+        cost = ""
+        if c.baseline is not None:
+            cost = f"{c.cost or 'not reached'} (baseline {c.baseline:.4f} s/iter)"
         for p in c.points:
             split_mark = "~" if p.figures.modelled("split") else ""
             rows.append(

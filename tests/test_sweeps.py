@@ -170,11 +170,15 @@ def test_figures_from_known_timings():
 def test_plots_draw_one_line_per_curve_and_the_ideal():
     cs = [c for c in curves(KNOWN) if c.mode == "strong"]
     ax = plot("speedup", cs).axes[0]
-    lines = {line.get_label(): line for line in ax.get_lines()}
-    assert set(lines) == {c.label for c in cs} | {"ideal"}
+    drawn = {bars.get_label(): bars for bars in ax.containers}  # one error bar per curve
+    assert set(drawn) == {c.label for c in cs}
     ray = next(c for c in cs if c.engine == "ray")
-    assert list(lines[ray.label].get_ydata()) == pytest.approx([1.0, 1 / 0.6, 2.5])
-    assert list(lines["ideal"].get_ydata()) == [1, 2, 4]
+    assert list(drawn[ray.label].lines[0].get_ydata()) == pytest.approx([1.0, 1 / 0.6, 2.5])
+    # The spread over repeats: Ray's two runs at 2 workers took 0.7 and 0.5 s.
+    (spread,) = drawn[ray.label].lines[2]
+    assert spread.get_segments()[1][:, 1] == pytest.approx([1 / 0.7, 1 / 0.5])
+    ideal = next(line for line in ax.get_lines() if line.get_label() == "ideal")
+    assert list(ideal.get_ydata()) == [1, 2, 4]
     bars = plot("split", cs).axes[0].patches
     assert len(bars) == 3 * sum(len(c.points) for c in cs)  # compute, comm., overhead
 
