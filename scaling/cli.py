@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="one report over one or more sweeps")
     compare.add_argument("sweeps", nargs="+", help="sweep ids, sweep files or store directories")
-    compare.add_argument("--report", help="report directory (default: results/reports/compare-…)")
+    compare.add_argument("--report", help="report directory (default: results/compare-…)")
     compare.add_argument("--title", default="Scaling comparison")
 
     explain = commands.add_parser("explain", help="what one iteration of a job does and sends")
@@ -234,7 +234,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-baseline", action="store_true", help="skip the single-thread baseline (and so COST)"
     )
-    p.add_argument("--report", help="report directory (default: results/reports/SWEEP_ID)")
+    p.add_argument("--report", help="report directory (default: the sweep's, results/SWEEP_ID)")
 
 
 def _source(job, args: argparse.Namespace, rows: int, config: object) -> Source:
@@ -322,7 +322,7 @@ def _sweep_and_report(
     """Run ``plan``, print its table (unless not ``table``: one line) and write its report;
     the exit status and the records."""
     from scaling.report import print_table, write_report
-    from scaling.results import sweep_file
+    from scaling.results import sweep_file, sweep_folder
     from scaling.runner import sweep
 
     points = len(plan.points())
@@ -340,7 +340,7 @@ def _sweep_and_report(
     if ok:
         report = write_report(
             records,
-            report_dir or Path(out) / "reports" / sweep_id,
+            report_dir or sweep_folder(out, sweep_id),
             title=f"{plan.job.name}: {plan.mode} scaling ({sweep_id})",
             store=out,
         )
@@ -396,7 +396,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     report = write_report(
         loaded.records,
-        args.report or Path(DEFAULT_STORE) / "reports" / f"compare-{new_sweep_id()}",
+        args.report or Path(DEFAULT_STORE) / f"compare-{new_sweep_id()}",
         title=args.title,
         store=DEFAULT_STORE,
     )
@@ -556,7 +556,7 @@ def _prediction(job, config, args: argparse.Namespace, cal, network=None) -> tup
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    from scaling.results import atomic_write, load
+    from scaling.results import artifact, atomic_write, load
 
     loaded = load(args.store)
     record = next((r for r in loaded.records if r.get("run_id") == args.run_id), None)
@@ -565,13 +565,13 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             f"no run {args.run_id!r} in {args.store}; `scaling results --runs {args.store}` "
             "lists the runs (or pass --store DIR)"
         )
-    name = record.get("artifacts", {}).get("trace")
-    if name is None:
+    path = artifact(args.store, record, "trace")
+    if path is None:
         raise UsageError(
             f"run {args.run_id} has no timeline (a failed run, or recorded before timelines "
             "were); run it again"
         )
-    data = (Path(args.store) / name).read_bytes()
+    data = path.read_bytes()
     trace = json.loads(data)
     out = Path(args.out or f"timeline-{args.run_id}.json")
     atomic_write(out, data)

@@ -24,7 +24,7 @@ from scaling.figures import (
     run_figures,
     winners,
 )
-from scaling.results import atomic_write
+from scaling.results import atomic_write, sweep_folder
 
 
 def table(records: Sequence[dict]) -> str:
@@ -179,7 +179,7 @@ def summary_rows(records: Sequence[dict], store: str | os.PathLike | None = None
 
 def write_index(store: str | os.PathLike, records: Sequence[dict]) -> Path:
     """``store/index.html``: every sweep in ``records`` with the reading of each of its curves
-    and a link to its report where one was written (``store/reports/SWEEP_ID``)."""
+    and a link to its report where one was written (``store/SWEEP_ID/report.html``)."""
     esc = html_lib.escape
     store = Path(store)
     by_sweep: dict[str, list[dict]] = {}
@@ -194,9 +194,9 @@ def write_index(store: str | os.PathLike, records: Sequence[dict]) -> Path:
         runs = [r for r in by_sweep[sweep_id] if r.get("status") == "ok"]
         cs = curves(runs)
         jobs = ", ".join(sorted({r["job"] for r in by_sweep[sweep_id]}))
-        report = store / "reports" / sweep_id / "report.html"
+        report = sweep_folder(store, sweep_id) / "report.html"
         title = esc(f"{jobs} ({sweep_id})")
-        link = f"<a href='reports/{esc(sweep_id)}/report.html'>{title}</a>"
+        link = f"<a href='{esc(sweep_id)}/report.html'>{title}</a>"
         parts += [
             f"<h2>{link if report.exists() else title}</h2><ul>",
             *(f"<li>{esc(reading(c))}</li>" for c in cs),

@@ -1,4 +1,5 @@
-"""The results store: a directory of JSON-lines files, one file per sweep, one line per run.
+"""The results store: a folder per sweep (``STORE/SWEEP_ID/``) holding its records, one JSON
+line per run in ``records.jsonl``, the arrays and traces its runs saved, and its report.
 
 Nothing already written is ever rewritten. Arrays are written to a temporary file and renamed
 into place (atomic on POSIX), and only then is the record appended, as one ``write`` on a file
@@ -73,12 +74,12 @@ def append_record(
     arrays: dict[str, np.ndarray] | None = None,
     files: dict[str, bytes] | None = None,
 ) -> dict:
-    """Write ``arrays`` (``.npy``) and ``files`` (JSON) beside the sweep's file, then append
-    ``record`` with their file names.
+    """Write ``arrays`` (``.npy``) and ``files`` (JSON) into the sweep's folder, then append
+    ``record`` with their file names (relative to that folder).
 
-    The record goes to ``directory/<record["sweep_id"]>.jsonl``. Returns it as written.
+    The record goes to ``directory/<record["sweep_id"]>/records.jsonl``. Returns it as written.
     """
-    directory = Path(directory)
+    directory = sweep_folder(directory, record["sweep_id"])
     directory.mkdir(parents=True, exist_ok=True)
     saved = {
         key: save_array(directory, f"{record['run_id']}-{key}.npy", value)
@@ -90,7 +91,7 @@ def append_record(
         saved[key] = name
     record = {**record, "artifacts": saved}
     line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
-    path = sweep_file(directory, record["sweep_id"])
+    path = directory / RECORDS
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     try:
         os.write(fd, line)
@@ -100,8 +101,26 @@ def append_record(
     return record
 
 
-def sweep_file(directory: str | os.PathLike, sweep_id: str) -> Path:
-    return Path(directory) / f"{sweep_id}.jsonl"
+RECORDS = "records.jsonl"
+
+
+def sweep_folder(store: str | os.PathLike, sweep_id: str) -> Path:
+    """Where a sweep's records, arrays, traces and report live."""
+    return Path(store) / sweep_id
+
+
+def sweep_file(store: str | os.PathLike, sweep_id: str) -> Path:
+    return sweep_folder(store, sweep_id) / RECORDS
+
+
+def artifact(store: str | os.PathLike, record: dict, key: str) -> Path | None:
+    """The file a run saved as ``key`` (its ``artifacts``), in its sweep's folder (or, for a
+    store from before folders, beside the sweep's file); ``None`` if it saved none."""
+    name = record.get("artifacts", {}).get(key)
+    if name is None:
+        return None
+    path = sweep_folder(store, record["sweep_id"]) / name
+    return path if path.exists() else Path(store) / name
 
 
 @dataclass
@@ -186,7 +205,7 @@ def upgrade(record: dict) -> dict:
 
 
 def load(*paths: str | os.PathLike) -> Loaded:
-    """Every record under ``paths`` (store directories, sweep files, or sweep ids in the store).
+    """Every record under ``paths`` (stores, sweep folders or files, or sweep ids in the store).
 
     A file that cannot be read is reported in ``problems`` and skipped; the others still load.
     """
@@ -207,9 +226,13 @@ def load(*paths: str | os.PathLike) -> Loaded:
 
 
 def _files(path: str | os.PathLike) -> list[Path]:
+    """The record files of a store, a sweep's folder, a file, or a sweep id in the store (and
+    the flat ``STORE/SWEEP_ID.jsonl`` files stores had before folders)."""
     p = Path(path)
+    if (p / RECORDS).is_file():
+        return [p / RECORDS]
     if p.is_dir():
-        return sorted(p.glob("*.jsonl"))
+        return sorted([*p.glob(f"*/{RECORDS}"), *p.glob("*.jsonl")])
     if p.is_file():
         return [p]
     by_id = sweep_file(DEFAULT_STORE, str(path))

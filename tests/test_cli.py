@@ -50,7 +50,9 @@ def test_run_writes_records_and_centres(tmp_path, capsys):
         assert len(r["timings"]["iterations"]) == r["quality"]["n_iter"]
         assert set(r["split"]) == {"compute", "communication", "overhead"}
         assert r["host"]["cores"] >= 1 and "numpy" in r["versions"]
-        assert np.load(out / r["artifacts"]["centers"]).shape == (3, 4)
+        assert np.load(out / r["sweep_id"] / r["artifacts"]["centers"]).shape == (3, 4)
+    (folder,) = {out / r["sweep_id"] for r in records}  # a sweep's runs in one folder
+    assert sorted(f.name for f in folder.iterdir() if f.suffix == ".jsonl") == ["records.jsonl"]
 
 
 def test_json_lines_and_data_file(tmp_path, capsys):
@@ -111,7 +113,7 @@ def test_bad_input_is_one_clear_line(files, capsys, args, message):
     assert code == 2
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert not out.exists() or not list(out.glob("*.jsonl"))
+    assert not out.exists() or not list(out.glob("**/*.jsonl"))
 
 
 def test_unknown_job(capsys):

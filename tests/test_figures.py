@@ -68,9 +68,9 @@ def test_table_results_report_and_record_agree_on_throughput(swept, job, capsys)
     assert sorted(r["engine"] for r in records) == sorted(engines)
     assert all(r["status"] == "ok" for r in records)
     (sweep_id,) = {r["sweep_id"] for r in records}
-    assert main(["results", "--runs", str(store / f"{sweep_id}.jsonl")]) == 0
+    assert main(["results", "--runs", str(store / sweep_id)]) == 0
     listing = capsys.readouterr().out
-    report = html.unescape((store / "reports" / sweep_id / "report.html").read_text())
+    report = html.unescape((store / sweep_id / "report.html").read_text())
     for r in records:
         shown = f"{r['throughput']['value']:,.0f} {r['throughput']['unit']}"
         row = re.compile(rf"^{job}\s+{r['engine']}\s+2\s.*\s{re.escape(shown)}\s", re.M)
@@ -90,7 +90,7 @@ def test_table_and_report_say_when_the_machine_has_too_few_cores(swept):
     too_few = cores < 3
     for job in JOBS:
         (sweep_id,) = {r["sweep_id"] for r in records if r["job"] == job}
-        report = html.unescape((store / "reports" / sweep_id / "report.html").read_text())
+        report = html.unescape((store / sweep_id / "report.html").read_text())
         said = f"This machine has {cores} cores"
         assert (said in tables[job]) == too_few
         assert (said in report) == too_few

@@ -235,7 +235,7 @@ def test_cli_sweep_results_and_compare(tmp_path, capsys):
         main(
             [
                 "compare",
-                *(str(store / f"{i}.jsonl") for i in ids),
+                *(str(store / i) for i in ids),
                 "--report",
                 str(tmp_path / "cmp"),
             ]
