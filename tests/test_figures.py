@@ -12,6 +12,7 @@ import html
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,59 @@ def test_an_allreduce_run_records_its_execution_and_its_measured_split(swept):
         if r["job"] == "logreg":
             assert r["config"]["execution"] == "allreduce"
             assert r["sources"]["split"].startswith("measured: map and update timed inside")
+
+
+# Debian's Chromium, headless, as root on a closed network: no sandbox, no GPU, no calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def test_the_index_and_every_report_render_in_a_real_browser(swept):
+    """What a person sees: ``index.html`` and each job's report opened in headless Chromium;
+    every image loads, nothing is logged as an error, every link leads to a file; the
+    screenshots are kept beside the reports (``STORE/screenshots``) to look at."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from scaling.report import write_index
+
+    chromium = shutil.which("chromium")
+    assert chromium, "no chromium on PATH: `apt-get install chromium` (.ci/run installs it)"
+    store, _ = swept
+    index = write_index(store, load(store).records)
+    reports = sorted(store.glob("*/report.html"))
+    assert len(reports) == len(JOBS)
+    shots = store / "screenshots"
+    shots.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            for path in [index, *reports]:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                errors = []
+                page.on("console", lambda m, e=errors: m.type == "error" and e.append(m.text))
+                page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
+                page.goto(path.as_uri(), wait_until="load")
+                images = page.evaluate(
+                    "Array.from(document.images, i => [i.alt, i.complete && i.naturalWidth > 0])"
+                )
+                assert all(ok for _, ok in images), (path, images)
+                assert errors == [], (path, errors)
+                if path == index:
+                    links = page.eval_on_selector_all("a", "links => links.map(a => a.href)")
+                    assert len(links) == len(JOBS)
+                    assert all(Path(url.removeprefix("file://")).is_file() for url in links)
+                else:  # speedup, efficiency, throughput, split and the timeline
+                    assert len(images) == 5, (path, images)
+                name = path.parent.name if path != index else "index"
+                page.screenshot(path=shots / f"{name}.png", full_page=True)
+                page.close()
+        finally:
+            browser.close()
