@@ -47,6 +47,7 @@ bandwidth, keeping this host's compute: "what would 64 machines on 10 GbE do".
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, replace
 
 from scaling.errors import UsageError
@@ -156,7 +157,7 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
     out = []
     for p in workers:
         steps = steps_at(p)
-        busiest = correction.compute(sum(calibration.roofline(s.flops, s.reads) for s in steps))
+        busiest = correction.compute(roofline(steps, calibration))
         own, library = communication(steps, p, calibration, network)
         driver_loop = any(s.pattern == "tree" for s in steps)
         overhead = calibration.call_overhead(p) if driver_loop else calibration.gang_iteration
@@ -181,8 +182,9 @@ class Correction:
       roofline;
     - **transport**, a factor on the time of the steps whose library brings its own sockets
       (:attr:`scaling.explain.Step.transport`: gloo, XGBoost's, LightGBM's), which
-      ``scaling calibrate`` cannot time: their measured communication over the model's at
-      the calibrated links, from runs at 2 or more workers.
+      ``scaling calibrate`` cannot time: what the model leaves of measured runs at 2 or
+      more workers, over its time for that transport at the calibrated links
+      (:func:`fit_transport`).
 
     ``where`` says what each was fitted on.
     """
@@ -196,10 +198,14 @@ class Correction:
         return self.fixed + self.factor * roofline
 
 
+def roofline(steps, calibration) -> float:
+    """The roofline's time for these steps on one core of the calibrated host."""
+    return sum(calibration.roofline(s.flops, s.reads) for s in steps)
+
+
 def roofline_seconds(job, rows: int, features: int, config, calibration) -> float:
     """The roofline's time for one iteration of ``job`` at one worker on this shape."""
-    steps = job.explain(rows, features, 1, config)
-    return sum(calibration.roofline(s.flops, s.reads) for s in steps)
+    return roofline(job.explain(rows, features, 1, config), calibration)
 
 
 def communication(steps, workers: int, calibration, network=None) -> tuple[float, float]:
@@ -247,7 +253,7 @@ def fit_compute(samples: list[tuple[float, float]], what: str) -> Correction:
             )
     if not samples:
         return Correction(where=(f"compute on the roofline alone: no 1-worker run of {what}",))
-    factor = _median([c / r for r, c in samples])
+    factor = statistics.median_low(c / r for r, c in samples)
     return Correction(
         factor=factor, where=(f"compute = roofline x {factor:.2f}, the median of {runs}",)
     )
@@ -271,7 +277,7 @@ def fit_transport(
             ratios.append(max(wall - rest.seconds, 0.0) / library)
     if not ratios:
         return correction
-    ratio, k = _median(ratios), len(ratios)
+    ratio, k = statistics.median_low(ratios), len(ratios)
     return replace(
         correction,
         transport=ratio,
@@ -281,10 +287,6 @@ def fit_transport(
             f"median of {k} measured run{'s' * (k != 1)} of {what} at 2+ workers",
         ),
     )
-
-
-def _median(values: list[float]) -> float:
-    return sorted(values)[(len(values) - 1) // 2]
 
 
 def correction(job, engine: str, config, records: list[dict], calibration) -> Correction:
