@@ -69,7 +69,6 @@ def table(records: Sequence[dict]) -> str:
         f = run_figures(r)
         p = points[(*curve_key(r), r["workers"])]
         split_mark = "~" if f.modelled("split") else ""
-        name, value = f.headline
         rows.append(
             (
                 r["job"],
@@ -86,7 +85,7 @@ def table(records: Sequence[dict]) -> str:
                 ),
                 ("~" if f.modelled("bytes") else "") + si(f.bytes, "B"),
                 str(f.iterations),
-                f"{name}={value:.6g}" if isinstance(value, int | float) else f"{name}={value}",
+                _quality(f.headline, ".6g"),
             )
         )
     return text_table(rows, right_from=2, rule=True)
@@ -134,6 +133,12 @@ def print_table(records: Sequence[dict]) -> None:
         print(f"\n{note}")
 
 
+def _quality(headline: tuple, digits: str) -> str:
+    """``name=value`` of a run's headline quality, a number to ``digits`` (a format spec)."""
+    name, value = headline
+    return f"{name}={value:{digits}}" if isinstance(value, int | float) else f"{name}={value}"
+
+
 def summary_rows(records: Sequence[dict], store: str | os.PathLike | None = None) -> list[tuple]:
     """One row per curve (job, engine, execution, size): its speedup and efficiency at its
     most workers, COST beside the single-thread baseline's time, its headline quality there,
@@ -156,7 +161,6 @@ def summary_rows(records: Sequence[dict], store: str | os.PathLike | None = None
     for c in curves(records):
         best = predicted_best(c, records, store) if store is not None else None
         last = c.points[-1]
-        name, value = last.figures.headline
         cost = "-"
         if c.baseline is not None:
             cost = f"{c.cost or 'not reached'} ({c.baseline:.4f} s)"
@@ -170,7 +174,7 @@ def summary_rows(records: Sequence[dict], store: str | os.PathLike | None = None
                 "-" if last.speedup is None else f"{last.speedup:.2f}x",
                 "-" if last.efficiency is None else f"{last.efficiency:.0%}",
                 cost,
-                f"{name}={value:.4g}" if isinstance(value, int | float) else f"{name}={value}",
+                _quality(last.figures.headline, ".4g"),
                 "-" if best is None else f"~{best}",
             )
         )
