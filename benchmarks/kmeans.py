@@ -38,8 +38,8 @@ def sklearn_1thread(X: np.ndarray, start: np.ndarray, iters: int, repeat: int) -
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
-    def fit(n: int) -> None:
-        KMeans(len(start), init=start, n_init=1, max_iter=n, tol=0, algorithm="lloyd").fit(X)
+    def fit(n: int) -> KMeans:
+        return KMeans(len(start), init=start, n_init=1, max_iter=n, tol=0, algorithm="lloyd").fit(X)
 
     with threadpool_limits(1):
         return per_iteration_by_difference(fit, iters, repeat)
@@ -51,8 +51,8 @@ def dask_ml(X: np.ndarray, start: np.ndarray, workers: int, iters: int, repeat: 
     with dask_cluster(workers) as client:
         data = scatter_rows(client, X, workers)
 
-        def fit(n: int) -> None:
-            KMeans(len(start), init=start, max_iter=n, tol=0).fit(data)
+        def fit(n: int) -> KMeans:
+            return KMeans(len(start), init=start, max_iter=n, tol=0).fit(data)
 
         return per_iteration_by_difference(fit, iters, repeat)
 

@@ -35,8 +35,9 @@ once per iteration the workers measured)."""
 class Baseline:
     """A strong single-thread implementation of the job, for COST.
 
-    ``fit(n)`` runs it for ``n`` iterations on the data it was made for; the runner times it
-    on one thread (``(T(n + 1) - T(1)) / n``, so that set-up is not counted).
+    ``fit(n)`` runs it for at most ``n`` iterations on the data it was made for and returns the
+    fitted object (with ``n_iter_`` where it may stop early); the runner times it on one
+    thread by difference, so that set-up is not counted (``runner.per_iteration_by_difference``).
     """
 
     name: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import types
 
 import pytest
 
@@ -13,7 +15,7 @@ from scaling.data import Blobs
 from scaling.figures import curves, reading, winners
 from scaling.report import PLOTS, plot, winner_rows, write_report
 from scaling.results import SCHEMA, append_record, load, sweeps
-from scaling.runner import SweepPlan, sweep
+from scaling.runner import SweepPlan, per_iteration_by_difference, sweep
 
 CONFIG = kmeans.KMeansConfig(k=3, max_iter=4, tol=0, init="random")
 
@@ -52,6 +54,18 @@ def test_sweep_records_every_point_in_the_store(swept):
     assert all(r["host"]["cores"] and r["versions"]["numpy"] for r in runs)
     (summary,) = sweeps(stored)
     assert (summary["ok"], summary["failed"], summary["engines"]) == (16, 0, ["dask", "local"])
+
+
+def test_baseline_time_divides_by_the_iterations_that_ran():
+    """scikit-learn's Lloyd stops when no label changes; dividing by the iterations asked for
+    gave a near-zero (once, in CI, zero) single-thread time for small blobs."""
+
+    def fit(n):  # 20 ms of set-up, then 10 ms an iteration, converging after 2
+        ran = min(n, 2)
+        time.sleep(0.02 + 0.01 * ran)
+        return types.SimpleNamespace(n_iter_=ran)
+
+    assert 0.007 < per_iteration_by_difference(fit, 5, 1) < 0.02
 
 
 def test_sweep_report_has_every_plot(swept, tmp_path):
