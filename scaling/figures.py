@@ -133,7 +133,7 @@ def curve_key(record: dict) -> tuple:
     """What a run's curve is: sweep, job, engine, mode, size, features and execution (the
     first fields of :class:`Curve`)."""
     r = record
-    execution = r.get("config", {}).get("execution", "driver")
+    execution = r.get("execution") or r.get("config", {}).get("execution", "driver")
     return r["sweep_id"], r["job"], r["engine"], r["mode"], size_of(r), r["features"], execution
 
 

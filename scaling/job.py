@@ -109,6 +109,12 @@ class Job(ABC):
         """Units (see ``unit``) one iteration processes; default: every row."""
         return rows
 
+    def execution(self, config: Any) -> str:
+        """How an iteration runs: ``driver`` (the MapReduce style: the driver holds the loop and
+        makes an engine call per step) or ``allreduce`` (a gang of workers holds the loop and
+        combines among themselves); default: the config's ``execution``, else ``driver``."""
+        return getattr(config, "execution", "driver")
+
     def weak_config(self, config: Any, workers: int) -> Any:
         """The config of a weak-scaling point at ``workers``: the default keeps it (the rows
         grow with p); a job whose per-iteration work is set by its config grows that too."""

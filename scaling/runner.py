@@ -132,6 +132,7 @@ def _identity(
         "mode": mode,
         "job": job.name,
         "engine": engine,
+        "execution": job.execution(config),
         "workers": workers,
         "rows": source.rows,
         "features": source.features,
@@ -190,6 +191,7 @@ def measure_baseline(
         seconds = per_iteration_by_difference(reference.fit, 5, repeat)
     return {
         **_identity(job, "baseline", 1, source, config, sweep_id, "strong", started),
+        "execution": "one thread",
         "status": "ok",
         "baseline": reference.name,
         "data": source.describe(),

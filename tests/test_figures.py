@@ -77,7 +77,7 @@ def test_table_results_report_and_record_agree_on_throughput(swept, job, capsys)
         row = re.compile(rf"^{job}\s+{r['engine']}\s+2\s.*\s{re.escape(shown)}\s", re.M)
         assert row.search(tables[job]), (shown, tables[job])
         assert row.search(listing), (shown, listing)
-        execution = r["config"].get("execution", "driver")
+        execution = r["execution"]
         label = r["engine"] + ("" if execution == "driver" else f" {execution}")
         assert f"<td>{label}</td><td>2</td><td>1</td>" in report.replace("\n", "")
         assert f"<td>{shown}</td>" in report
@@ -97,11 +97,19 @@ def test_table_and_report_say_when_the_machine_has_too_few_cores(swept):
         assert (said in report) == too_few
 
 
-def test_an_allreduce_run_records_its_execution_and_its_measured_split(swept):
+def test_every_run_records_its_execution_and_an_allreduce_run_its_measured_split(swept):
     store, _ = swept
-    for r in load(store).records:
-        if r["job"] == "logreg":
-            assert r["config"]["execution"] == "allreduce"
+    records = load(store).records
+    executions = {r["job"]: r["execution"] for r in records if r["engine"] != "baseline"}
+    # logreg asked for the all-reduce; SGD's default strategy and GBDT train in a gang
+    assert executions == {
+        "kmeans": "driver",
+        "logreg": "allreduce",
+        "sgd": "allreduce",
+        "gbdt": "allreduce",
+    }
+    for r in records:
+        if r["job"] == "logreg" and r["engine"] != "baseline":
             assert r["sources"]["split"].startswith("measured: map and update timed inside")
 
 

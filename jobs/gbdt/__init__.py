@@ -377,6 +377,11 @@ class GBDT(Job):
             f"{config.library}, single node, 1 thread", lambda n: reference(source, config, n)
         )
 
+    def execution(self, config: GBDTConfig) -> str:
+        # every mode trains in a gang over the library's collectives: XGBoost's all-reduce,
+        # LightGBM's reduce-scatter and all-gather (an all-reduce's two halves)
+        return "allreduce"
+
     def quality(self, result: GBDTResult) -> dict:
         return {
             "heldout_logloss": result.logloss,

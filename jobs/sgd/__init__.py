@@ -198,6 +198,9 @@ class SGD(Job):
     def explain(self, rows: int, features: int, workers: int, config: SGDConfig) -> list[Step]:
         return get_strategy(config.strategy).explain(rows, features, workers, config)
 
+    def execution(self, config: SGDConfig) -> str:
+        return get_strategy(config.strategy).execution(config)
+
     def quality(self, result: SGDResult) -> dict:
         out = {
             "heldout_accuracy": result.accuracy,

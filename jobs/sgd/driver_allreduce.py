@@ -123,6 +123,9 @@ class DriverAllreduce(Strategy):
         # parameters + batch rows down to each worker, its gradient up
         return workers * (size + 8 * config.batch_size) + workers * size
 
+    def execution(self, config: SGDConfig) -> str:
+        return config.execution
+
     def explain(self, rows: int, features: int, workers: int, config: SGDConfig) -> list[Step]:
         P, B, p = count_parameters(features, 2, config), config.batch_size, workers
         size = 8 * P

@@ -106,6 +106,9 @@ class ParameterServer(GangStrategy):
         # and the server, a thread of rank 0, receives and sends the same: 2 size per worker.
         return 4 * workers * size
 
+    def execution(self, config: SGDConfig) -> str:
+        return "parameter server"  # the workers push to and pull from a server actor
+
     def copies(self, config: SGDConfig) -> int:
         # Rank 0 also holds the server's replica, and its snapshots for scoring.
         return 2 * super().copies(config) + config.max_steps // config.eval_every + 1

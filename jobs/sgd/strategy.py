@@ -66,6 +66,11 @@ class Strategy(ABC):
     def explain(self, rows: int, features: int, workers: int, config: SGDConfig) -> list[Step]:
         """One step as the named steps :meth:`train` runs."""
 
+    def execution(self, config: SGDConfig) -> str:
+        """How a step runs (:meth:`scaling.job.Job.execution`): by default the workers hold
+        the loop and all-reduce among themselves."""
+        return "allreduce"
+
     def copies(self, config: SGDConfig) -> int:
         """Model-sized buffers a worker holds: parameters, gradients, optimiser state."""
         return 2 + (2 if config.optimizer == "adam" else int(config.momentum > 0))
