@@ -321,8 +321,6 @@ def _sweep_and_report(
 ) -> tuple[int, list[dict]]:
     """Run ``plan``, print its table (unless not ``table``: one line) and write its report;
     the exit status and the records."""
-    from scaling.report import print_table, write_report
-    from scaling.results import sweep_file, sweep_folder
     from scaling.runner import sweep
 
     points = len(plan.points())
@@ -333,6 +331,17 @@ def _sweep_and_report(
         file=sys.stderr,
     )
     sweep_id, records = sweep(plan, out)
+    return _report(plan, out, sweep_id, records, report_dir, table), records
+
+
+def _report(
+    plan, out: str, sweep_id: str, records: list[dict], report_dir: str | None, table: bool
+) -> int:
+    """Print a finished sweep's table (unless not ``table``: one line) and write its report;
+    the exit status."""
+    from scaling.report import print_table, write_report
+    from scaling.results import sweep_file, sweep_folder
+
     if table:
         print_table(records)
         print(f"\nrecords: {sweep_file(out, sweep_id)}")
@@ -346,7 +355,7 @@ def _sweep_and_report(
         )
         print(f"report:  {report}" if table else f"{plan.job.name}: {report}")
     failed = len(records) - len(ok) - sum(r["engine"] == "baseline" for r in records)
-    return (0 if ok and not failed else 1), records
+    return 0 if ok and not failed else 1
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -587,23 +596,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from scaling.figures import cores_note
     from scaling.report import summary_rows, text_table, write_index
     from scaling.results import load
-    from scaling.runner import SweepPlan
+    from scaling.runner import SweepPlan, sweep_all
 
     engines = _engines(args.engines)
     workers = tuple(range(1, (os.cpu_count() or 1) + 1))
-    status, records = 0, []
-    for name in JOBS:
-        job = get_job(name)
-        plan = SweepPlan(
-            job=job,
-            config=job.demo_config,
+    plans = [
+        SweepPlan(
+            job=get_job(name),
+            config=get_job(name).demo_config,
             engines=engines,
             workers=workers,
-            sizes=(args.rows or job.demo_rows,),
+            sizes=(args.rows or get_job(name).demo_rows,),
             features=32,
         )
-        done, sweep_records = _sweep_and_report(plan, args.out, None, table=False)
-        status, records = max(status, done), records + sweep_records
+        for name in JOBS
+    ]
+    runs = sum(len(plan.points()) for plan in plans)
+    print(
+        f"demo: {', '.join(JOBS)} (strong scaling) on {', '.join(engines)} at "
+        f"{','.join(map(str, workers))} workers: {runs} runs, one cluster per engine and "
+        "worker count",
+        file=sys.stderr,
+    )
+    status, records = 0, []
+    for plan, (sweep_id, done) in zip(plans, sweep_all(plans, args.out), strict=True):
+        status = max(status, _report(plan, args.out, sweep_id, done, None, table=False))
+        records += done
     print()
     print(text_table(summary_rows(records, args.out), right_from=3, rule=True))
     print(

@@ -73,7 +73,7 @@ class Job(ABC):
     name: ClassVar[str]
     config: ClassVar[type]
     demo_config: ClassVar[Any]
-    demo_rows: ClassVar[int] = 1_000_000
+    demo_rows: ClassVar[int] = 500_000
     iteration: ClassVar[str]
     unit: ClassVar[str] = "rows"
     headline: ClassVar[str]

@@ -158,7 +158,10 @@ def summary_rows(records: Sequence[dict], store: str | os.PathLike | None = None
             "best p (modelled)",
         )
     ]
-    for c in curves(records):
+    first = {}  # the sweeps in the order their records come (the demo's: its jobs' order)
+    for i, r in enumerate(records):
+        first.setdefault(r["sweep_id"], i)
+    for c in sorted(curves(records), key=lambda c: first[c.sweep_id]):
         best = predicted_best(c, records, store) if store is not None else None
         last = c.points[-1]
         cost = "-"
@@ -194,7 +197,8 @@ def write_index(store: str | os.PathLike, records: Sequence[dict]) -> Path:
         f"<style>{_CSS}</style></head><body><h1>Scaling results</h1>",
         f"<p class='meta'>{len(by_sweep)} sweeps in {esc(str(store))}</p>",
     ]
-    for sweep_id in sorted(by_sweep, reverse=True):
+    newest_first = sorted(by_sweep, key=lambda s: min(r["started_at"] for r in by_sweep[s]))[::-1]
+    for sweep_id in newest_first:
         runs = [r for r in by_sweep[sweep_id] if r.get("status") == "ok"]
         cs = curves(runs)
         jobs = ", ".join(sorted({r["job"] for r in by_sweep[sweep_id]}))

@@ -1,11 +1,13 @@
 """Run jobs, measured: one run (one engine, one worker count), or a sweep over many.
 
-A run starts its own cluster, loads the data onto the workers, fits the job and describes
-what happened as a record (see README, "Run records"). A sweep runs a job over engines x worker
-counts x data sizes, in strong scaling (fixed total rows) or weak scaling (fixed rows per
-worker), repeats each point, measures the job's single-thread baseline for COST, and appends
-every record to the results store as it goes; a run that fails is recorded as failed and the
-sweep goes on.
+A run starts its own cluster (or takes one from :class:`Clusters`), loads the data onto the
+workers, fits the job and describes what happened as a record (see README, "Run records"). A
+sweep runs a job over engines x worker counts x data sizes, in strong scaling (fixed total
+rows) or weak scaling (fixed rows per worker), repeats each point, measures the job's
+single-thread baseline for COST, and appends every record to the results store as it goes; a
+run that fails is recorded as failed and the sweep goes on. Several sweeps can run together
+(:func:`sweep_all`, what ``scaling demo`` does), sharing one cluster per engine and worker
+count.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from scaling import timeline
 from scaling.data import Source
-from scaling.engines import make_engine
+from scaling.engines import Engine, make_engine
 from scaling.errors import UsageError, check_choice
 from scaling.job import Job, OnIteration
 from scaling.results import DEFAULT_STORE, SCHEMA, append_record, new_sweep_id
@@ -60,20 +62,29 @@ def run_job(
     mode: str = "strong",
     warmup: int = 1,
     on_iteration: OnIteration | None = None,
+    clusters: Clusters | None = None,
 ) -> Run:
     """Start ``engine`` with ``workers`` workers, load ``source``, fit ``job``, and measure it.
 
-    The cluster is started and closed here: a run owns its workers. The first ``warmup``
-    iterations (JIT compilation, first-touch of caches) are recorded but left out of the
-    median time per iteration.
+    The cluster is started and closed here (a run owns its workers) unless ``clusters`` is
+    given: then the run takes the open one when it matches, frees its data at the end and
+    leaves it open for the next run. The first ``warmup`` iterations (JIT compilation,
+    first-touch of caches) are recorded but left out of the median time per iteration.
     """
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
-    with make_engine(engine, workers, address) as eng:
-        startup = time.perf_counter() - t0
+    pool = clusters or Clusters()
+    try:
+        eng, startup = pool.open(engine, workers, address)
         ds = eng.load(source, partitions, dtype)
         result = job.fit(eng, ds, config, on_iteration=on_iteration)
+        eng.release(ds)
         trace, engine_version = eng.trace, eng.version
+    except BaseException:
+        pool.close()  # a failed run may leave its workers broken: the next run starts afresh
+        raise
+    finally:
+        if clusters is None:
+            pool.close()
     spans = [s for s in trace.spans if s.name == job.iteration]
     iterations = [s.summary() for s in spans]
     median, typical = trace.typical(job.iteration, warmup)
@@ -87,7 +98,7 @@ def run_job(
         "data": source.describe(),
         "warmup_iterations": warmup if len(iterations) > warmup else 0,
         "timings": {
-            "startup": startup,
+            "startup": startup,  # 0 on a cluster an earlier run started (Clusters)
             "load": sum(c.wall for c in trace.calls if c.op == "load"),
             "init": sum(s["wall"] for s in trace.summaries("init")),
             "per_iteration": per_iter,
@@ -105,6 +116,43 @@ def run_job(
     }
     chrome = json.dumps(timeline.chrome_trace(trace, job.iteration), separators=(",", ":"))
     return Run(result, record, job.arrays(result), {"trace": chrome.encode()})
+
+
+class Clusters:
+    """The engine consecutive runs share: one open at a time, kept while runs ask for the same
+    engine, worker count and address, closed and started afresh when they ask for another.
+
+    Starting a cluster costs more than many runs: 7 s for Ray, 10-20 s for Spark's JVM and
+    executors on 2 cores. Runs time iterations, not start-up, so a shared cluster changes no
+    measured figure; each run gets a fresh trace (keeping the calibrated latencies) and frees
+    its data. Ray and Spark hold one cluster per driver process, hence one at a time.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._engine: Engine | None = None
+
+    def open(self, engine: str, workers: int, address: str | None) -> tuple[Engine, float]:
+        """The engine for a run, and the seconds it took to start (0 if it was open)."""
+        key = (engine, workers, address)
+        if self._engine is not None and self._key == key:
+            self._engine.trace = self._engine.trace.fresh()
+            return self._engine, 0.0
+        self.close()
+        t0 = time.perf_counter()
+        self._engine, self._key = make_engine(engine, workers, address), key
+        return self._engine, time.perf_counter() - t0
+
+    def close(self) -> None:
+        engine, self._engine, self._key = self._engine, None, None
+        if engine is not None:
+            engine.close()
+
+    def __enter__(self) -> Clusters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def throughput(job: Job, config: object, rows: int, seconds: float) -> dict:
@@ -247,9 +295,9 @@ class SweepPlan:
         """(size, engine, workers, repeat) in the order they run."""
         return [
             (size, engine, w, r)
-            for size in self.sizes
             for engine in self.engines
             for w in self.workers
+            for size in self.sizes
             for r in range(self.repeat)
         ]
 
@@ -265,51 +313,73 @@ def sweep(
     Returns the sweep id and its records. A run that raises is recorded with
     ``status="failed"`` and its error, and the sweep goes on.
     """
-    sweep_id = sweep_id or new_sweep_id()
-    records: list[dict] = []
-    points = plan.points()
-    with progress_bar("sweep", len(points), enabled=progress, unit="run") as bar:
-        if plan.baseline and plan.mode == "strong":
-            for size in plan.sizes:
-                bar.set_postfix_str(f"baseline, {size:,} rows")
-                records.append(
-                    append_record(
-                        out,
-                        measure_baseline(
-                            plan.job,
-                            plan.source(size, 1),
-                            plan.config,
-                            sweep_id=sweep_id,
-                            dtype=plan.dtype,
-                        ),
+    ((sweep_id, records),) = sweep_all([plan], out, progress, [sweep_id or new_sweep_id()])
+    return sweep_id, records
+
+
+def sweep_all(
+    plans: Sequence[SweepPlan],
+    out: str | os.PathLike = DEFAULT_STORE,
+    progress: bool = True,
+    sweep_ids: Sequence[str] | None = None,
+) -> list[tuple[str, list[dict]]]:
+    """Run several sweeps together, each its own sweep id: the baselines first, then engine by
+    engine and worker count by worker count, so that every run on one (engine, workers) shares
+    one cluster (:class:`Clusters`). Returns (sweep id, records) per plan, in order."""
+    ids = list(sweep_ids or (new_sweep_id() for _ in plans))
+    done: list[list[dict]] = [[] for _ in plans]
+    engines = list(dict.fromkeys(e for plan in plans for e in plan.engines))
+    workers = list(dict.fromkeys(w for plan in plans for w in plan.workers))
+    points = [
+        (i, *point)
+        for engine in engines
+        for w in workers
+        for i, plan in enumerate(plans)
+        for point in plan.points()
+        if point[1:3] == (engine, w)
+    ]
+    name = plans[0].job.name if len(plans) == 1 else "demo"
+    with (
+        progress_bar(name, len(points), enabled=progress, unit="run") as bar,
+        Clusters() as clusters,
+    ):
+        for i, plan in enumerate(plans):
+            if plan.baseline and plan.mode == "strong":
+                for size in plan.sizes:
+                    bar.set_postfix_str(f"{plan.job.name} baseline, {size:,} rows")
+                    source = plan.source(size, 1)
+                    record = measure_baseline(
+                        plan.job, source, plan.config, sweep_id=ids[i], dtype=plan.dtype
                     )
-                )
-        for size, engine, workers, repeat in points:
-            bar.set_postfix_str(f"{engine} x{workers}, {size:,} rows, repeat {repeat + 1}")
-            source, config = plan.source(size, workers), plan.config_for(workers)
+                    done[i].append(append_record(out, record))
+        for i, size, engine, w, repeat in points:
+            plan = plans[i]
+            bar.set_postfix_str(
+                f"{plan.job.name} {engine} x{w}, {size:,} rows, repeat {repeat + 1}"
+            )
+            source, config = plan.source(size, w), plan.config_for(w)
             try:
                 run = run_with_progress(
                     plan.job,
                     engine,
-                    workers,
+                    w,
                     source,
                     config,
                     progress=progress,
                     address=plan.address,
                     dtype=plan.dtype,
-                    sweep_id=sweep_id,
+                    sweep_id=ids[i],
                     mode=plan.mode,
+                    clusters=clusters,
                 )
-                records.append(append_record(out, run.record, run.arrays, run.files))
+                done[i].append(append_record(out, run.record, run.arrays, run.files))
             except Exception as e:  # recorded, and the sweep goes on
                 started = datetime.now(UTC).isoformat(timespec="seconds")
-                failed = _identity(
-                    plan.job, engine, workers, source, config, sweep_id, plan.mode, started
-                )
+                failed = _identity(plan.job, engine, w, source, config, ids[i], plan.mode, started)
                 failed.update(status="failed", error=f"{type(e).__name__}: {e}")
-                records.append(append_record(out, failed))
+                done[i].append(append_record(out, failed))
             bar.update(1)
-    return sweep_id, records
+    return list(zip(ids, done, strict=True))
 
 
 def run_with_progress(

@@ -119,6 +119,27 @@ def test_failed_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert load(tmp_path).records == records
 
 
+def test_runs_share_a_cluster_and_a_failed_run_closes_it(tmp_path):
+    """One Dask cluster for the runs of one worker count; the run that fails (one row in two
+    partitions) closes it, and the next run starts a fresh one."""
+    plan = SweepPlan(
+        job=kmeans.JOB,
+        config=kmeans.KMeansConfig(k=1, max_iter=2, init="random"),
+        engines=("dask",),
+        workers=(2,),
+        sizes=(3_000, 1, 4_000, 5_000),
+        features=2,
+        baseline=False,
+    )
+    _, records = sweep(plan, tmp_path, progress=False)
+    assert [r["status"] for r in records] == ["ok", "failed", "ok", "ok"]
+    started = [r["timings"]["startup"] > 0 for r in records if r["status"] == "ok"]
+    assert started == [True, True, False]
+    # each run saw its own data and its own calls, not those of the run before it
+    assert [r["rows"] for r in records] == [3_000, 1, 4_000, 5_000]
+    assert all(len(r["timings"]["iterations"]) == 2 for r in records if r["status"] == "ok")
+
+
 def _record(engine, workers, seconds, *, mode="strong", rows=1000, sweep_id="s1", **extra):
     """A made-up record, its throughput counting 3 units per row (as a job's own unit may)."""
     split = {"compute": 0.8 * seconds, "communication": 0.1 * seconds, "overhead": 0.1 * seconds}

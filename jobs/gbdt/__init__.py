@@ -371,10 +371,10 @@ class GBDT(Job):
         return Classification(rows=rows, features=features, seed=seed)
 
     def baseline(self, source: Source, config: GBDTConfig, dtype: str = "float64") -> Baseline:
-        from jobs.gbdt.train import reference
+        from jobs.gbdt.train import reference_trainer
 
         return Baseline(
-            f"{config.library}, single node, 1 thread", lambda n: reference(source, config, n)
+            f"{config.library}, single node, 1 thread", reference_trainer(source, config)
         )
 
     def execution(self, config: GBDTConfig) -> str:

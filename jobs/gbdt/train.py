@@ -373,15 +373,22 @@ def train(
 def reference(source: Source, config: GBDTConfig, rounds: int | None = None) -> np.ndarray:
     """Single-node training with the library (one thread) on the same training rows; its
     held-out predictions, in global row order."""
+    return reference_trainer(source, config)(config.rounds if rounds is None else rounds)
+
+
+def reference_trainer(source: Source, config: GBDTConfig) -> Callable[[int], np.ndarray]:
+    """:func:`reference` with the rows read and binned once: ``train(rounds)`` trains a fresh
+    booster and predicts the held-out rows (what COST times, with no reading in it)."""
     X, y = source.read(0, source.rows)
     train = ~held_out(config.seed, 0, source.rows, config.holdout)
-    rounds = config.rounds if rounds is None else rounds
+    test = X[~train]
     if config.library == "xgboost":
-        booster = xgb.train(
-            xgboost_params(config), xgb.DMatrix(X[train], y[train], nthread=1), rounds
+        params = xgboost_params(config)
+        dtrain = xgb.DMatrix(X[train], y[train], nthread=1)
+        return lambda rounds: (
+            xgb.train(params, dtrain, rounds).inplace_predict(test).astype(np.float64)
         )
-        return booster.inplace_predict(X[~train]).astype(np.float64)
 
     params = lightgbm_params(config)
-    booster = lgb.train(params, lgb.Dataset(X[train], y[train], params=params), rounds)
-    return booster.predict(X[~train], num_threads=1)
+    dtrain = lgb.Dataset(X[train], y[train], params=params)
+    return lambda rounds: lgb.train(params, dtrain, rounds).predict(test, num_threads=1)

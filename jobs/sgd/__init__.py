@@ -189,10 +189,10 @@ class SGD(Job):
         return Classification(rows=rows, features=features, seed=seed)
 
     def baseline(self, source: Source, config: SGDConfig, dtype: str = "float64") -> Baseline:
-        from jobs.sgd.run import reference_steps
+        from jobs.sgd.run import one_thread, reference_trainer
 
         return Baseline(
-            "torch, one process, 1 thread", lambda n: reference_steps(source, config, n, dtype)
+            "torch, one process, 1 thread", one_thread(reference_trainer(source, config, dtype))
         )
 
     def explain(self, rows: int, features: int, workers: int, config: SGDConfig) -> list[Step]:

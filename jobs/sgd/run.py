@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -101,26 +102,42 @@ def memory_needed(features: int, classes: int, config: SGDConfig, dtype: str, wo
 
 def reference(source: Source, config: SGDConfig, steps: int, dtype: str = "float64") -> nn.Module:
     """Single-process SGD in plain torch: the same model, initialisation and batches."""
+    return reference_trainer(source, config, dtype)(steps)
+
+
+def reference_trainer(
+    source: Source, config: SGDConfig, dtype: str = "float64"
+) -> Callable[[int], nn.Module]:
+    """:func:`reference` with the rows read once: ``train(steps)`` trains a fresh model (what
+    COST times, with no reading in it)."""
     X, y = source.read(0, source.rows)
     classes = np.unique(y)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=dtype))
     yt = torch.from_numpy(np.searchsorted(classes, y).astype(np.int64))
-    model = build_model(source.features, len(classes), config, dtype)
-    optimizer = make_optimizer(model.parameters(), config)
-    batches = GlobalBatches(source.rows, config.holdout, config.seed, config.batch_size)
-    for t in range(steps):
-        index = torch.from_numpy(batches(t))
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(Xt[index]), yt[index]).backward()
-        optimizer.step()
-    return model
+
+    def train(steps: int) -> nn.Module:
+        model = build_model(source.features, len(classes), config, dtype)
+        optimizer = make_optimizer(model.parameters(), config)
+        batches = GlobalBatches(source.rows, config.holdout, config.seed, config.batch_size)
+        for t in range(steps):
+            index = torch.from_numpy(batches(t))
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(Xt[index]), yt[index]).backward()
+            optimizer.step()
+        return model
+
+    return train
 
 
-def reference_steps(source: Source, config: SGDConfig, steps: int, dtype: str) -> nn.Module:
-    """:func:`reference` on one torch thread: the baseline of COST."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return reference(source, config, steps, dtype)
-    finally:
-        torch.set_num_threads(threads)
+def one_thread(train: Callable[[int], nn.Module]) -> Callable[[int], nn.Module]:
+    """``train`` on one torch thread: the baseline of COST."""
+
+    def on_one(steps: int) -> nn.Module:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return train(steps)
+        finally:
+            torch.set_num_threads(threads)
+
+    return on_one
