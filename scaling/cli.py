@@ -533,7 +533,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     title = f"{job.name} on {engine}: {args.rows:,} rows x {args.features} features"
     print(costmodel.render(title, result, [assumptions[0], links, *assumptions[1:]]))
     if args.png:
-        costmodel.plot(title, result, Path(args.png))
+        from scaling.report import png, prediction_plot
+        from scaling.results import atomic_write
+
+        atomic_write(Path(args.png), png(prediction_plot(title, result)))
         print(f"plot: {args.png}")
     return 0
 

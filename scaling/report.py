@@ -226,8 +226,11 @@ _COLOURS = {
     "compute": "#4C72B0",
     "communication": "#DD8452",
     "overhead": "#C44E52",
+    "straggle": "#8172B3",
     "wait": "#BBBBBB",
 }
+_MODELLED = {"alpha": 0.45, "hatch": "//"}
+"""How a modelled area is drawn, beside a measured one: faded and hatched."""
 
 
 def plot(kind: str, curves_: Sequence[Curve]):
@@ -334,12 +337,53 @@ def timeline_plot(curves_: Sequence[Curve]):
         ax.set_title(f"{c.label} x{p.workers}", fontsize="small")
         ax.grid(alpha=0.3, axis="x")
     handles = [
-        Patch(color=colour, label="driver waits on a call" if kind == "wait" else kind)
-        for kind, colour in _COLOURS.items()
+        Patch(color=_COLOURS[kind], label="driver waits on a call" if kind == "wait" else kind)
+        for kind in (*PARTS, "wait")
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize="small")
     fig.suptitle("One iteration, where each process spends it")
     return fig
+
+
+def prediction_plot(title: str, result: dict):
+    """``scaling predict --png``: the predicted time per iteration with its terms stacked, and
+    the predicted speedup against the ideal, drawn as the report draws modelled numbers."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter, ScalarFormatter
+
+    rows = result["rows"]
+    ps = [r["workers"] for r in rows]
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    bottom = [0.0] * len(rows)
+    for term in ("compute", "straggle", "communication", "overhead"):
+        top = [b + r["terms"][term] for b, r in zip(bottom, rows, strict=True)]
+        left.fill_between(
+            ps, bottom, top, color=_COLOURS[term], label=f"{term} (modelled)", **_MODELLED
+        )
+        bottom = top
+    left.set(xscale="log", yscale="log", xlabel="workers", ylabel="seconds per iteration")
+    left.yaxis.set_major_formatter(EngFormatter(unit="s"))
+    left.set_title("Time per iteration, by term (modelled)")
+    right.plot(
+        ps, [r["speedup"] for r in rows], marker="o", linestyle=":", label="speedup (modelled)"
+    )
+    right.plot(ps, ps, color="grey", linestyle="--", linewidth=1, label="ideal")
+    right.set(xscale="log", yscale="log", xlabel="workers", ylabel="speedup T(1)/T(p)")
+    right.set_title("Speedup (modelled)")
+    for ax in (left, right):
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.grid(alpha=0.3, which="both")
+    fig.legend(loc="outside lower center", fontsize="small", ncols=6)
+    fig.suptitle(title)
+    return fig
+
+
+def png(fig) -> bytes:
+    """A figure as PNG bytes, at the report's resolution."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
 
 
 def _lane_names(lanes: list[str], timeline: dict) -> list[str]:
@@ -382,8 +426,7 @@ def _split_bars(ax, curves_: Sequence[Curve]) -> None:
                 bottom=[base[i] for i in idx],
                 label=f"{part} (modelled)" if kind else part,
                 color=_COLOURS[part],
-                alpha=0.45 if kind else 1.0,
-                hatch="//" if kind else None,
+                **(_MODELLED if kind else {}),
             )
         base = [b + v for b, v in zip(base, values, strict=True)]
     ax.set_xticks(x, labels, fontsize="small", rotation=30, ha="right")
@@ -421,9 +464,7 @@ def write_report(
     for kind, fig in figures.items():
         if fig is None:
             continue
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110)
-        images[kind] = buffer.getvalue()
+        images[kind] = png(fig)
         atomic_write(directory / f"{kind}.png", images[kind])
     html = _html(title, records, cs, images, modelled)
     path = directory / "report.html"
