@@ -4,8 +4,9 @@ Commands: ``run`` (one job, one engine, some worker counts), ``sweep`` (engines 
 sizes, strong or weak scaling, with a report), ``results`` (the sweeps in the store),
 ``compare`` (one report over several sweeps), ``explain`` (one iteration's steps),
 ``calibrate`` and ``predict`` (the cost model), ``timeline`` (a run's tasks for Perfetto),
-``demo``. Errors a user can fix print one line,
-``scaling: error: ...``, and exit with status 2.
+``demo``; ``cluster start|status|stop`` (a local cluster that keeps running), ``submit`` (a run
+on it, detached) and ``jobs`` (list, status, logs, stop, wait). Errors a user can fix print
+one line, ``scaling: error: ...``, and exit with status 2.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command, help_ in (
         ("run", "run one job on one engine at one or more worker counts"),
         ("sweep", "run a job over engines x workers x sizes, then report"),
+        ("submit", "run a job on a cluster of `scaling cluster start`, detached: prints its id"),
     ):
         sub = commands.add_parser(command, help=help_)
         jobs = sub.add_subparsers(
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         for name in JOBS:
             job_parser = jobs.add_parser(name, help=f"{command} {name}")
             _data_options(job_parser)
-            (_run_options if command == "run" else _sweep_options)(job_parser)
+            (_sweep_options if command == "sweep" else _run_options)(job_parser)
             _job_options(job_parser, get_job(name).config)
 
     results = commands.add_parser("results", help="list the sweeps in the results store")
@@ -158,6 +160,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, help="rows of every job (default: each job's own)")
     demo.add_argument("--engines", default=",".join(ENGINES))
     demo.add_argument("--out", default=DEFAULT_STORE, help="results store directory")
+
+    cluster = commands.add_parser("cluster", help="start, show or stop a local cluster")
+    actions = cluster.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    start = actions.add_parser("start", help="start a cluster that keeps running, dashboard on")
+    start.add_argument("engine", help="ray, dask or spark")
+    start.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    start.add_argument("--join", metavar="ADDRESS", help="only add workers to this cluster")
+    status = actions.add_parser("status", help="the clusters started here, live")
+    status.add_argument("engine", nargs="?", help="one engine (default: all)")
+    stop = actions.add_parser("stop", help="stop what `start` started, and nothing else")
+    stop.add_argument("engine", help="ray, dask or spark")
+
+    jobs_parser = commands.add_parser("jobs", help="submitted jobs: list, status, logs, stop, wait")
+    actions = jobs_parser.add_subparsers(dest="action", parser_class=_Parser)
+    actions.add_parser("list", help="every submitted job (the default)")
+    for action, help_ in (
+        ("status", "one job's status"),
+        ("logs", "its output so far"),
+        ("stop", "stop it; what it wrote stays"),
+        ("wait", "wait until it ends; exit 0 if it succeeded"),
+    ):
+        one = actions.add_parser(action, help=help_)
+        one.add_argument("id")
+        if action == "logs":
+            one.add_argument("--follow", "-f", action="store_true", help="until the job ends")
+        if action == "wait":
+            one.add_argument("--timeout", type=float, help="seconds (default: no limit)")
     return parser
 
 
@@ -187,6 +216,12 @@ def _data_options(p: argparse.ArgumentParser) -> None:
         "(ray://host:port or host:port, tcp://scheduler:port, spark://master:port)",
     )
     p.add_argument(
+        "--cluster",
+        metavar="ENGINE",
+        help="the running cluster of `scaling cluster start ENGINE`: its engine, address and "
+        "(by default) all its workers",
+    )
+    p.add_argument(
         "--out", default=DEFAULT_STORE, help=f"results store directory (default: {DEFAULT_STORE})"
     )
 
@@ -196,8 +231,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=_counts("workers"),
-        default=[1],
-        help="worker counts, e.g. 1,2: one run per count (default: 1)",
+        help="worker counts, e.g. 1,2: one run per count (default: 1, or a --cluster's workers)",
     )
     p.add_argument("--partitions", type=int, help="partitions (default: one per worker)")
     p.add_argument("--rows", type=int, default=100_000, help="synthetic rows (default: 100000)")
@@ -214,8 +248,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=_counts("workers"),
-        default=list(range(1, cores + 1)),
-        help=f"worker counts (default: 1..{cores}, this machine's cores)",
+        help=f"worker counts (default: 1..{cores}, this machine's cores, or a --cluster's)",
     )
     p.add_argument(
         "--rows",
@@ -259,6 +292,40 @@ def _engines(text: str) -> tuple[str, ...]:
     return names
 
 
+def _on_cluster(args: argparse.Namespace, engine_attr: str) -> None:
+    """``--cluster ENGINE``: that recorded cluster's engine, address and workers (asking for
+    more workers than it has fails here, at once, with the number it has)."""
+    from scaling import cluster
+
+    if not args.cluster:
+        if args.workers is None:
+            args.workers = [1] if engine_attr == "engine" else _all_cores()
+        return
+    if args.address:
+        raise UsageError("--cluster says the address; leave out --address")
+    found = cluster.running(args.cluster)
+    if found is None:
+        raise UsageError(
+            f"no {args.cluster} cluster started here is running; "
+            f"`scaling cluster start {args.cluster}` starts one"
+        )
+    has = found.live_workers() or found.workers
+    if args.workers is None:
+        args.workers = [has] if engine_attr == "engine" else list(range(1, has + 1))
+    if max(args.workers) > has:
+        raise UsageError(
+            f"the {found.engine} cluster at {found.address} has {has} workers; "
+            f"ask for at most {has} (or `scaling cluster start {found.engine} --join "
+            f"{found.address} --workers N` adds more)"
+        )
+    setattr(args, engine_attr, found.engine)
+    args.address = found.address
+
+
+def _all_cores() -> list[int]:
+    return list(range(1, (os.cpu_count() or 1) + 1))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
     from scaling.report import print_table
@@ -266,6 +333,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scaling.runner import run_with_progress
 
     job = get_job(args.job)
+    _on_cluster(args, "engine")
     _engines(args.engine)
     config = _config(job, args)
     source = _source(job, args, args.rows, config)
@@ -296,6 +364,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from scaling.runner import SweepPlan
 
     job = get_job(args.job)
+    _on_cluster(args, "engines")
     config = _config(job, args)
     data = _source(job, args, 1, config) if args.data else None
     plan = SweepPlan(
@@ -640,6 +709,101 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from scaling import cluster, submission
+
+    if not args.cluster:
+        raise UsageError(
+            "submit runs on a cluster of `scaling cluster start`; add --cluster ENGINE"
+        )
+    _on_cluster(args, "engine")
+    raw, forward, skip = args.argv[2:], [], False
+    for i, arg in enumerate(raw):  # the run's own options, less those resolved here
+        if skip or arg.startswith("--cluster="):
+            skip = False
+            continue
+        if arg in ("--cluster", "--workers", "--out"):
+            skip = i + 1 < len(raw)
+            continue
+        if arg.startswith(("--workers=", "--out=")):
+            continue
+        forward.append(arg)
+    argv = [
+        "run", args.job, *forward, "--engine", args.engine, "--address", args.address,
+        "--workers", ",".join(map(str, args.workers)), "--out", str(Path(args.out).resolve()),
+    ]  # fmt: skip
+    job = submission.submit(cluster.running(args.cluster), argv)
+    print(job.id)
+    print(
+        f"`scaling jobs logs {job.id} --follow` follows it; watch it on {job.dashboard}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from scaling import cluster
+    from scaling.report import text_table
+
+    if args.action == "start":
+        c = cluster.start(args.engine, args.workers, join=args.join)
+        verb = f"{args.workers} workers joined" if args.join else f"started, {c.workers} workers"
+        print(f"{c.engine} cluster {verb}: --cluster {c.engine} (address {c.address})")
+        for name, url in c.dashboards.items():
+            print(f"  {name}: {url}")
+        return 0
+    if args.action == "stop":
+        ended = cluster.stop(args.engine)
+        print(f"{args.engine}: {len(ended)} processes ended" if ended else "nothing to stop")
+        return 0
+    rows = [("engine", "address", "workers", "processes", "started", "dashboards")]
+    for engine in [args.engine] if args.engine else cluster.ENGINES:
+        c = cluster.Cluster.load(engine)
+        if c is None:
+            continue
+        live = sum(p.alive() for p in c.processes)
+        workers = c.live_workers()
+        rows.append(
+            (
+                engine,
+                c.address,
+                f"{'-' if workers is None else workers} of {c.workers}",
+                f"{live} of {len(c.processes)} running",
+                c.started_at,
+                " ".join(c.dashboards.values()),
+            )
+        )
+    print(text_table(rows) if len(rows) > 1 else "no clusters started here")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from scaling import submission
+    from scaling.report import text_table
+
+    if args.action in (None, "list"):
+        rows = [("id", "engine", "status", "submitted", "command", "reason")]
+        for job in submission.jobs():
+            command = " ".join(job.argv[:2])
+            rows.append((job.id, job.engine, job.status, job.submitted_at, command, job.reason))
+        print(text_table(rows) if len(rows) > 1 else "no jobs submitted")
+        return 0
+    job = submission.Job.load(args.id)
+    if args.action == "logs":
+        if args.follow:
+            submission.follow(job, sys.stdout)
+        else:
+            sys.stdout.write(submission.logs(job))
+        return 0
+    job = {
+        "status": submission.refresh,
+        "stop": submission.stop,
+        "wait": lambda job: submission.wait(job, args.timeout),
+    }[args.action](job)
+    print(f"{job.id}: {job.status}" + (f" ({job.reason})" if job.reason else ""))
+    return 1 if args.action == "wait" and job.status != "succeeded" else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "sweep": cmd_sweep,
@@ -650,6 +814,9 @@ COMMANDS = {
     "predict": cmd_predict,
     "timeline": cmd_timeline,
     "demo": cmd_demo,
+    "submit": cmd_submit,
+    "cluster": cmd_cluster,
+    "jobs": cmd_jobs,
 }
 
 
@@ -657,6 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return COMMANDS[args.command](args)
     except (ScalingError, ImportError) as e:

@@ -364,16 +364,19 @@ def reading(curve: Curve, threshold: float = 0.8) -> str:
     ideal = {part: first.split[part] / scale for part in PARTS}
     excess = {part: last.split[part] - ideal[part] for part in PARTS}
     part = max(excess, key=excess.get)
-    above = (
-        (
+    above = ""
+    if excess[part] > 0:
+        above = (
             f"; at {last.workers} workers {part} is furthest above ideal scaling: "
-            f"{last.split[part] * 1e3:.1f} ms per iteration against an ideal "
-            f"{ideal[part] * 1e3:.1f} ms ({first.split[part] * 1e3:.1f} ms at "
-            f"{first.workers})"
+            f"{last.split[part] * 1e3:.1f} ms per iteration"
         )
-        if excess[part] > 0
-        else ""
-    )
+        if first.split[part] > 0:
+            above += (
+                f" against an ideal {ideal[part] * 1e3:.1f} ms "
+                f"({first.split[part] * 1e3:.1f} ms at {first.workers})"
+            )
+        else:  # a gang of one has no one to talk to
+            above += f", none at {first.workers}"
     cost = ""
     if curve.baseline is not None:
         c = curve.cost

@@ -544,23 +544,30 @@ def _html(
 
 def _run_rows(cs: Sequence[Curve], records: Sequence[dict]) -> list[tuple]:
     """What each curve ran: its shape, the job's options and the versions, header first."""
+    from scaling import cluster
+
     first = {curve_key(r): r for r in reversed(records) if r.get("status") == "ok"}
+    attached = any(first[c.key].get("address") for c in cs)
     rows = [("curve", "job", "scaling", "rows", "features", "options", "versions")]
+    rows[0] += ("cluster",) * attached
     for c in cs:
         r = first[c.key]
         versions = r.get("versions", {})
         shown = ["python", c.engine, *sorted(versions.keys() - {"python", c.engine})]
-        rows.append(
-            (
-                c.label,
-                c.job,
-                c.mode,
-                f"{c.size:,}" + (" per worker" if c.mode == "weak" else ""),
-                c.features,
-                ", ".join(f"{k}={v}" for k, v in r.get("config", {}).items()),
-                ", ".join(f"{k} {versions[k]}" for k in shown if k in versions),
-            )
+        row = (
+            c.label,
+            c.job,
+            c.mode,
+            f"{c.size:,}" + (" per worker" if c.mode == "weak" else ""),
+            c.features,
+            ", ".join(f"{k}={v}" for k, v in r.get("config", {}).items()),
+            ", ".join(f"{k} {versions[k]}" for k in shown if k in versions),
         )
+        if attached:  # its dashboards while the cluster lives
+            live = r.get("address") and cluster.find(r["address"])
+            where = r.get("address") or "embedded"
+            row += (", ".join([where, *live.dashboards.values()]) if live else where,)
+        rows.append(row)
     return rows
 
 

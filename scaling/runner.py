@@ -93,6 +93,7 @@ def run_job(
         **_identity(job, engine, workers, source, config, sweep_id, mode, started),
         "status": "ok",
         "address": address,
+        "dashboards": _dashboards(address),
         "partitions": ds.partitions,
         "dtype": dtype,
         "data": source.describe(),
@@ -155,6 +156,14 @@ class Clusters:
         self.close()
 
 
+def _dashboards(address: str | None) -> dict[str, str]:
+    """The dashboards of the cluster at ``address``, where `scaling cluster start` started it."""
+    from scaling import cluster
+
+    found = cluster.find(address) if address else None
+    return found.dashboards if found else {}
+
+
 def throughput(job: Job, config: object, rows: int, seconds: float) -> dict:
     """Units of ``job.unit`` processed per second at ``seconds`` per iteration."""
     units = job.rows_per_iteration(config, rows)
@@ -181,6 +190,7 @@ def _identity(
         "job": job.name,
         "engine": engine,
         "execution": job.execution(config),
+        "job_id": os.environ.get("SCALING_JOB_ID"),  # a run of `scaling submit`
         "workers": workers,
         "rows": source.rows,
         "features": source.features,

@@ -1,58 +1,142 @@
-"""`--address` connects to a running cluster that cluster/start.sh started (real processes)."""
+"""`scaling cluster`, `scaling submit` and `scaling jobs` on real local clusters of each engine:
+start, submit from a process that exits, list, logs, stop, wait, records, stop the cluster
+and check by process ids and sockets that nothing it started is left."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
-from pathlib import Path
+import urllib.request
 
+import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from jobs import kmeans
+from scaling import cluster, submission
+from scaling.cli import main
+from scaling.report import write_report
+from scaling.results import load
+from scaling.runner import run_job
+
+SHORT = ["kmeans", "--rows", "20000", "--k", "4", "--max-iter", "5", "--tol", "0"]
+# a driver loop of many steps: it runs until stopped, and stopping its driver stops it
+LONG = ["sgd", "--strategy", "driver-allreduce", "--max-steps", "1000000", "--rows", "4000",
+        "--hidden", "8", "--batch-size", "64", "--eval-every", "1000000"]  # fmt: skip
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALING_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def submit(*args: str) -> str:
+    """`scaling submit` from a process of its own, which exits: the job must outlive it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scaling.cli", "submit", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def everything(c: cluster.Cluster) -> list[psutil.Process]:
+    """The cluster's daemons and every process they spawned, now."""
+    procs = []
+    for p in c.processes:
+        if p.alive():
+            leader = psutil.Process(p.pid)
+            procs += [leader, *leader.children(recursive=True)]
+    return procs
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((cluster.HOST, port)) == 0
 
 
 @pytest.mark.parametrize("engine", ["ray", "dask", "spark"])
-def test_run_on_a_started_cluster(engine, tmp_path):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "VENV": str(BIN.parent)}
-    started = subprocess.run(
-        [ROOT / "cluster/start.sh", engine, "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
+def test_start_submit_watch_stop(engine, home, capsys):
+    if engine == "dask":  # one worker, then a second set that joins it: the multi-host path
+        assert main(["cluster", "start", "dask", "--workers", "1"]) == 0
+        address = cluster.running("dask").address
+        assert main(["cluster", "start", "dask", "--workers", "1", "--join", address]) == 0
+    else:
+        assert main(["cluster", "start", engine, "--workers", "2"]) == 0
+    c = cluster.running(engine)
     try:
-        options = started.stdout.strip().splitlines()[-1].split()
-        done = subprocess.run(
-            [
-                BIN / "scaling",
-                "run",
-                "kmeans",
-                *options,
-                "--workers",
-                "2",
-                "--rows",
-                "20000",
-                "--k",
-                "3",
-                "--out",
-                str(tmp_path),
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
+        assert c.live_workers() == 2 and c.workers == 2
+        for url in c.dashboards.values():  # on, and on loopback
+            assert url.startswith(f"http://{cluster.HOST}:")
+            assert urllib.request.urlopen(url, timeout=10).status == 200
+
+        store = home / "results"
+        short = submit(*SHORT, "--cluster", engine, "--out", str(store))
+        assert submission.wait(submission.Job.load(short), timeout=300).status == "succeeded"
+        long = submit(*LONG, "--cluster", engine, "--out", str(store))
+        capsys.readouterr()
+        assert main(["jobs"]) == 0
+        listed = capsys.readouterr().out
+        assert re.search(rf"{short}\s+{engine}\s+succeeded", listed)
+        assert re.search(rf"{long}\s+{engine}\s+running", listed)
+        assert main(["jobs", "logs", short]) == 0
+        assert "records:" in capsys.readouterr().out
+        assert main(["jobs", "stop", long]) == 0
+        assert main(["jobs", "status", long]) == 0
+        said = capsys.readouterr().out.splitlines()
+        assert said == [f"{long}: stopped (stopped by `scaling jobs stop`)"] * 2
+
+        # the submitted run's record: in the store, with its job id, equal to a local run
+        (record,) = load(store).records
+        assert record["job_id"] == short and record["status"] == "ok"
+        assert (record["engine"], record["workers"], record["address"]) == (
+            engine,
+            2,
+            c.address,
         )
-        assert done.returncode == 0, done.stderr[-2000:]
-        record = json.loads(done.stdout.splitlines()[-1])
-        assert record["engine"] == engine and record["address"] == options[-1]
-        assert record["workers"] == 2 and record["quality"]["inertia"] > 0
+        assert record["dashboards"] == c.dashboards
+        report = write_report([record], home / "report").read_text()
+        assert all(url in report for url in c.dashboards.values())  # while the cluster lives
+        config = kmeans.KMeansConfig(k=4, max_iter=5, tol=0)
+        source = kmeans.JOB.synthetic(20_000, 16, 0, config)
+        local = run_job(kmeans.JOB, "local", 2, source, config).record
+        assert record["quality"]["inertia"] == pytest.approx(local["quality"]["inertia"], 1e-9)
+
+        # asking for more workers than it has fails at once, with the number it has
+        assert main(["run", *SHORT, "--cluster", engine, "--workers", "3"]) == 2
+        assert "has 2 workers" in capsys.readouterr().err
     finally:
-        subprocess.run(
-            [ROOT / "cluster/stop.sh", engine], env=env, timeout=120, capture_output=True
-        )
+        procs = everything(c)
+        assert main(["cluster", "stop", engine]) == 0
+    assert procs and not [p for p in procs if p.is_running() and p.status() != "zombie"]
+    assert not [port for port in c.ports if listening(port)]
+    assert cluster.running(engine) is None
+
+
+def test_a_job_whose_cluster_goes_away_is_marked_failed(home):
+    assert main(["cluster", "start", "dask", "--workers", "1"]) == 0
+    try:
+        job = submit(*LONG, "--cluster", "dask", "--out", str(home / "results"))
+        json.loads((submission.jobs_dir() / f"{job}.json").read_text())  # recorded at once
+        assert submission.wait(submission.Job.load(job), timeout=8).status == "running"
+    finally:
+        assert main(["cluster", "stop", "dask"]) == 0
+    ended = submission.wait(submission.Job.load(job), timeout=120)
+    assert ended.status == "failed" and ended.reason.startswith("scaling: error:")
+
+
+def test_cluster_commands_refuse_what_they_cannot_do(home, capsys):
+    assert main(["submit", *SHORT, "--cluster", "dask"]) == 2
+    assert "no dask cluster started here is running" in capsys.readouterr().err
+    assert main(["cluster", "start", "mesos"]) == 2
+    assert main(["jobs", "status", "job-nope"]) == 2
+    assert "no job 'job-nope'" in capsys.readouterr().err
+    assert main(["cluster", "stop", "dask"]) == 0
+    assert "nothing to stop" in capsys.readouterr().out
+    assert os.environ["SCALING_HOME"].startswith(str(home))

@@ -46,5 +46,5 @@ def check_reachable(
     except OSError as e:
         raise EngineError(
             f"cannot reach a {engine} cluster at {address} ({e.strerror or e}); start one "
-            f"(cluster/README.md) or omit --address to start an embedded local cluster"
+            f"(`scaling cluster start {engine}`) or omit --address for an embedded local cluster"
         ) from e
