@@ -293,22 +293,26 @@ def _engines(text: str) -> tuple[str, ...]:
 
 
 def _on_cluster(args: argparse.Namespace, engine_attr: str) -> None:
-    """``--cluster ENGINE``: that recorded cluster's engine, address and workers (asking for
-    more workers than it has fails here, at once, with the number it has)."""
+    """``--cluster ENGINE`` (or the ``--address`` of a cluster started here): that cluster's
+    engine, address and workers (asking for more workers than it has fails here, at once,
+    with the number it has)."""
     from scaling import cluster
 
-    if not args.cluster:
+    if args.cluster and args.address:
+        raise UsageError("--cluster says the address; leave out --address")
+    if args.cluster:
+        found = cluster.running(args.cluster)
+        if found is None:
+            raise UsageError(
+                f"no {args.cluster} cluster started here is running; "
+                f"`scaling cluster start {args.cluster}` starts one"
+            )
+    else:  # an --address of a cluster started here is that cluster
+        found = cluster.find(args.address) if args.address else None
+    if found is None:
         if args.workers is None:
             args.workers = [1] if engine_attr == "engine" else _all_cores()
         return
-    if args.address:
-        raise UsageError("--cluster says the address; leave out --address")
-    found = cluster.running(args.cluster)
-    if found is None:
-        raise UsageError(
-            f"no {args.cluster} cluster started here is running; "
-            f"`scaling cluster start {args.cluster}` starts one"
-        )
     has = found.live_workers() or found.workers
     if args.workers is None:
         args.workers = [has] if engine_attr == "engine" else list(range(1, has + 1))
