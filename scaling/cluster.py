@@ -127,7 +127,7 @@ def start(engine: str, workers: int, join: str | None = None, timeout: float = 1
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
     existing = running(engine)
-    if join is None and existing is not None:
+    if existing is not None and join != existing.address:
         raise UsageError(
             f"a {engine} cluster started here runs at {existing.address}; "
             f"`scaling cluster stop {engine}` first, or use it"
@@ -137,10 +137,8 @@ def start(engine: str, workers: int, join: str | None = None, timeout: float = 1
     launch = _LAUNCHERS[engine]
     if join is None:
         cluster = launch(workers, logs)
-    else:
-        if existing is None or existing.address != join:
-            existing = Cluster(engine, 0, join, {}, [], _now())
-        cluster = existing
+    else:  # the workers are recorded with the cluster they join, if it was started here
+        cluster = existing or Cluster(engine, 0, join, {}, [], _now())
         cluster.processes += _JOINERS[engine](join, workers, logs)
         cluster.workers += workers
     cluster.save()
@@ -214,23 +212,9 @@ def _dask(workers: int, logs: Path) -> Cluster:
         _bin("dask"), "scheduler", "--host", HOST, "--port", str(port),
         "--dashboard-address", f"{HOST}:{dashboard}",
     ]  # fmt: skip
-    scheduler = _spawn(
-        argv,
-        "dask-scheduler",
-        logs,
-    )
-    cluster = Cluster(
-        "dask",
-        workers,
-        address,
-        {"Dask dashboard": f"http://{HOST}:{dashboard}/status"},
-        [port, dashboard],
-        _now(),
-        [scheduler],
-    )
-    _wait_port(HOST, port, 60, scheduler)
-    cluster.processes += _dask_join(address, workers, logs)
-    return cluster
+    scheduler = _spawn(argv, "dask-scheduler", logs)
+    dashboards = {"Dask dashboard": f"http://{HOST}:{dashboard}/status"}
+    return _joined("dask", workers, address, dashboards, [port, dashboard], scheduler, logs)
 
 
 def _dask_join(address: str, workers: int, logs: Path) -> list[Process]:
@@ -262,19 +246,23 @@ def _spark(workers: int, logs: Path) -> Cluster:
     # (cluster deploy mode is for JVM applications), and a second cluster would clash on it.
     rest = {"SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
     master = _spawn(argv, "spark-master", logs, {**env, **rest})
-    address = f"spark://{HOST}:{port}"
-    cluster = Cluster(
-        "spark",
-        workers,
-        address,
-        {"Spark master": f"http://{HOST}:{ui}"},
-        [port, ui],
-        _now(),
-        [master],
-    )
-    _wait_port(HOST, port, 60, master)
-    cluster.processes += _spark_join(address, workers, logs)
-    return cluster
+    dashboards = {"Spark master": f"http://{HOST}:{ui}"}
+    return _joined("spark", workers, f"spark://{HOST}:{port}", dashboards, [port, ui], master, logs)
+
+
+def _joined(
+    engine: str,
+    workers: int,
+    address: str,
+    dashboards: dict[str, str],
+    ports: list[int],
+    head: Process,
+    logs: Path,
+) -> Cluster:
+    """A cluster of ``head`` (listening at ``ports[0]``) and ``workers`` that join it."""
+    _wait_port(HOST, ports[0], 60, head)
+    processes = [head, *_JOINERS[engine](address, workers, logs)]
+    return Cluster(engine, workers, address, dashboards, ports, _now(), processes)
 
 
 def _spark_join(address: str, workers: int, logs: Path) -> list[Process]:
@@ -352,6 +340,11 @@ def _wait_ready(cluster: Cluster, timeout: float) -> None:
         if dead:
             stop(cluster.engine)
             raise EngineError(f"{dead[0].role} exited while starting; see {dead[0].log}")
+        if not cluster.dashboards:  # workers that joined a head elsewhere: it counts them
+            time.sleep(3)
+            if all(p.alive() for p in cluster.processes):
+                return
+            continue
         if (cluster.live_workers() or 0) >= cluster.workers and _jobs_api_ready(cluster):
             return
         time.sleep(0.5)
