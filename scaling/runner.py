@@ -78,7 +78,7 @@ def run_job(
         ds = eng.load(source, partitions, dtype)
         result = job.fit(eng, ds, config, on_iteration=on_iteration)
         eng.release(ds)
-        trace, engine_version = eng.trace, eng.version
+        trace, engine_version, dashboards = eng.trace, eng.version, eng.dashboards
     except BaseException:
         pool.close()  # a failed run may leave its workers broken: the next run starts afresh
         raise
@@ -93,7 +93,7 @@ def run_job(
         **_identity(job, engine, workers, source, config, sweep_id, mode, started),
         "status": "ok",
         "address": address,
-        "dashboards": _dashboards(address),
+        "dashboards": {**_dashboards(address), **dashboards},
         "partitions": ds.partitions,
         "dtype": dtype,
         "data": source.describe(),

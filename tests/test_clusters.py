@@ -100,7 +100,9 @@ def test_start_submit_watch_stop(engine, home, capsys):
             2,
             c.address,
         )
-        assert record["dashboards"] == c.dashboards
+        assert record["dashboards"].items() >= c.dashboards.items()
+        if engine == "spark":  # and the application's own UI, on loopback
+            assert record["dashboards"]["Spark application"].startswith("http://127.0.0.1:")
         report = write_report([record], home / "report").read_text()
         assert all(url in report for url in c.dashboards.values())  # while the cluster lives
         config = kmeans.KMeansConfig(k=4, max_iter=5, tol=0)

@@ -97,6 +97,7 @@ class Engine(ABC):
             raise UsageError(f"workers must be an integer >= 1, got {workers!r}")
         self.workers = int(workers)
         self.address = address
+        self.dashboards: dict[str, str] = {}  # web UIs of this run's own, where it has some
         self.trace = Trace()
         self._closed = True
         if address is not None:

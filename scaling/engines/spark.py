@@ -149,7 +149,10 @@ class SparkEngine(Engine):
             .appName("scaling")
             .config("spark.driver.host", os.environ["SPARK_LOCAL_IP"])
             .config("spark.driver.bindAddress", os.environ["SPARK_LOCAL_IP"])
-            .config("spark.ui.enabled", "false")
+            # the application's web UI where the run is on a cluster that lives on (watched
+            # from the master's UI); an embedded cluster's ends with the run
+            .config("spark.ui.enabled", str(self.address is not None).lower())
+            .config("spark.ui.port", "0")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG}")
             .config("spark.executor.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG}")
@@ -167,6 +170,8 @@ class SparkEngine(Engine):
         with _stderr_to(JVM_LOG):
             self._session = builder.getOrCreate()
         self._sc = self._session.sparkContext
+        if self._sc.uiWebUrl:
+            self.dashboards = {"Spark application": self._sc.uiWebUrl}
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         flat = sorted((s for worker in specs for s in worker), key=lambda s: s.index)
