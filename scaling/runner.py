@@ -124,8 +124,8 @@ class Clusters:
     engine, worker count and address, closed and started afresh when they ask for another.
 
     Starting a cluster costs more than many runs: 7 s for Ray, 10-20 s for Spark's JVM and
-    executors on 2 cores. Runs time iterations, not start-up, so a shared cluster changes no
-    measured figure; each run gets a fresh trace (keeping the calibrated latencies) and frees
+    executors on 2 cores. A run's figures come from its iterations after a warm-up one, not
+    from start-up; each run gets a fresh trace (keeping the calibrated latencies) and frees
     its data. Ray and Spark hold one cluster per driver process, hence one at a time.
     """
 

@@ -19,7 +19,7 @@ import pytest
 from scaling.results import load
 
 JOBS = {  # the engines, then a few small iterations of each job
-    "kmeans": ["--engines", "local,ray,dask", "--k", "3", "--max-iter", "3"],
+    "kmeans": ["--engines", "local,dask", "--k", "3", "--max-iter", "3"],
     "logreg": ["--engines", "local,dask", "--max-iter", "3", "--execution", "allreduce"],
     "sgd": ["--engines", "local,dask", "--hidden", "8", "--batch-size", "64", "--max-steps", "5",
             "--eval-every", "100"],

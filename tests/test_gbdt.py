@@ -178,7 +178,7 @@ def member(ctx, parts, backend, started, job, fault):
     return train.member(ctx, parts, backend, started, job)
 
 if __name__ == "__main__":
-    config = gbdt.GBDTConfig(library=sys.argv[2], rounds=5, max_depth=3, num_leaves=7, timeout=10)
+    config = gbdt.GBDTConfig(library=sys.argv[2], rounds=5, max_depth=3, num_leaves=7, timeout=6)
     with make_engine(sys.argv[1], 2) as engine:
         ds = engine.load(Classification(rows=2000, features=4))
         for fault in ("late", "ok", "die"):
@@ -206,8 +206,8 @@ def test_a_member_that_never_joins_or_dies_fails_the_run_in_time(tmp_path, name,
     # Ray's own logs share stdout, even mid-line: the script marks its lines with @@.
     lines = [ln.split("@@", 1)[1].split(" ", 3) for ln in done.stdout.splitlines() if "@@" in ln]
     (_, late, late_s, late_msg), ok, (_, die, die_s, die_msg) = lines
-    assert late == "late" and float(late_s) < 10 + 3
-    assert "did not finish within 10s: a member died or never joined" in late_msg
+    assert late == "late" and float(late_s) < 6 + 3
+    assert "did not finish within 6s: a member died or never joined" in late_msg
     assert ok == ["OK", "5"]
     assert die == "die" and float(die_s) < 10  # the first lost member fails the gang
     assert f"a {name} worker died during gang" in die_msg
