@@ -675,7 +675,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from scaling.runner import SweepPlan, sweep_all
 
     engines = _engines(args.engines)
-    workers = tuple(range(1, (os.cpu_count() or 1) + 1))
+    workers = tuple(_all_cores())
     plans = [
         SweepPlan(
             job=get_job(name),
@@ -714,6 +714,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from jobs import get_job
     from scaling import cluster, submission
 
     if not args.cluster:
@@ -721,21 +722,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
             "submit runs on a cluster of `scaling cluster start`; add --cluster ENGINE"
         )
     _on_cluster(args, "engine")
-    raw, forward, skip = args.argv[2:], [], False
-    for i, arg in enumerate(raw):  # the run's own options, less those resolved here
-        if skip or arg.startswith("--cluster="):
-            skip = False
-            continue
-        if arg in ("--cluster", "--workers", "--out"):
-            skip = i + 1 < len(raw)
-            continue
-        if arg.startswith(("--workers=", "--out=")):
-            continue
-        forward.append(arg)
-    argv = [
-        "run", args.job, *forward, "--engine", args.engine, "--address", args.address,
-        "--workers", ",".join(map(str, args.workers)), "--out", str(Path(args.out).resolve()),
+    job_options = [
+        (f"--{f.name.replace('_', '-')}", getattr(args, f.name))
+        for f in dataclasses.fields(get_job(args.job).config)
+        if f.name not in GLOBAL_FIELDS
+    ]
+    resolved = [  # the run as parsed here, paths absolute: the job may run in another directory
+        ("--engine", args.engine), ("--address", args.address),
+        ("--workers", ",".join(map(str, args.workers))), ("--rows", args.rows),
+        ("--features", args.features), ("--seed", args.seed), ("--dtype", args.dtype),
+        ("--partitions", args.partitions), ("--data", args.data and Path(args.data).resolve()),
+        ("--label", args.label), ("--out", Path(args.out).resolve()), *job_options,
     ]  # fmt: skip
+    argv = ["run", args.job, *(str(x) for o, v in resolved if v is not None for x in (o, v))]
     job = submission.submit(cluster.running(args.cluster), argv)
     print(job.id)
     print(
@@ -828,7 +827,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return COMMANDS[args.command](args)
     except (ScalingError, ImportError) as e:
