@@ -370,15 +370,22 @@ def _jobs_api_ready(cluster: Cluster) -> bool:
 
 def stop(engine: str, grace: float = 15.0) -> list[int]:
     """End every process group the recorded ``engine`` cluster started, and what they spawned
-    (SIGTERM, then SIGKILL after ``grace`` seconds); forget the cluster. Returns the pids
-    ended."""
-    import psutil
-
+    (:func:`end_groups`); forget the cluster. Returns the pids ended."""
     cluster = Cluster.load(engine)
     if cluster is None:
         return []
+    ended = end_groups(cluster.processes, grace)
+    cluster.path.unlink(missing_ok=True)
+    return ended
+
+
+def end_groups(leaders: list[Process], grace: float) -> list[int]:
+    """SIGTERM the process group of each leader still alive, then SIGKILL whatever of them
+    and their descendants is left after ``grace`` seconds. Returns the pids ended."""
+    import psutil
+
     procs = []
-    for p in cluster.processes:
+    for p in leaders:
         if not p.alive():
             continue
         leader = psutil.Process(p.pid)
@@ -390,5 +397,4 @@ def stop(engine: str, grace: float = 15.0) -> list[int]:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
-    cluster.path.unlink(missing_ok=True)
     return [proc.pid for proc in procs]

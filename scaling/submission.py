@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scaling.cluster import Cluster, get_json, home
+from scaling.cluster import Cluster, Process, end_groups, get_json, home
 from scaling.errors import EngineError, UsageError
 from scaling.results import atomic_write
 
@@ -130,7 +129,7 @@ def refresh(job: Job) -> Job:
             return _end(job, status, "" if status == "succeeded" else info.get("message") or "")
         return job
     job = Job.load(job.id)  # the supervisor may have ended it
-    if job.status not in FINAL and not _supervisor_alive(job):
+    if job.status not in FINAL and not _supervisor(job).alive():
         return _end(job, "failed", "its driver process ended without a status")
     return job
 
@@ -175,14 +174,7 @@ def stop(job: Job) -> Job:
         wait(job, timeout=60)
         return _end(Job.load(job.id), "stopped", "stopped by `scaling jobs stop`")
     job = _end(job, "stopped", "stopped by `scaling jobs stop`")  # first: the supervisor sees it
-    if _supervisor_alive(job):
-        import psutil
-
-        group = [psutil.Process(job.pid), *psutil.Process(job.pid).children(recursive=True)]
-        os.killpg(job.pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs(group, timeout=10)
-        for proc in alive:
-            proc.kill()
+    end_groups([_supervisor(job)], grace=10)
     return job
 
 
@@ -203,13 +195,9 @@ def _end(job: Job, status: str, reason: str) -> Job:
     return job
 
 
-def _supervisor_alive(job: Job) -> bool:
-    import psutil
-
-    try:
-        return abs(psutil.Process(job.pid).create_time() - job.started) < 0.05
-    except psutil.NoSuchProcess:
-        return False
+def _supervisor(job: Job) -> Process:
+    """A detached job's supervisor, the leader of its driver's process group."""
+    return Process(job.pid, job.started, "supervisor", str(job.log))
 
 
 def _ray_request(job: Job, path: str, body: dict | None = None) -> dict:
