@@ -204,13 +204,6 @@ class Trace:
         (on the driver's host every process reads the same clock)."""
         self._open: list[Span] = []
 
-    def fresh(self) -> Trace:
-        """An empty trace for the next run on the same workers: the calibrated latencies and
-        clock offsets carry over."""
-        trace = Trace()
-        trace.latency, trace.clock_offsets = dict(self.latency), dict(self.clock_offsets)
-        return trace
-
     def record(self, call: Call) -> Call:
         call.split(self.latency.get(call.op, 0.0))
         self.calls.append(call)
