@@ -233,8 +233,9 @@ def fit_compute(samples: list[tuple[float, float]], what: str) -> Correction:
     measured compute seconds).
 
     Two shapes or more: the least-squares line (a negative fixed cost is dropped for a line
-    through the origin). One shape: its ratio alone, the median over its runs. None: the
-    roofline alone.
+    through the origin: the median of the runs' ratios, so that with two shapes each misses
+    by half their difference). One shape: its ratio alone, the median over its runs. None:
+    the roofline alone.
     """
     samples = [(r, c) for r, c in samples if r > 0 and c > 0]
     n = len(samples)
@@ -253,7 +254,7 @@ def fit_compute(samples: list[tuple[float, float]], what: str) -> Correction:
             )
     if not samples:
         return Correction(where=(f"compute on the roofline alone: no 1-worker run of {what}",))
-    factor = statistics.median_low(c / r for r, c in samples)
+    factor = statistics.median(c / r for r, c in samples)
     return Correction(
         factor=factor, where=(f"compute = roofline x {factor:.2f}, the median of {runs}",)
     )

@@ -104,12 +104,13 @@ def test_model_bytes_are_what_a_real_run_moved(dask_calibration):
 
 
 def test_prediction_meets_the_measured_times_it_was_fitted_on(dask_calibration):
-    """Compute is fitted on measured 1-worker runs at two shapes (a fixed cost per iteration
-    and a factor on the roofline, or the factor alone where the line's fixed cost comes out
-    negative: k-means has almost none, so noise decides: then each shape misses by half the
-    two shapes' difference in ratio, 12% once in CI on a loaded machine); the rest of the time
-    (the engine's call, the bytes) comes from the calibration alone, so the total can miss
-    more."""
+    """Compute is fitted on measured 1-worker runs at two shapes: a fixed cost per iteration
+    and a factor on the roofline, which meets both, or (where the line's fixed cost comes out
+    negative: k-means has almost none, so noise decides) the factor alone, the median of the
+    two shapes' ratios, which misses each by at most half of how far the two measured ratios
+    disagree. That disagreement is measured here, not assumed: on a loaded machine it was 26%
+    once. The rest of the time (the engine's call, the bytes) comes from the calibration
+    alone, so it gets a tolerance of its own."""
     job = get_job("kmeans")
     config = KMeansConfig(k=16, max_iter=6, tol=0.0, init="random")
     shapes = [(400_000, 16), (1_600_000, 16)]  # both past the caches
@@ -117,12 +118,18 @@ def test_prediction_meets_the_measured_times_it_was_fitted_on(dask_calibration):
     records = [r.record for r in runs]
     fitted = costmodel.correction(job, "dask", config, records, dask_calibration)
     assert "2 measured 1-worker runs" in fitted.where[0]
+    roofs = [costmodel.roofline_seconds(job, n, d, config, dask_calibration) for n, d in shapes]
+    ratios = sorted(r["split"]["compute"] / roof for r, roof in zip(records, roofs, strict=True))
+    disagreement = ratios[1] / ratios[0] - 1
     for (n, d), record in zip(shapes, records, strict=True):
         (terms,) = costmodel.predict(
             lambda p, n=n, d=d: job.explain(n, d, p, config), [1], dask_calibration, fitted
         )
-        assert terms.compute == pytest.approx(record["split"]["compute"], rel=0.25)
-        assert terms.seconds == pytest.approx(record["timings"]["per_iteration"], rel=0.35)
+        measured = record["split"]["compute"]
+        assert terms.compute == pytest.approx(measured, rel=disagreement / 2 + 1e-9)
+        wall = record["timings"]["per_iteration"]
+        rest = terms.seconds - terms.compute
+        assert rest == pytest.approx(wall - measured, abs=0.35 * wall)
     one = costmodel.correction(job, "dask", config, records[:1], dask_calibration)
     assert "median of 1 measured 1-worker run" in one.where[0] and one.fixed == 0
 
@@ -193,3 +200,11 @@ def test_a_collective_pays_its_bytes_once_and_its_latency_per_repeat(dask_calibr
         )
         expected = sends * 1e-9 if link.beta else 6 * 2 * 3 * 1e-5
         assert terms.communication == pytest.approx(expected)
+
+
+def test_a_line_with_a_negative_fixed_cost_falls_back_to_a_factor_between_the_shapes():
+    # Measured compute 8 ms over a 10 ms roofline and 40 ms over 40 ms: the line through them
+    # has a negative intercept, so one factor serves both, halfway between their ratios.
+    fitted = costmodel.fit_compute([(0.010, 0.008), (0.040, 0.040)], "two shapes")
+    assert fitted.fixed == 0 and fitted.factor == pytest.approx(0.9)
+    assert "median of 2 measured" in fitted.where[0]
