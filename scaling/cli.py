@@ -72,17 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
     for command, help_ in (
         ("run", "run one job on one engine at one or more worker counts"),
         ("sweep", "run a job over engines x workers x sizes, then report"),
-        ("submit", "run a job on a cluster of `scaling cluster start`, detached: prints its id"),
+        (
+            "submit",
+            "run (or `submit sweep JOB`: sweep) a job on a cluster of `scaling cluster start`, "
+            "detached: prints its id",
+        ),
     ):
         sub = commands.add_parser(command, help=help_)
+        verbs = [*JOBS, "sweep"] if command == "submit" else JOBS
         jobs = sub.add_subparsers(
-            dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+            dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(verbs) + "}"
         )
         for name in JOBS:
-            job_parser = jobs.add_parser(name, help=f"{command} {name}")
-            _data_options(job_parser)
-            (_sweep_options if command == "sweep" else _run_options)(job_parser)
-            _job_options(job_parser, get_job(name).config)
+            verb = "run" if command == "submit" else command
+            jobs.add_parser(name, help=f"{command} {name}", parents=[_verb_options(verb, name)])
+        if command == "submit":
+            sweep = jobs.add_parser("sweep", help="submit sweep JOB [the sweep's options]")
+            sweep_jobs = sweep.add_subparsers(
+                dest="sweep_job", required=True, parser_class=_Parser, metavar="JOB"
+            )
+            for name in JOBS:
+                sweep_jobs.add_parser(
+                    name, help=f"submit sweep {name}", parents=[_verb_options("sweep", name)]
+                )
 
     results = commands.add_parser("results", help="list the sweeps in the results store")
     results.add_argument(
@@ -190,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verb_options(verb: str, name: str) -> argparse.ArgumentParser:
+    """The options of ``scaling VERB NAME`` (``run`` or ``sweep``), as a parent parser: the
+    same for the command itself and for ``submit``, which forwards them (:func:`_forwarded`)."""
+    from jobs import get_job
+
+    p = argparse.ArgumentParser(add_help=False)
+    _data_options(p)
+    (_sweep_options if verb == "sweep" else _run_options)(p)
+    _job_options(p, get_job(name).config)
+    return p
+
+
 def _model_options(p: argparse.ArgumentParser, config_cls: type, store: str) -> None:
     """What explain and predict describe: the data's shape, the job's options, the store."""
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -292,10 +316,11 @@ def _engines(text: str) -> tuple[str, ...]:
     return names
 
 
-def _on_cluster(args: argparse.Namespace, engine_attr: str) -> None:
+def _on_cluster(args: argparse.Namespace, engine_attr: str):
     """``--cluster ENGINE`` (or the ``--address`` of a cluster started here): that cluster's
     engine, address and workers (asking for more workers than it has fails here, at once,
-    with the number it has)."""
+    with the number it has). Returns the cluster, or None for an embedded one or one
+    started elsewhere."""
     from scaling import cluster
 
     if args.cluster and args.address:
@@ -312,7 +337,7 @@ def _on_cluster(args: argparse.Namespace, engine_attr: str) -> None:
     if found is None:
         if args.workers is None:
             args.workers = [1] if engine_attr == "engine" else _all_cores()
-        return
+        return None
     has = found.live_workers() or found.workers
     if args.workers is None:
         args.workers = [has] if engine_attr == "engine" else list(range(1, has + 1))
@@ -324,6 +349,13 @@ def _on_cluster(args: argparse.Namespace, engine_attr: str) -> None:
         )
     setattr(args, engine_attr, found.engine)
     args.address = found.address
+    return found
+
+
+def _say_dashboards(found) -> None:
+    """Where to watch a run on a cluster of `scaling cluster start` while it runs."""
+    if found is not None and found.dashboards:
+        print(f"watch it on {' '.join(found.dashboards.values())}", file=sys.stderr)
 
 
 def _all_cores() -> list[int]:
@@ -337,7 +369,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scaling.runner import run_with_progress
 
     job = get_job(args.job)
-    _on_cluster(args, "engine")
+    _say_dashboards(_on_cluster(args, "engine"))
     _engines(args.engine)
     config = _config(job, args)
     source = _source(job, args, args.rows, config)
@@ -368,7 +400,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from scaling.runner import SweepPlan
 
     job = get_job(args.job)
-    _on_cluster(args, "engines")
+    _say_dashboards(_on_cluster(args, "engines"))
     config = _config(job, args)
     data = _source(job, args, 1, config) if args.data else None
     plan = SweepPlan(
@@ -714,27 +746,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from jobs import get_job
     from scaling import cluster, submission
 
     if not args.cluster:
         raise UsageError(
             "submit runs on a cluster of `scaling cluster start`; add --cluster ENGINE"
         )
-    _on_cluster(args, "engine")
-    job_options = [
-        (f"--{f.name.replace('_', '-')}", getattr(args, f.name))
-        for f in dataclasses.fields(get_job(args.job).config)
-        if f.name not in GLOBAL_FIELDS
-    ]
-    resolved = [  # the run as parsed here, paths absolute: the job may run in another directory
-        ("--engine", args.engine), ("--address", args.address),
-        ("--workers", ",".join(map(str, args.workers))), ("--rows", args.rows),
-        ("--features", args.features), ("--seed", args.seed), ("--dtype", args.dtype),
-        ("--partitions", args.partitions), ("--data", args.data and Path(args.data).resolve()),
-        ("--label", args.label), ("--out", Path(args.out).resolve()), *job_options,
-    ]  # fmt: skip
-    argv = ["run", args.job, *(str(x) for o, v in resolved if v is not None for x in (o, v))]
+    verb, args.job = ("sweep", args.sweep_job) if args.job == "sweep" else ("run", args.job)
+    _on_cluster(args, "engines" if verb == "sweep" else "engine")
+    argv = [verb, args.job, *_forwarded(_verb_options(verb, args.job), args)]
     job = submission.submit(cluster.running(args.cluster), argv)
     print(job.id)
     print(
@@ -742,6 +762,31 @@ def cmd_submit(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+PATH_OPTIONS = {"data", "out", "report"}
+
+
+def _forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """``args`` as the options of ``parser`` that say them, for a job that runs elsewhere: as
+    parsed here (an abbreviated option spelled out, worker counts resolved from the cluster),
+    with absolute paths, as the job may run in another directory. ``--cluster`` is left out:
+    it has become ``--engine``/``--engines`` and ``--address``."""
+    argv = []
+    for action in parser._actions:  # argparse has no public list of a parser's options
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "cluster" or value is None:
+            continue
+        if value is False:  # a flag not given (0 is a value: --tol 0)
+            continue
+        option = max(action.option_strings, key=len)
+        if value is True:
+            argv.append(option)
+            continue
+        if action.dest in PATH_OPTIONS:
+            value = Path(value).resolve()
+        argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return argv
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

@@ -62,7 +62,7 @@ def listening(port: int) -> bool:
 
 
 @pytest.mark.parametrize("engine", ["ray", "dask", "spark"])
-def test_start_submit_watch_stop(engine, home, capsys):
+def test_start_submit_watch_stop(engine, home, capsys, monkeypatch):
     if engine == "dask":  # one worker, then a second set that joins it: the multi-host path
         assert main(["cluster", "start", "dask", "--workers", "1"]) == 0
         address = cluster.running("dask").address
@@ -116,24 +116,36 @@ def test_start_submit_watch_stop(engine, home, capsys):
         # asking for more workers than it has fails at once, with the number it has
         assert main(["run", *SHORT, "--cluster", engine, "--workers", "3"]) == 2
         assert "has 2 workers" in capsys.readouterr().err
+        # and so does one started by other means, unknown here
+        monkeypatch.setenv("SCALING_HOME", str(home / "elsewhere"))
+        argv = ["--engine", engine, "--address", c.address, "--workers", "3"]
+        assert main(["run", *SHORT, *argv]) == 2
+        assert re.search(r"(has|gave) 2 .*, 3 .*asked", capsys.readouterr().err)
+        monkeypatch.setenv("SCALING_HOME", str(home / "home"))
+
+        if engine == "dask":  # a sweep goes the same way (the same code on every engine)
+            swept = home / "swept"
+            job = submit("sweep", *SHORT, "--no-baseline", "--cluster", engine, "--out", str(swept))
+            assert submission.wait(submission.Job.load(job), timeout=300).status == "succeeded"
+            records = load(swept).records
+            assert [(r["workers"], r["job_id"], r["status"]) for r in records] == [
+                (1, job, "ok"),
+                (2, job, "ok"),
+            ]
+            assert list(swept.glob("*/report.html"))
+            # and a job whose cluster goes away (stopped below) is marked failed
+            doomed = submit(*LONG, "--cluster", engine, "--out", str(home / "doomed"))
+            json.loads((submission.jobs_dir() / f"{doomed}.json").read_text())  # at once
+            assert submission.wait(submission.Job.load(doomed), timeout=3).status == "running"
     finally:
         procs = everything(c)
         assert main(["cluster", "stop", engine]) == 0
     assert procs and not [p for p in procs if p.is_running() and p.status() != "zombie"]
     assert not [port for port in c.ports if listening(port)]
     assert cluster.running(engine) is None
-
-
-def test_a_job_whose_cluster_goes_away_is_marked_failed(home):
-    assert main(["cluster", "start", "dask", "--workers", "1"]) == 0
-    try:
-        job = submit(*LONG, "--cluster", "dask", "--out", str(home / "results"))
-        json.loads((submission.jobs_dir() / f"{job}.json").read_text())  # recorded at once
-        assert submission.wait(submission.Job.load(job), timeout=3).status == "running"
-    finally:
-        assert main(["cluster", "stop", "dask"]) == 0
-    ended = submission.wait(submission.Job.load(job), timeout=120)
-    assert ended.status == "failed" and ended.reason.startswith("scaling: error:")
+    if engine == "dask":
+        ended = submission.wait(submission.Job.load(doomed), timeout=120)
+        assert ended.status == "failed" and ended.reason.startswith("scaling: error:")
 
 
 def test_cluster_commands_refuse_what_they_cannot_do(home, capsys):

@@ -13,6 +13,7 @@ worker set and fails the call as soon as one of ours disappears.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +36,9 @@ from scaling.engines.worker import (
     tree_reduce,
 )
 from scaling.errors import EngineError
+
+JOINING_SECONDS = 5.0
+"""How long a cluster at an address with fewer workers than asked gets for more to join."""
 
 
 class WorkerLost(RuntimeError):
@@ -100,7 +104,10 @@ class DaskEngine(Engine):
             self._client = Client(self._cluster)
         else:
             self._client = Client(self.address, timeout=10)
-            self._client.wait_for_workers(self.workers, timeout=60)
+            if len(self._client.scheduler_info(n_workers=-1)["workers"]) < self.workers:
+                # workers still joining get a moment; a cluster of fewer fails below
+                with contextlib.suppress(TimeoutError):
+                    self._client.wait_for_workers(self.workers, timeout=JOINING_SECONDS)
         info = self._client.scheduler_info(n_workers=-1)["workers"]
         self._addrs = sorted(info)[: self.workers]
         self._memory_limit = min((info[a].get("memory_limit") or 0 for a in self._addrs), default=0)

@@ -131,6 +131,10 @@ class RayEngine(Engine):
         runtime_env = {"env_vars": THREAD_ENV}
         if self.address is None:
             ray.init(
+                # a cluster of its own, whatever else runs here: without "local", Ray joins
+                # the cluster that /tmp/ray/ray_current_cluster names, stale or not, and then
+                # refuses num_cpus
+                address="local",
                 num_cpus=self.workers,
                 include_dashboard=False,
                 log_to_driver=False,
@@ -144,6 +148,13 @@ class RayEngine(Engine):
                 logging_level="ERROR",
                 runtime_env=runtime_env,
             )
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            if cpus < self.workers:  # actors for more would wait for CPUs that never come
+                ray.shutdown()
+                raise EngineError(
+                    f"the Ray cluster at {self.address} has {cpus} CPUs, {self.workers} "
+                    "single-CPU workers asked; start more workers or ask for fewer"
+                )
         self._owns_ray = True
         self._actors = [_Worker.remote() for _ in range(self.workers)]
         try:

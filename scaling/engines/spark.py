@@ -20,6 +20,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -172,6 +173,27 @@ class SparkEngine(Engine):
         self._sc = self._session.sparkContext
         if self._sc.uiWebUrl:
             self.dashboards = {"Spark application": self._sc.uiWebUrl}
+        if self.address is not None:
+            self._wait_for_executors()
+
+    def _wait_for_executors(self, settle: float = 5.0, timeout: float = 60.0) -> None:
+        """Wait until the master has given this application its executors. A master with
+        fewer free cores than asked gives fewer, and Spark would run the job on those alone
+        (recorded at the wrong worker count): fail once their number has stood still for
+        ``settle`` seconds, saying how many it gave."""
+        status = self._sc._jsc.sc().getExecutorMemoryStatus  # the driver's entry too
+        deadline, seen, since = time.monotonic() + timeout, -1, time.monotonic()
+        while (have := status().size() - 1) < self.workers:
+            now = time.monotonic()
+            if have != seen:
+                seen, since = have, now
+            elif (have and now - since > settle) or now > deadline:
+                self._session.stop()
+                raise EngineError(
+                    f"the Spark master at {self.address} gave {have} one-core executors, "
+                    f"{self.workers} asked; start more workers or ask for fewer"
+                )
+            time.sleep(0.2)
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         flat = sorted((s for worker in specs for s in worker), key=lambda s: s.index)
