@@ -82,18 +82,16 @@ def test_start_submit_watch_stop(engine, home, capsys, monkeypatch):
         capsys.readouterr()
         assert main(["jobs", "logs", short]) == 0
         assert "records:" in capsys.readouterr().out
-        # Stopping a job: Ray's API, or a detached driver (the same code on Dask and Spark,
-        # where a second driver would cost a JVM's start)
-        if engine != "spark":
-            long = submit(*LONG, "--cluster", engine, "--out", str(store))
-            assert main(["jobs"]) == 0
-            listed = capsys.readouterr().out
-            assert re.search(rf"{short}\s+{engine}\s+succeeded", listed)
-            assert re.search(rf"{long}\s+{engine}\s+running", listed)
-            assert main(["jobs", "stop", long]) == 0
-            assert main(["jobs", "status", long]) == 0
-            said = capsys.readouterr().out.splitlines()
-            assert said == [f"{long}: stopped (stopped by `scaling jobs stop`)"] * 2
+        # a second job, stopped: through Ray's API, or by ending a detached driver
+        long = submit(*LONG, "--cluster", engine, "--out", str(store))
+        assert main(["jobs"]) == 0
+        listed = capsys.readouterr().out
+        assert re.search(rf"{short}\s+{engine}\s+succeeded", listed)
+        assert re.search(rf"{long}\s+{engine}\s+running", listed)
+        assert main(["jobs", "stop", long]) == 0
+        assert main(["jobs", "status", long]) == 0
+        said = capsys.readouterr().out.splitlines()
+        assert said == [f"{long}: stopped (stopped by `scaling jobs stop`)"] * 2
 
         # the submitted run's record: in the store, with its job id, equal to a local run
         (record,) = load(store).records
