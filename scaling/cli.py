@@ -373,6 +373,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _engines(args.engine)
     config = _config(job, args)
     source = _source(job, args, args.rows, config)
+    _preflight(args, [args.engine], source.rows, source.features)
     sweep_id, records = new_sweep_id(), []
     for workers in args.workers:
         run = run_with_progress(
@@ -418,7 +419,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         data=data,
         baseline=not args.no_baseline,
     )
+    most = max(plan.sizes) * (max(plan.workers) if plan.mode == "weak" else 1)
+    _preflight(args, plan.engines, data.rows if data else most, plan.features)
     return _sweep_and_report(plan, args.out, args.report)[0]
+
+
+def _preflight(args: argparse.Namespace, engines, rows: int, features: int) -> None:
+    """Before any work: the store (and report directory) writable, the largest data in
+    memory, the most workers on this machine's cores (:mod:`scaling.preflight`)."""
+    from scaling import preflight
+
+    preflight.writable(args.out)
+    if getattr(args, "report", None):
+        preflight.writable(args.report, "--report")
+    embedded = args.address is None
+    preflight.fits_in_memory(rows, features, args.dtype, embedded=embedded)
+    for engine in engines:
+        preflight.worker_count(engine, max(args.workers), embedded=embedded)
 
 
 def _sweep_and_report(
@@ -688,6 +705,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             f"run {args.run_id} has no timeline (a failed run, or recorded before timelines "
             "were); run it again"
         )
+    if not path.exists():
+        raise UsageError(f"run {args.run_id}'s timeline, {path}, is missing; run it again")
     data = path.read_bytes()
     trace = json.loads(data)
     out = Path(args.out or f"timeline-{args.run_id}.json")
@@ -701,6 +720,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import JOBS, get_job
+    from scaling import preflight
     from scaling.figures import cores_note
     from scaling.report import summary_rows, text_table, write_index
     from scaling.results import load
@@ -708,6 +728,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     engines = _engines(args.engines)
     workers = tuple(_all_cores())
+    preflight.writable(args.out)
     plans = [
         SweepPlan(
             job=get_job(name),
@@ -746,7 +767,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from scaling import cluster, submission
+    from scaling import cluster, preflight, submission
 
     if not args.cluster:
         raise UsageError(
@@ -754,6 +775,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         )
     verb, args.job = ("sweep", args.sweep_job) if args.job == "sweep" else ("run", args.job)
     _on_cluster(args, "engines" if verb == "sweep" else "engine")
+    preflight.writable(args.out)  # the job checks the rest as it starts
     argv = [verb, args.job, *_forwarded(_verb_options(verb, args.job), args)]
     job = submission.submit(cluster.running(args.cluster), argv)
     print(job.id)

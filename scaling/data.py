@@ -119,7 +119,7 @@ class Blobs(Source):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_shape(self.rows, self.features)
+        _check_shape(self.rows, self.features, self.seed)
         if self.centers < 1:
             raise DataError(f"blobs need centers >= 1, got {self.centers}")
 
@@ -165,7 +165,7 @@ class Classification(Source):
     flip: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_shape(self.rows, self.features)
+        _check_shape(self.rows, self.features, self.seed)
         if not 0.0 <= self.flip < 0.5:
             raise DataError(f"flip must be in [0, 0.5), got {self.flip}")
 
@@ -252,9 +252,11 @@ def _read_rows(path: str, columns: list[str], start: int, stop: int):
     return table.slice(start - first, stop - start).to_pandas()
 
 
-def _check_shape(rows: int, features: int) -> None:
+def _check_shape(rows: int, features: int, seed: int) -> None:
     if rows < 1 or features < 1:
         raise DataError(f"data needs rows >= 1 and features >= 1, got {rows} x {features}")
+    if seed < 0:  # NumPy's generators take non-negative seeds only
+        raise DataError(f"the seed must be an integer >= 0, got {seed}")
 
 
 FILE_SUFFIXES = (".npy", ".parquet", ".csv")
@@ -297,6 +299,11 @@ def open_file(path: str | os.PathLike, label: str | None = None) -> Source:
                     f"{path} holds a {arr.ndim}-D {arr.dtype} array; "
                     "save a 2-D numeric array (rows x features)"
                 )
+            if 0 in arr.shape:
+                raise DataError(
+                    f"{path} holds a {arr.shape[0]} x {arr.shape[1]} array; "
+                    "it needs at least one row and one column"
+                )
             return NpyFile(rows=arr.shape[0], features=arr.shape[1], path=str(p))
         columns, rows = _table_schema(p)
     except DataError:
@@ -308,15 +315,15 @@ def open_file(path: str | os.PathLike, label: str | None = None) -> Source:
         ) from e
     if label is not None and label not in columns:
         raise DataError(f"label column {label!r} not in {path}; columns are {list(columns)}")
-    bad = [c for c, numeric in columns.items() if not numeric and c != label]
-    if bad:
-        raise DataError(f"non-numeric columns {bad} in {path}; drop or encode them first")
     features = tuple(c for c in columns if c != label)
-    if rows < 1 or not features:
+    if rows < 1 or not features:  # before the types: a header alone has no numeric column
         raise DataError(
             f"{path} has {rows} rows and {len(features)} feature columns; "
             "it needs at least one of each"
         )
+    bad = [c for c, numeric in columns.items() if not numeric and c != label]
+    if bad:
+        raise DataError(f"non-numeric columns {bad} in {path}; drop or encode them first")
     return TableFile(rows=rows, features=len(features), path=str(p), columns=features, label=label)
 
 
@@ -338,8 +345,6 @@ def _table_schema(p: Path) -> tuple[dict[str, bool], int]:
         return numeric, pf.metadata.num_rows
     sample = pd.read_csv(p, nrows=1000)
     numeric = {str(c): pd.api.types.is_numeric_dtype(t) for c, t in sample.dtypes.items()}
-    with open(p, "rb") as f:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-        f.seek(-1, os.SEEK_END)
-        unterminated = f.read(1) != b"\n"
-    return numeric, lines + unterminated - 1  # minus the header line
+    with open(p, "rb") as f:  # the lines pandas reads: it skips blank ones
+        lines = sum(1 for line in f if line.strip())
+    return numeric, lines - 1  # minus the header line

@@ -26,6 +26,11 @@ class EngineError(ScalingError, RuntimeError):
     """A cluster that cannot be reached, or workers that failed or died during a call."""
 
 
+class StoreError(ScalingError, OSError):
+    """A result that could not be written (a full disk, a directory that cannot be written);
+    what was written before it is intact."""
+
+
 def check_choice(name: str, value: Any, allowed: Collection) -> None:
     """A config value that must be one of ``allowed``."""
     if value not in allowed:

@@ -2,9 +2,12 @@
 line per run in ``records.jsonl``, the arrays and traces its runs saved, and its report.
 
 Nothing already written is ever rewritten. Arrays are written to a temporary file and renamed
-into place (atomic on POSIX), and only then is the record appended, as one ``write`` on a file
-opened with ``O_APPEND``. A reader skips a last line cut short by a crash; a file that is
-corrupt or from another schema is reported by name and skipped, and the other files still load.
+into place (atomic on POSIX), and only then is the record appended to a file opened with
+``O_APPEND``; a write that fails part-way (a full disk) is cut back off, so the file holds
+whole records only, and fails with one line (:class:`~scaling.errors.StoreError`). Temporary
+files left by a process that was killed are removed by the next write to the store. A reader
+skips a last line cut short by a crash; a corrupt line, a file from another schema and a
+missing array are reported by name, and everything else still loads.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from scaling.errors import StoreError
 
 SCHEMA = 3
 """Version of the record layout. 2: records carry ``sweep_id``, ``mode`` and ``status``.
@@ -39,9 +44,21 @@ def new_sweep_id() -> str:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new, never half."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new, never half.
+
+    Raises
+    ------
+    StoreError
+        When it cannot be written (the old file, if any, is as it was).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # the writer's pid in the name: a temporary file of a dead process is an orphan
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TMP
+        )
+    except OSError as e:
+        raise _store_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -49,9 +66,53 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE & ~_umask())  # mkstemp makes it 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, StoreError):
+            raise _store_error(path, e) from None
         raise
+
+
+TMP = ".tmp"
+
+
+def _store_error(path: Path, e: OSError) -> StoreError:
+    import errno
+
+    fix = {
+        errno.ENOSPC: "free some space on that disk, or give --out another",
+        errno.EDQUOT: "free some of your disk quota, or give --out another disk",
+        errno.EROFS: "give --out a directory on a disk you can write to",
+        errno.EACCES: "give --out a directory you can write to",
+    }.get(e.errno, "check the disk and the directory")
+    return StoreError(
+        f"cannot write {path} ({e.strerror or e}); {fix}. Results written before are intact"
+    )
+
+
+def remove_orphans(store: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that writers killed mid-write left in ``store`` (a process
+    that is still running keeps its own); the ones removed."""
+    removed = []
+    for tmp in [*Path(store).glob(f".*{TMP}"), *Path(store).glob(f"*/.*{TMP}")]:
+        try:
+            pid = int(tmp.name.removesuffix(TMP).split(".")[-2])
+        except (ValueError, IndexError):
+            continue  # not ours
+        if not _alive(pid):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 def _umask() -> int:
@@ -78,27 +139,50 @@ def append_record(
     ``record`` with their file names (relative to that folder).
 
     The record goes to ``directory/<record["sweep_id"]>/records.jsonl``. Returns it as written.
+
+    Raises
+    ------
+    StoreError
+        When something cannot be written: then nothing of this record is left (its files are
+        removed, a part-written line cut off), and the records before it are intact.
     """
+    remove_orphans(directory)
     directory = sweep_folder(directory, record["sweep_id"])
-    directory.mkdir(parents=True, exist_ok=True)
-    saved = {
-        key: save_array(directory, f"{record['run_id']}-{key}.npy", value)
-        for key, value in (arrays or {}).items()
-    }
-    for key, data in (files or {}).items():
-        name = f"{record['run_id']}-{key}.json"
-        atomic_write(directory / name, data)
-        saved[key] = name
-    record = {**record, "artifacts": saved}
-    line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
-    path = directory / RECORDS
+    saved: dict[str, str] = {}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for key, value in (arrays or {}).items():
+            saved[key] = save_array(directory, f"{record['run_id']}-{key}.npy", value)
+        for key, data in (files or {}).items():
+            saved[key] = f"{record['run_id']}-{key}.json"
+            atomic_write(directory / saved[key], data)
+        record = {**record, "artifacts": saved}
+        line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
+        _append(directory / RECORDS, line)
+    except BaseException as e:
+        for name in saved.values():
+            (directory / name).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, StoreError):
+            raise _store_error(directory, e) from None
+        raise
+    return record
+
+
+def _append(path: Path, line: bytes) -> None:
+    """Append ``line`` whole (a short write goes on where it stopped) or not at all."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as e:
+            os.ftruncate(fd, size)  # no half record: the file as it was
+            raise _store_error(path, e) from None
     finally:
         os.close(fd)
-    return record
 
 
 RECORDS = "records.jsonl"
@@ -131,37 +215,49 @@ class Loaded:
     problems: list[str] = field(default_factory=list)
 
 
-def read_file(path: Path) -> list[dict]:
-    """The records of one sweep file.
+def read_file(path: Path) -> Loaded:
+    """The records of one sweep file, and a problem for each line that is not one (a line
+    that is not JSON, a record of another schema, a record whose saved file is missing):
+    a bad line costs that line, not the file. A last line cut short by a crash while it was
+    appended is left out silently.
 
     Raises
     ------
-    ValueError
-        Naming the file and line, when a line other than the last is not JSON, or a record
-        has another schema than :data:`SCHEMA`.
+    OSError, UnicodeDecodeError
+        When the file cannot be read at all.
     """
     lines = path.read_text().splitlines()
-    records = []
+    out = Loaded()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):  # a run cut short while appending: the rest is intact
-                continue
-            raise ValueError(
-                f"{path}:{number} is not a JSON record; the file is corrupt "
-                "(move it away, or re-run its sweep)"
-            ) from None
+            if number != len(lines):  # a run cut short while appending: the rest is intact
+                out.problems.append(
+                    f"{path}:{number} is not a JSON record; skipped (the file's other lines "
+                    "are read)"
+                )
+            continue
         if not isinstance(record, dict) or record.get("schema") not in READABLE:
             found = record.get("schema") if isinstance(record, dict) else None
-            raise ValueError(
+            out.problems.append(
                 f"{path}:{number} has record schema {found}, this version reads "
-                f"schema {' and '.join(map(str, READABLE))}; re-run the sweep to record it again"
+                f"schema {' and '.join(map(str, READABLE))}; skipped (re-run its sweep to "
+                "record it again)"
             )
-        records.append(upgrade(record))
-    return records
+            continue
+        missing = [
+            n for n in record.get("artifacts", {}).values() if not (path.parent / n).exists()
+        ]
+        if missing:
+            out.problems.append(
+                f"{path}:{number}: run {record.get('run_id')} saved {', '.join(missing)}, "
+                "which is missing; its record is read, without it"
+            )
+        out.records.append(upgrade(record))
+    return out
 
 
 # What schema 2 did not record, as it was then: the jobs' throughput units and headlines, and
@@ -219,9 +315,12 @@ def load(*paths: str | os.PathLike) -> Loaded:
             )
         for f in files:
             try:
-                out.records.extend(read_file(f))
-            except (OSError, UnicodeDecodeError, ValueError) as e:
-                out.problems.append(str(e))
+                read = read_file(f)
+            except (OSError, UnicodeDecodeError) as e:
+                out.problems.append(f"{f}: cannot be read ({e}); skipped")
+                continue
+            out.records.extend(read.records)
+            out.problems.extend(read.problems)
     return out
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from scaling import timeline
 from scaling.data import Source
 from scaling.engines import Engine, make_engine
-from scaling.errors import UsageError, check_choice
+from scaling.errors import StoreError, UsageError, check_choice
 from scaling.job import Job, OnIteration
 from scaling.results import DEFAULT_STORE, SCHEMA, append_record, new_sweep_id
 
@@ -383,6 +383,8 @@ def sweep_all(
                     clusters=clusters,
                 )
                 done[i].append(append_record(out, run.record, run.arrays, run.files))
+            except StoreError:  # nothing more can be kept: stop, the records so far intact
+                raise
             except Exception as e:  # recorded, and the sweep goes on
                 started = datetime.now(UTC).isoformat(timespec="seconds")
                 failed = _identity(plan.job, engine, w, source, config, ids[i], plan.mode, started)

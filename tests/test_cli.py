@@ -85,6 +85,8 @@ def files(tmp_path):
     X[3, 1] = np.inf
     np.save(tmp_path / "inf.npy", X)
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,oops\n")
+    (tmp_path / "header.csv").write_text("a,b\n")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 2)))
     return tmp_path
 
 
@@ -104,6 +106,15 @@ def files(tmp_path):
         (["--engine", "ray", "--address", "127.0.0.1:9"], "cannot reach a ray cluster"),
         (["--engine", "spark", "--address", "spark://127.0.0.1:9"], "cannot reach a spark cluster"),
         (["--engine", "spark", "--address", "http://127.0.0.1:9"], "use one of spark://"),
+        (["--engine", "local", "--address", "tcp://127.0.0.1:9"], "local engine runs in this"),
+        (["--seed", "-1"], "the seed must be an integer >= 0, got -1"),
+        (["--data", "{d}/empty.npy"], "holds a 0 x 2 array; it needs at least one row"),
+        (["--data", "{d}/header.csv"], "has 0 rows and 2 feature columns"),
+        # checked before any work, so that nothing computed is lost
+        (["--out", "{d}/ok.npy"], "--out {d}/ok.npy: cannot write there"),
+        (["--out", "{d}/ok.npy/under"], "--out {d}/ok.npy/under: cannot write there"),
+        (["--rows", "100000000000000"], "of memory for the data alone, and this machine has"),
+        (["--engine", "dask", "--workers", "1000"], "1000 dask workers on this machine's"),
     ],
 )
 def test_bad_input_is_one_clear_line(files, capsys, args, message):
@@ -111,9 +122,23 @@ def test_bad_input_is_one_clear_line(files, capsys, args, message):
     argv = ["run", "kmeans", "--rows", "100", "--out", str(out), *[a.format(d=files) for a in args]]
     code, _, err = run(capsys, *argv)
     assert code == 2
-    assert message in err
+    assert message.format(d=files) in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists() or not list(out.glob("**/*.jsonl"))
+
+
+def test_a_sweep_checks_its_store_and_report_before_any_work(files, capsys):
+    argv = ["sweep", "kmeans", "--engines", "local", "--rows", "100", "--no-baseline"]
+    code, _, err = run(capsys, *argv, "--out", str(files / "out"), "--report", str(files / "ok.npy"))
+    assert code == 2 and "--report" in err and "cannot write there" in err
+    assert not list((files / "out").glob("**/*.jsonl"))
+
+
+def test_one_class_for_boosting_says_so(tmp_path, capsys):
+    (tmp_path / "ones.csv").write_text("a,y\n" + "".join(f"{i},1\n" for i in range(50)))
+    argv = ["run", "gbdt", "--data", str(tmp_path / "ones.csv"), "--label", "y"]
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "out"))
+    assert code == 2 and "the labels hold one class only (1)" in err
 
 
 def test_unknown_job(capsys):

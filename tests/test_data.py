@@ -61,6 +61,15 @@ def test_tables_read_partition_wise(tmp_path, table, suffix):
     np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), table["label"])
 
 
+def test_a_csv_counts_the_rows_it_reads_not_its_blank_lines(tmp_path, table):
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    path.write_text(path.read_text() + "\n\n\n")
+    source = open_file(path, label="label")
+    assert source.rows == 103
+    assert len(source.read(0, source.rows)[0]) == 103
+
+
 def test_npy_is_memory_mapped(tmp_path):
     X = np.arange(30.0).reshape(10, 3)
     np.save(tmp_path / "x.npy", X)

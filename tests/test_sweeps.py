@@ -218,13 +218,15 @@ def test_plots_draw_one_line_per_curve_and_the_ideal():
     assert len(bars) == 3 * sum(len(c.points) for c in cs)  # compute, comm., overhead
 
 
-def test_corrupt_and_old_files_are_named_and_the_rest_loads(tmp_path):
+def test_corrupt_lines_and_old_records_are_named_and_the_rest_loads(tmp_path):
     good = append_record(tmp_path, _record("ray", 1, 1.0, run_id="a"))
-    (tmp_path / "corrupt.jsonl").write_text(json.dumps(good) + "\n{not json\n" + json.dumps(good))
+    mid = {**good, "sweep_id": "mid"}
+    (tmp_path / "corrupt.jsonl").write_text(f"{json.dumps(mid)}\n{{not json\n{json.dumps(mid)}")
     (tmp_path / "old.jsonl").write_text(json.dumps({**good, "schema": 1}) + "\n")
     (tmp_path / "cut.jsonl").write_text(json.dumps({**good, "sweep_id": "cut"}) + '\n{"sch')
     loaded = load(tmp_path)
-    assert sorted(r["sweep_id"] for r in loaded.records) == ["cut", "s1"]
+    # the corrupt line costs that line, not its file's other records
+    assert sorted(r["sweep_id"] for r in loaded.records) == ["cut", "mid", "mid", "s1"]
     assert len(loaded.problems) == 2
     assert any(re.search(r"corrupt\.jsonl:2 is not a JSON record", p) for p in loaded.problems)
     assert any(

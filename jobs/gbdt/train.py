@@ -276,6 +276,11 @@ def _check(engine: Engine, ds: Dataset, config: GBDTConfig) -> None:
         )
     classes = label_classes(engine, ds)
     if classes.tolist() not in ([0, 1], [0.0, 1.0]):
+        if len(classes) == 1:
+            raise DataError(
+                f"the labels hold one class only ({classes[0]:g}); boosting a binary "
+                "classifier needs rows of both classes, 0 and 1"
+            )
         raise DataError(
             f"gbdt trains a binary classifier on labels 0 and 1; these labels are "
             f"{classes[:5].tolist()}{'...' if len(classes) > 5 else ''}: map them to 0/1"

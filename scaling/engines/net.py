@@ -26,6 +26,11 @@ def check_reachable(
     engine: str, address: str, schemes: tuple[str, ...], timeout: float = 3.0
 ) -> None:
     """Fail fast, with a fix, when nothing listens at a cluster address."""
+    if not schemes:
+        raise UsageError(
+            f"the {engine} engine runs in this process and takes no --address; leave it "
+            "out, or pick an engine that reaches a cluster (ray, dask or spark)"
+        )
     parts = urlsplit(address if "://" in address else f"//{address}")
     if "://" in address and parts.scheme not in schemes:
         raise UsageError(
