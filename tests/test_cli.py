@@ -129,7 +129,8 @@ def test_bad_input_is_one_clear_line(files, capsys, args, message):
 
 def test_a_sweep_checks_its_store_and_report_before_any_work(files, capsys):
     argv = ["sweep", "kmeans", "--engines", "local", "--rows", "100", "--no-baseline"]
-    code, _, err = run(capsys, *argv, "--out", str(files / "out"), "--report", str(files / "ok.npy"))
+    argv += ["--out", str(files / "out"), "--report", str(files / "ok.npy")]
+    code, _, err = run(capsys, *argv)
     assert code == 2 and "--report" in err and "cannot write there" in err
     assert not list((files / "out").glob("**/*.jsonl"))
 
