@@ -174,6 +174,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+"""Ray turns ``--node-ip-address=127.0.0.1`` into the host's address, and then binds its
+servers (GCS, raylet, workers, agents, the client server) to every interface; where it runs
+no clusters (macOS, Windows; this variable) its node is loopback, and its servers bind there."""
+
+
 def _ray(workers: int, logs: Path) -> Cluster:
     port, dashboard = free_port(HOST), free_port(HOST)
     # Its own temp dir: `ray start` writes the address of "the current cluster" there, where
@@ -185,7 +191,7 @@ def _ray(workers: int, logs: Path) -> Cluster:
         "--include-dashboard=true", f"--dashboard-host={HOST}",
         f"--dashboard-port={dashboard}", f"--temp-dir={temp}", "--disable-usage-stats",
     ]  # fmt: skip
-    head = _spawn(argv, "ray-head", logs)
+    head = _spawn(argv, "ray-head", logs, RAY_LOOPBACK)
     return Cluster(
         "ray",
         workers,
@@ -202,7 +208,7 @@ def _ray_join(address: str, workers: int, logs: Path) -> list[Process]:
         _bin("ray"), "start", "--block", f"--address={address}", f"--node-ip-address={HOST}",
         f"--num-cpus={workers}", "--num-gpus=0", "--disable-usage-stats",
     ]  # fmt: skip
-    return [_spawn(argv, "ray-workers", logs)]
+    return [_spawn(argv, "ray-workers", logs, RAY_LOOPBACK)]
 
 
 def _dask(workers: int, logs: Path) -> Cluster:

@@ -18,6 +18,7 @@ import pytest
 from jobs import kmeans
 from scaling import cluster, submission
 from scaling.cli import main
+from scaling.engines.net import is_loopback
 from scaling.report import write_report
 from scaling.results import load
 from scaling.runner import run_job
@@ -72,6 +73,10 @@ def test_start_submit_watch_stop(engine, home, capsys, monkeypatch):
     c = cluster.running(engine)
     try:
         assert c.live_workers() == 2 and c.workers == 2
+        pids = {p.pid for p in everything(c)}
+        sockets = [s for s in psutil.net_connections("inet") if s.pid in pids]
+        bound = {s.laddr.ip for s in sockets if s.status == psutil.CONN_LISTEN}
+        assert bound and all(map(is_loopback, bound)), bound  # every daemon on loopback
         for url in c.dashboards.values():  # on, and on loopback
             assert url.startswith(f"http://{cluster.HOST}:")
             assert urllib.request.urlopen(url, timeout=10).status == 200

@@ -9,6 +9,7 @@ meets at a ``TCPStore`` on rank 0, at the gang's rendezvous address.
 from __future__ import annotations
 
 import datetime
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,7 +33,13 @@ class Group:
         self.address = own_address(ctx.host)
         delta = datetime.timedelta(seconds=timeout)
         self.store = dist.TCPStore(
-            ctx.host, ctx.port, ctx.world, ctx.rank == 0, timeout=delta, wait_for_workers=True
+            ctx.host,
+            ctx.port,
+            ctx.world,
+            ctx.rank == 0,
+            timeout=delta,
+            wait_for_workers=True,
+            master_listen_fd=_listening(ctx) if ctx.rank == 0 else None,
         )
         self.pg = None
         if ctx.world > 1:
@@ -61,6 +68,13 @@ class Group:
             options = dist.BroadcastOptions()
             options.rootRank = root
             self.wait(self.pg.broadcast([tensor], options))
+
+
+def _listening(ctx: GangContext) -> int:
+    """A socket listening at the gang's rendezvous address, for rank 0's store: a TCPStore
+    that binds its own listens on every interface (``::``); the store takes the socket."""
+    server = socket.create_server((ctx.host, ctx.port), backlog=ctx.world)
+    return server.detach()
 
 
 class TorchBackend(Backend):

@@ -95,7 +95,7 @@ class DaskEngine(Engine):
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=":0",  # no fixed port: no "8787 in use" warning
+                    dashboard_address=None,  # none: it would listen on every interface
                     env=THREAD_ENV,
                     # the workers' own errors reach the driver as failed futures; at ERROR a
                     # heartbeat that races the scheduler's close printed a 30-line traceback

@@ -16,6 +16,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv4-mapped ``::ffff:127.0.0.1`` too) is this
+    machine's loopback."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
 def driver_host() -> str:
     """The driver's address on the network the workers share (``SCALING_DRIVER_HOST``
     overrides the host name's address)."""

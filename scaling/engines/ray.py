@@ -15,21 +15,19 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-# `ray start` (Ray >= 2.59) turns token authentication on and writes the token to
-# ~/.ray/auth_token, but a driver sends it only when RAY_AUTH_MODE says so, and Ray reads that
-# variable when it is imported: set it first, so that --address reaches such a cluster. Only
-# if Ray is not imported yet: a Ray that read another mode would then start an embedded cluster
-# that asks for tokens its own driver does not send.
-if "ray" not in sys.modules and (
-    Path("~/.ray/auth_token").expanduser().is_file() or os.environ.get("RAY_AUTH_TOKEN")
-):
+# Token authentication, always, decided here rather than by whatever files exist: Ray reads
+# RAY_AUTH_MODE when it is imported, then finds the token where its own tools keep it
+# (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token, where `ray start` writes it) and
+# makes one there for a new local cluster. Only if Ray is not imported yet: a Ray that read
+# another mode would start an embedded cluster that asks for tokens its driver does not send.
+if "ray" not in sys.modules:
     os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import ray
 from ray import cloudpickle
+from ray._private import ray_constants
 from ray.exceptions import (
     GetTimeoutError,
     RayActorError,
@@ -38,6 +36,7 @@ from ray.exceptions import (
 )
 
 from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.net import is_loopback
 from scaling.engines.worker import (
     THREAD_ENV,
     GangContext,
@@ -50,6 +49,9 @@ from scaling.engines.worker import (
     tree_reduce,
 )
 from scaling.errors import EngineError
+
+_RAY_CLUSTERS = ray_constants.ENABLE_RAY_CLUSTER
+"""Whether Ray gives a node the host's address (as it does where it runs clusters)."""
 
 
 @ray.remote(num_cpus=1, max_restarts=0)
@@ -130,6 +132,11 @@ class RayEngine(Engine):
             )
         runtime_env = {"env_vars": THREAD_ENV}
         if self.address is None:
+            # A node whose address is loopback binds its servers (GCS, raylet, workers,
+            # agents) to 127.0.0.1; Ray gives its node loopback where it runs no clusters
+            # (macOS, Windows) and the host's address elsewhere, which binds them to every
+            # interface, and ray.init(_node_ip_address="127.0.0.1") is turned back into it.
+            ray_constants.ENABLE_RAY_CLUSTER = False
             ray.init(
                 # a cluster of its own, whatever else runs here: without "local", Ray joins
                 # the cluster that /tmp/ray/ray_current_cluster names, stale or not, and then
@@ -142,6 +149,10 @@ class RayEngine(Engine):
                 runtime_env=runtime_env,
             )
         else:
+            # a cluster on loopback (`scaling cluster start ray`) is reached on loopback, or
+            # Ray turns 127.0.0.1 into the host's address, where nothing listens, and waits
+            host = self.address.removeprefix("ray://").rsplit(":", 1)[0]
+            ray_constants.ENABLE_RAY_CLUSTER = _RAY_CLUSTERS and not is_loopback(host)
             ray.init(
                 address=self.address,
                 log_to_driver=False,

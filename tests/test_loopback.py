@@ -1,0 +1,71 @@
+"""Every socket a run listens on is on loopback: the engines' own (Ray's GCS, raylet, workers
+and agents; Dask's scheduler and workers; Spark's JVMs and Python workers), the project's
+all-reduce mesh, torch's store, the parameter server and XGBoost's tracker.
+
+XGBoost's and LightGBM's gang members are the exception, and the test holds them to it: their
+C++ binds its peer listeners to every interface and has no option for another
+(``TCPSocket::BindHost()`` and ``TcpSocket::Bind``, "0.0.0.0"), so such a socket may exist only
+while boosted trees train.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import psutil
+
+from jobs import get_job
+from scaling.data import Classification
+from scaling.engines.net import is_loopback
+
+SOURCE = Classification(rows=2_000, features=4, seed=0)
+RUNS = [
+    ("kmeans", {"execution": "allreduce", "k": 3, "max_iter": 3}),
+    ("sgd", {"strategy": "ring-allreduce", "max_steps": 4, "batch_size": 64, "hidden": "8"}),
+    ("sgd", {"strategy": "parameter-server", "max_steps": 4, "batch_size": 64, "hidden": "8"}),
+    ("gbdt", {"rounds": 2, "max_depth": 2, "timeout": 60}),
+    ("gbdt", {"rounds": 2, "library": "lightgbm", "num_leaves": 4, "timeout": 60}),
+]
+LIBRARY_LISTENERS = "gbdt"  # the runs whose members' libraries bind every interface
+
+
+@contextmanager
+def listeners(seen: list, phase: list):
+    """Record ``(phase, pid, ip)`` of every listening socket of this process and all its
+    descendants, over and over, while the block runs."""
+    done = threading.Event()
+
+    def sample() -> None:
+        me = psutil.Process()
+        while not done.is_set():
+            try:
+                pids = {me.pid, *(c.pid for c in me.children(recursive=True))}
+            except psutil.Error:
+                continue
+            for c in psutil.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN and c.pid in pids:
+                    seen.append((phase[0], c.pid, c.laddr.ip))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_every_listening_socket_is_on_loopback(engine):
+    seen, phase = [], ["load"]
+    with listeners(seen, phase):
+        ds = engine.load(SOURCE)
+        for name, options in RUNS:
+            phase[0] = name
+            job = get_job(name)
+            job.fit(engine, ds, job.config(**options))
+        engine.release(ds)
+    if engine.name != "local":  # the sampler saw the engine's sockets in every run
+        assert {p for p, _, _ in seen} == {"load", *(name for name, _ in RUNS)}
+    outside = {(p, pid, ip) for p, pid, ip in seen if not is_loopback(ip)}
+    assert {p for p, _, _ in outside} <= {LIBRARY_LISTENERS}, outside
