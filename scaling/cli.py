@@ -22,7 +22,7 @@ from pathlib import Path
 from scaling.costmodel import NETWORKS
 from scaling.data import Source, open_file
 from scaling.engines import ENGINES
-from scaling.engines.base import DTYPES
+from scaling.engines.base import DTYPES, MAX_FAILURES, STEP_TIMEOUT
 from scaling.errors import ScalingError, UsageError
 from scaling.results import DEFAULT_STORE
 
@@ -248,6 +248,26 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", default=DEFAULT_STORE, help=f"results store directory (default: {DEFAULT_STORE})"
     )
+    p.add_argument(
+        "--step-timeout",
+        type=float,
+        default=STEP_TIMEOUT,
+        metavar="SECONDS",
+        help="a step with no answer for this long fails the run: a frozen or unreachable "
+        f"worker (default: {STEP_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        default=MAX_FAILURES,
+        metavar="N",
+        help="lost workers a run recovers from: replaced, their partitions re-read, the step "
+        f"run again (default: {MAX_FAILURES}; 0 fails at the first)",
+    )
+
+
+def _engine_options(args: argparse.Namespace) -> dict:
+    return {"step_timeout": args.step_timeout, "max_failures": args.max_failures}
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -260,6 +280,13 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partitions", type=int, help="partitions (default: one per worker)")
     p.add_argument("--rows", type=int, default=100_000, help="synthetic rows (default: 100000)")
     p.add_argument("--json", action="store_true", help="print the records as JSON lines")
+    p.add_argument(
+        "--kill-worker-at",
+        type=int,
+        metavar="ITER",
+        help="the failure drill: kill one worker after iteration ITER and record what the "
+        "engine did (its detection time, the recovery or the failure, the work lost)",
+    )
 
 
 def _sweep_options(p: argparse.ArgumentParser) -> None:
@@ -364,7 +391,7 @@ def _all_cores() -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling.report import print_table
+    from scaling.report import failure_lines, print_table
     from scaling.results import append_record, new_sweep_id, sweep_file
     from scaling.runner import run_with_progress
 
@@ -386,12 +413,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             partitions=args.partitions,
             dtype=args.dtype,
             sweep_id=sweep_id,
+            engine_options=_engine_options(args),
+            kill_worker_at=args.kill_worker_at,
         )
         records.append(append_record(args.out, run.record, run.arrays, run.files))
         if args.json:
             print(json.dumps(records[-1], sort_keys=True, default=str), flush=True)
     if not args.json:
         print_table(records)
+        for line in failure_lines(records):
+            print(line)
         print(f"\nrecords: {sweep_file(args.out, sweep_id)}")
     return 0
 
@@ -418,6 +449,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         address=args.address,
         data=data,
         baseline=not args.no_baseline,
+        engine_options=tuple(_engine_options(args).items()),
     )
     most = max(plan.sizes) * (max(plan.workers) if plan.mode == "weak" else 1)
     _preflight(args, plan.engines, data.rows if data else most, plan.features)

@@ -26,6 +26,15 @@ class EngineError(ScalingError, RuntimeError):
     """A cluster that cannot be reached, or workers that failed or died during a call."""
 
 
+class LostWorker(EngineError):
+    """A worker process died during a call: its cached partitions are gone with it."""
+
+
+class StepTimeout(EngineError):
+    """A call got no answer within the engine's step deadline: a worker frozen or
+    unreachable."""
+
+
 class StoreError(ScalingError, OSError):
     """A result that could not be written (a full disk, a directory that cannot be written);
     what was written before it is intact."""

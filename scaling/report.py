@@ -133,6 +133,23 @@ def print_table(records: Sequence[dict]) -> None:
         print(f"\n{note}")
 
 
+def failure_lines(records: Sequence[dict]) -> list[str]:
+    """A line per worker lost in these runs, from their records: when the engine knew, what
+    it did, what it cost."""
+    lines = []
+    for r in records:
+        for f in r.get("failures", []):
+            took = [
+                *([f"known after {f['detected']:.2f} s"] if f["detected"] is not None else []),
+                *([f"recovered in {f['recovery']:.2f} s"] if f["recovery"] is not None else []),
+            ]
+            lines.append(
+                f"{r['engine']} x{r['workers']}: a worker was lost during {f['op']} "
+                f"({f['error']}); {f['how']}" + (f" ({', '.join(took)})" if took else "")
+            )
+    return ["", *lines] if lines else []
+
+
 def _quality(headline: tuple, digits: str) -> str:
     """``name=value`` of a run's headline quality, a number to ``digits`` (a format spec)."""
     name, value = headline

@@ -63,6 +63,8 @@ def run_job(
     warmup: int = 1,
     on_iteration: OnIteration | None = None,
     clusters: Clusters | None = None,
+    engine_options: dict | None = None,
+    kill_worker_at: int | None = None,
 ) -> Run:
     """Start ``engine`` with ``workers`` workers, load ``source``, fit ``job``, and measure it.
 
@@ -70,12 +72,23 @@ def run_job(
     given: then the run takes the open one when it matches, frees its data at the end and
     leaves it open for the next run. The first ``warmup`` iterations (JIT compilation,
     first-touch of caches) are recorded but left out of the median time per iteration.
+    ``engine_options`` go to the engine (``step_timeout``, ``max_failures``);
+    ``kill_worker_at`` is the failure drill: after that iteration one worker is killed
+    (:meth:`Engine.kill_worker`), and the record says what the engine did.
     """
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    if kill_worker_at is not None and job.execution(config) != "driver":
+        raise UsageError(
+            "--kill-worker-at kills a worker between two steps of the driver's loop; this "
+            f"run's iterations run inside one gang call ({job.execution(config)}), so there "
+            "is no step between them to kill it at: use --execution driver"
+        )
     pool = clusters or Clusters()
     try:
-        eng, startup = pool.open(engine, workers, address)
+        eng, startup = pool.open(engine, workers, address, engine_options)
         ds = eng.load(source, partitions, dtype)
+        if kill_worker_at is not None:
+            on_iteration = _drill(eng, ds, kill_worker_at, on_iteration)
         result = job.fit(eng, ds, config, on_iteration=on_iteration)
         eng.release(ds)
         trace, engine_version, dashboards = eng.trace, eng.version, eng.dashboards
@@ -114,9 +127,25 @@ def run_job(
         "quality": job.quality(result),
         "versions": versions(engine, engine_version),
         "timeline": {"iteration": median, **timeline.iteration(trace, spans[median])},
+        "failures": [dataclasses.asdict(f) for f in trace.failures],
     }
     chrome = json.dumps(timeline.chrome_trace(trace, job.iteration), separators=(",", ":"))
     return Run(result, record, job.arrays(result), {"trace": chrome.encode()})
+
+
+def _drill(engine: Engine, ds, at: int, then: OnIteration | None) -> OnIteration:
+    """``then``, and after iteration ``at`` (counted from 1) a worker killed, once."""
+    if at < 1:
+        raise UsageError(f"--kill-worker-at counts iterations from 1, got {at}")
+    done = []
+
+    def on_iteration(i: int, measure: float) -> None:
+        if then is not None:
+            then(i, measure)
+        if i + 1 >= at and not done:
+            done.append(engine.kill_worker(ds))
+
+    return on_iteration
 
 
 class Clusters:
@@ -133,15 +162,18 @@ class Clusters:
         self._key: tuple | None = None
         self._engine: Engine | None = None
 
-    def open(self, engine: str, workers: int, address: str | None) -> tuple[Engine, float]:
+    def open(
+        self, engine: str, workers: int, address: str | None, options: dict | None = None
+    ) -> tuple[Engine, float]:
         """The engine for a run, and the seconds it took to start (0 if it was open)."""
-        key = (engine, workers, address)
+        options = options or {}
+        key = (engine, workers, address, tuple(sorted(options.items())))
         if self._engine is not None and self._key == key:
             self._engine.trace.reset()  # the last run's record is built: its calls can go
             return self._engine, 0.0
         self.close()
         t0 = time.perf_counter()
-        self._engine, self._key = make_engine(engine, workers, address), key
+        self._engine, self._key = make_engine(engine, workers, address, **options), key
         return self._engine, time.perf_counter() - t0
 
     def close(self) -> None:
@@ -275,6 +307,7 @@ class SweepPlan:
     address: str | None = None
     data: Source | None = None
     baseline: bool = True
+    engine_options: tuple[tuple[str, object], ...] = ()  # (name, value): step_timeout, ...
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
@@ -381,6 +414,7 @@ def sweep_all(
                     sweep_id=ids[i],
                     mode=plan.mode,
                     clusters=clusters,
+                    engine_options=dict(plan.engine_options),
                 )
                 done[i].append(append_record(out, run.record, run.arrays, run.files))
             except StoreError:  # nothing more can be kept: stop, the records so far intact

@@ -158,6 +158,26 @@ class StepLog:
         }
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A worker lost during a call, and what the engine did about it.
+
+    ``detected``: seconds from the call's start until the engine knew (the work of that
+    attempt, thrown away); ``recovery``: seconds to replace the workers and re-read their
+    partitions from their specs (both None where the framework recovered by itself and did
+    not say); ``workers``: the ranks replaced; ``partitions``: those
+    re-read; ``how``: in words, by whom (the framework itself, on Spark).
+    """
+
+    op: str
+    error: str
+    how: str
+    detected: float | None
+    recovery: float | None
+    workers: tuple[int, ...] = ()
+    partitions: tuple[int, ...] = ()
+
+
 @dataclass
 class Span:
     """A named group of calls, typically one iteration; driver-side work counts as compute.
@@ -202,6 +222,8 @@ class Trace:
         self.clock_offsets: dict[str, float] = {}
         """Seconds each worker's clock is ahead of the driver's, for workers on other hosts
         (on the driver's host every process reads the same clock)."""
+        self.failures: list[Failure] = []
+        """Workers lost during the run, and what the engine did (:class:`Failure`)."""
         self._open: list[Span] = []
 
     def record(self, call: Call) -> Call:
@@ -282,6 +304,7 @@ class Trace:
         return added
 
     def reset(self) -> None:
-        """Forget calls and spans (calibrated latencies stay)."""
+        """Forget calls, spans and failures (calibrated latencies stay)."""
         self.calls.clear()
         self.spans.clear()
+        self.failures.clear()

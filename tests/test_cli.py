@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -145,30 +143,3 @@ def test_one_class_for_boosting_says_so(tmp_path, capsys):
 def test_unknown_job(capsys):
     code, _, err = run(capsys, "run", "svm")
     assert code == 2 and "invalid choice: 'svm'" in err and err.count("\n") == 1
-
-
-DIE = """
-import sys
-from scaling import testing
-from scaling.data import Blobs
-from scaling.engines import make_engine
-from scaling.errors import EngineError
-if __name__ == "__main__":
-    with make_engine(sys.argv[1], 2) as engine:
-        ds = engine.load(Blobs(rows=1000, features=2))
-        try:
-            engine.map(ds, testing.die)
-        except EngineError as e:
-            print(f"@@ERROR: {e}", flush=True)  # one write; Ray's own logs share stdout
-"""
-
-
-@pytest.mark.parametrize("name", ["ray", "dask", "spark"])
-def test_a_worker_dying_mid_run_is_a_clear_error(tmp_path, name):
-    script = tmp_path / "die.py"
-    script.write_text(DIE)
-    done = subprocess.run(
-        [sys.executable, str(script), name], capture_output=True, text=True, timeout=300
-    )
-    line = next(ln.split("@@", 1)[1] for ln in done.stdout.splitlines() if "@@" in ln)
-    assert f"a {name} worker died during map" in line and "Rerun the job" in line

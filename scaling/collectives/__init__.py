@@ -54,12 +54,20 @@ def run_gang(
 ) -> list:
     """``engine.gang(ds, fn, backend, started, *args)`` between the backend's start and
     shutdown: each member calls ``fn(ctx, parts, backend, started, *args)`` and joins with
-    ``backend.member(ctx, started, timeout)``."""
-    started = backend.on_start(engine, timeout or engine.gang_timeout)
-    failed = True
-    try:
-        results = engine.gang(ds, fn, backend, started, *args, timeout=timeout)
-        failed = False
-        return results
-    finally:
-        backend.on_shutdown(failed)
+    ``backend.member(ctx, started, timeout)``.
+
+    A member whose worker dies fails the gang; the engine replaces the worker, re-reads its
+    partitions, and the gang starts again from the beginning, its collective set up afresh
+    (up to the engine's ``max_failures``: :meth:`Engine.recovering`)."""
+
+    def attempt() -> list:
+        started = backend.on_start(engine, timeout or engine.gang_timeout)
+        failed = True
+        try:
+            results = engine.gang(ds, fn, backend, started, *args, timeout=timeout)
+            failed = False
+            return results
+        finally:
+            backend.on_shutdown(failed)
+
+    return engine.recovering("gang", attempt)

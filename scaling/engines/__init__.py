@@ -34,9 +34,10 @@ def engine_class(name: str) -> type[Engine]:
         ) from e
 
 
-def make_engine(name: str, workers: int = 1, address: str | None = None) -> Engine:
-    """Start (or connect to) engine ``name`` with ``workers`` worker processes."""
-    return engine_class(name)(workers=workers, address=address)
+def make_engine(name: str, workers: int = 1, address: str | None = None, **options) -> Engine:
+    """Start (or connect to) engine ``name`` with ``workers`` worker processes; ``options``:
+    the engine's keyword options (``step_timeout``, ``max_failures``)."""
+    return engine_class(name)(workers=workers, address=address, **options)
 
 
 __all__ = [

@@ -13,7 +13,9 @@ and records every call, with its tasks, in :attr:`Engine.trace`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import statistics
 import time
@@ -37,13 +39,32 @@ from scaling.engines.worker import (
     clock,
     noop,
     noop_combine,
+    process_id,
 )
-from scaling.errors import DataError, EngineError, ScalingError, UsageError, first_line
-from scaling.trace import Call, Trace, payload_bytes
+from scaling.errors import (
+    DataError,
+    EngineError,
+    LostWorker,
+    ScalingError,
+    StepTimeout,
+    UsageError,
+    first_line,
+)
+from scaling.trace import Call, Failure, Trace, payload_bytes
 
 __all__ = ["THREAD_ENV", "Broadcast", "Dataset", "Engine", "GangContext", "Loaded", "PartSpec"]
 
 DTYPES = ("float64", "float32")
+
+STEP_TIMEOUT = 300.0
+"""Seconds an engine call (a load, a map, a map-reduce, a broadcast) may go without an answer
+before it fails (:class:`~scaling.errors.StepTimeout`): a frozen or unreachable worker ends a
+run within it instead of hanging it. A gang has its own deadline (``gang_timeout``, or the
+job's ``--timeout``)."""
+
+MAX_FAILURES = 1
+"""Lost workers a run recovers from (replaced, their partitions re-read, the call retried)
+before a further loss fails it."""
 
 Loaded = tuple[Any, list[LoadStat]]
 """What an engine's ``_load`` returns: its handle on the cached partitions, and their stats."""
@@ -80,6 +101,14 @@ class Engine(ABC):
     address : str, optional
         Address of a running cluster to connect to; ``None`` starts an embedded local cluster
         that :meth:`close` shuts down.
+    step_timeout : float
+        Seconds a call may go without an answer before it fails (:data:`STEP_TIMEOUT`).
+    max_failures : int
+        Lost workers to recover from in a run (:data:`MAX_FAILURES`): a worker that dies
+        during a call is replaced, its partitions are re-read from their specs (the lineage
+        of the data: a seed and a row range, or a file and a row range) and the call runs
+        again, which gives the result an undisturbed run gives, as every step is a function
+        of its partition and arguments. Each recovery is kept in ``trace.failures``.
 
     Notes
     -----
@@ -92,11 +121,29 @@ class Engine(ABC):
     address_schemes: ClassVar[tuple[str, ...]] = ()
     gang_timeout: ClassVar[float] = 600.0
 
-    def __init__(self, workers: int = 1, address: str | None = None) -> None:
+    recovers_itself: ClassVar[bool] = False
+    """The framework re-runs a lost task by itself (Spark's lineage), up to ``max_failures``
+    more attempts, and reports what it re-read; the engine does not retry on top of it."""
+
+    def __init__(
+        self,
+        workers: int = 1,
+        address: str | None = None,
+        *,
+        step_timeout: float = STEP_TIMEOUT,
+        max_failures: int = MAX_FAILURES,
+    ) -> None:
         if not isinstance(workers, int | np.integer) or workers < 1:
             raise UsageError(f"workers must be an integer >= 1, got {workers!r}")
+        if not step_timeout > 0:
+            raise UsageError(f"the step timeout must be > 0 seconds, got {step_timeout!r}")
+        if not isinstance(max_failures, int) or max_failures < 0:
+            raise UsageError(f"max failures must be an integer >= 0, got {max_failures!r}")
         self.workers = int(workers)
         self.address = address
+        self.step_timeout = float(step_timeout)
+        self.max_failures = max_failures
+        self._held: dict[str, tuple[list[list[PartSpec]], str]] = {}  # specs of cached data
         self.dashboards: dict[str, str] = {}  # web UIs of this run's own, where it has some
         self.trace = Trace()
         self._closed = True
@@ -147,6 +194,14 @@ class Engine(ABC):
 
     def _release(self, ds: Dataset) -> None:  # noqa: B027 - optional hook, default keeps data
         """Drop a dataset's cached partitions (default: left to the framework's GC)."""
+
+    def _replace_lost(self) -> list[int]:
+        """Replace the workers that died with fresh ones; their ranks (none lost: [])."""
+        raise EngineError(f"the {self.name} engine cannot replace a worker")
+
+    def _reload(self, uid: str, w: int, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
+        """Make (replacement) worker ``w`` read ``specs`` of dataset ``uid`` and cache them."""
+        raise EngineError(f"the {self.name} engine cannot re-read a worker's partitions")
 
     def _is_worker_lost(self, error: BaseException) -> bool:
         """Whether a framework error means a worker process died (for the error message)."""
@@ -202,7 +257,10 @@ class Engine(ABC):
             specs[i % self.workers].append(PartSpec(i, source, a, b))
         uid = uuid.uuid4().hex[:12]
         start, t0 = time.time(), time.perf_counter()
-        native, stats = self._guard("load", self._load, uid, specs, dtype)
+        native, stats = self.recovering(
+            "load", lambda: self._guard("load", self._load, uid, specs, dtype)
+        )
+        self._held[uid] = (specs, dtype)
         ds = Dataset(uid, source.rows, source.features, partitions, dtype, source.labelled, native)
         wall = time.perf_counter() - t0
         self.trace.record(Call("load", wall, 0.0, payload_bytes(specs), 0, partitions, start))
@@ -270,7 +328,9 @@ class Engine(ABC):
     def release(self, ds: Dataset) -> None:
         """Free the workers' copies of ``ds``."""
         if not self._closed:
-            self._guard("release", self._release, ds)
+            self._held.pop(ds.uid, None)
+            with contextlib.suppress(LostWorker):  # what a dead worker held is gone anyway
+                self._guard("release", self._release, ds)
 
     def close(self) -> None:
         """Release every worker (shuts an embedded cluster down); safe to call twice."""
@@ -296,9 +356,17 @@ class Engine(ABC):
         self._check_open()
         native_args = tuple(a.native if isinstance(a, Broadcast) else a for a in args)
         start, t0 = time.time(), time.perf_counter()
-        out = self._guard(op, hook, ds, fn, *combine, native_args)
+        out = self.recovering(op, lambda: self._guard(op, hook, ds, fn, *combine, native_args))
         wall = time.perf_counter() - t0
         outs = out if isinstance(out, list) else [out]
+        if reread := sorted({i for o in outs for i in o.reread}):
+            self.trace.failures.append(
+                Failure(
+                    op, "a task ran where its partitions were not cached",
+                    f"{self.name} ran it again and it re-read partitions {reread} from their "
+                    "specs", None, None, partitions=tuple(reread),
+                )
+            )  # fmt: skip
         per_worker: dict[str, float] = {}
         for o in outs:
             for w, s in o.compute.items():
@@ -317,6 +385,68 @@ class Engine(ABC):
         )
         self.trace.record(call)
         return outs
+
+    def recovering(self, op: str, attempt: Callable[[], Any]) -> Any:
+        """``attempt()``, again after each lost worker is replaced and its partitions are
+        re-read (:meth:`recover`), up to ``max_failures`` losses in the run."""
+        while True:
+            t0 = time.perf_counter()
+            try:
+                return attempt()
+            except LostWorker as e:
+                used = sum(f.workers != () for f in self.trace.failures)
+                if self.recovers_itself or used >= self.max_failures:
+                    raise LostWorker(f"{e} {self._recoveries_spent(used)}") from e
+                self.recover(op, e, time.perf_counter() - t0)
+
+    def _recoveries_spent(self, used: int) -> str:
+        if not self.max_failures:
+            return "(--max-failures 0: no recovery)"
+        if self.recovers_itself:
+            return f"(after {self.name} ran it {self.max_failures} more times: --max-failures)"
+        return f"(after {used} recover{'y' if used == 1 else 'ies'}: --max-failures {used})"
+
+    def timed_out(self, op: str) -> StepTimeout:
+        """The error of a call that got no answer within ``step_timeout``."""
+        return StepTimeout(
+            f"no answer from the {self.name} workers within {self.step_timeout:g} s during {op}: "
+            "a worker is frozen or unreachable (--step-timeout SECONDS sets this bound)"
+        )
+
+    def recover(self, op: str, error: BaseException, detected: float) -> Failure:
+        """Replace the workers that died and re-read their partitions of every cached dataset
+        from the specs; the :class:`Failure`, also kept in ``trace.failures``."""
+        t0 = time.perf_counter()
+        lost = self._guard("recover", self._replace_lost)
+        reread = []
+        for uid, (specs, dtype) in self._held.items():
+            for w in lost:
+                stats = self._guard("recover", self._reload, uid, w, specs[w], dtype)
+                if bad := [s for s in stats if s.error]:
+                    raise DataError(f"cannot re-read partition {bad[0].index}: {bad[0].error}")
+                reread += [s.index for s in specs[w]]
+        cause = error.__cause__ or error
+        failure = Failure(
+            op, f"{type(cause).__name__}: {self._error_summary(cause)}"[:160],
+            f"replaced worker{'s' * (len(lost) > 1)} {lost}, re-read {len(reread)} "
+            "partitions from their specs, ran the call again",
+            detected, time.perf_counter() - t0, tuple(lost), tuple(sorted(reread)),
+        )  # fmt: skip
+        self.trace.failures.append(failure)
+        return failure
+
+    def kill_worker(self, ds: Dataset) -> int:
+        """Kill (SIGKILL) the worker process that holds partition 0 of ``ds``, as the out-of-
+        memory killer would: the failure drill (``--kill-worker-at``). Its pid."""
+        if self.name == "local" or self.address is not None:
+            raise UsageError(
+                "--kill-worker-at kills a worker process of an embedded cluster: use the ray, "
+                "dask or spark engine without --address"
+            )
+        outs = self._guard("map", self._map, ds, process_id, ())
+        pid = dict(pair for out in outs for pair in out.value)[0]
+        os.kill(pid, signal.SIGKILL)
+        return pid
 
     def _calibrate(self, ds: Dataset, repeats: int = 5) -> None:
         """Measure what an empty call costs here (the per-call overhead of this engine), and
@@ -376,7 +506,7 @@ class Engine(ABC):
         except Exception as e:
             what = self._error_summary(e)
             if self._is_worker_lost(e):
-                raise EngineError(
+                raise LostWorker(
                     f"a {self.name} worker died during {op} ({type(e).__name__}: {what}); its "
                     "cached partitions are lost. Rerun the job (results already written are "
                     "intact); if workers run out of memory, use more workers or fewer rows"

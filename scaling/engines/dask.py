@@ -37,6 +37,9 @@ from scaling.engines.worker import (
 )
 from scaling.errors import EngineError
 
+REPLACE_SECONDS = 60.0
+"""How long a lost worker's replacement (a nanny restarts its worker) may take to join."""
+
 JOINING_SECONDS = 5.0
 """How long a cluster at an address with fewer workers than asked gets for more to join."""
 
@@ -88,6 +91,7 @@ class DaskEngine(Engine):
         # A task that kills its worker should fail the call at once, not be retried 3 times.
         dask.config.set({"distributed.scheduler.allowed-failures": 0})
         self._cluster = None
+        self._held_futures: dict[str, list[Future]] = {}
         if self.address is None:
             with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
                 self._cluster = LocalCluster(
@@ -146,15 +150,22 @@ class DaskEngine(Engine):
                 self._client.cancel(futures)
                 raise TimeoutError
 
+    def _step(self, futures: list[Future], op: str) -> list:
+        """Gather within the step deadline."""
+        try:
+            return self._wait(futures, self.step_timeout)
+        except TimeoutError:
+            raise self.timed_out(op) from None
+
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         held = [self._submit(w, _load, s, dtype) for w, s in enumerate(specs)]
-        stats = self._wait([self._submit(w, _stats, h) for w, h in enumerate(held)])
+        self._held_futures[uid] = held
+        stats = self._step([self._submit(w, _stats, h) for w, h in enumerate(held)], "load")
         return held, [s for worker in stats for s in worker]
 
     def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
-        return self._wait(
-            [self._submit(w, _run, h, fn, args, None) for w, h in enumerate(ds.native)]
-        )
+        outs = [self._submit(w, _run, h, fn, args, None) for w, h in enumerate(ds.native)]
+        return self._step(outs, "map")
 
     def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
         outs = [self._submit(w, _run, h, fn, args, combine) for w, h in enumerate(ds.native)]
@@ -165,7 +176,7 @@ class DaskEngine(Engine):
             where[f.key] = where[a.key]
             return f
 
-        return self._wait([tree_reduce(outs, pair)])[0]
+        return self._step([tree_reduce(outs, pair)], "map_reduce")[0]
 
     def _broadcast(self, value: Any) -> Any:
         return self._client.scatter(value, broadcast=True, hash=False)
@@ -182,7 +193,33 @@ class DaskEngine(Engine):
             ) from e
 
     def _release(self, ds: Dataset) -> None:
+        self._held_futures.pop(ds.uid, None)
         self._client.cancel(ds.native)
+
+    def _replace_lost(self) -> list[int]:
+        """The workers the nannies started in place of the dead ones (at new addresses)."""
+        deadline = time.monotonic() + REPLACE_SECONDS
+        while True:
+            alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
+            lost = [w for w, a in enumerate(self._addrs) if a not in alive]
+            fresh = sorted(alive - set(self._addrs))
+            if len(fresh) >= len(lost):
+                break
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"{len(lost)} Dask worker(s) died and {len(fresh)} joined in their place "
+                    f"within {REPLACE_SECONDS:g} s (a cluster without nannies does not restart "
+                    "them); start more workers, or run again"
+                )
+            time.sleep(0.2)
+        for w, address in zip(lost, fresh, strict=False):
+            self._addrs[w] = address
+        return lost
+
+    def _reload(self, uid: str, w: int, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
+        held = self._held_futures[uid]  # the dataset's own list: its native handle
+        held[w] = self._submit(w, _load, specs, dtype)
+        return self._step([self._submit(w, _stats, held[w])], "recover")[0]
 
     def _is_worker_lost(self, error: BaseException) -> bool:
         return isinstance(error, WorkerLost | KilledWorker)

@@ -117,6 +117,10 @@ def _resolve(args: tuple) -> tuple:
     return tuple(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args)
 
 
+def _keep_errors_quiet(worker: Any, threads_stopped: Any) -> None:
+    """Ray's error listener, in place: it listens to nothing (see :meth:`RayEngine._start`)."""
+
+
 class RayEngine(Engine):
     """Ray engine: ``address=None`` starts a local Ray instance with ``workers`` CPUs."""
 
@@ -131,6 +135,10 @@ class RayEngine(Engine):
                 "ray engine first (one Ray instance per process)"
             )
         runtime_env = {"env_vars": THREAD_ENV}
+        # The driver prints what the cluster publishes ("A worker died or was killed...") to
+        # standard output from a thread of its own, whatever the log level; the engine says
+        # it itself, in one line: the error of the call, or the record's recovery.
+        ray._private.worker.listen_error_messages = _keep_errors_quiet
         if self.address is None:
             # A node whose address is loopback binds its servers (GCS, raylet, workers,
             # agents) to 127.0.0.1; Ray gives its node loopback where it runs no clusters
@@ -177,15 +185,21 @@ class RayEngine(Engine):
                 "workers within 120 s; ask for fewer --workers or add nodes"
             ) from e
 
+    def _get(self, refs: Any, op: str) -> Any:
+        """``ray.get(refs)`` within the step deadline."""
+        try:
+            return ray.get(refs, timeout=self.step_timeout)
+        except GetTimeoutError:
+            raise self.timed_out(op) from None
+
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
-        stats = ray.get(
-            [a.load.remote(uid, s, dtype) for a, s in zip(self._actors, specs, strict=True)]
-        )
-        return uid, [s for worker in stats for s in worker]
+        loads = [a.load.remote(uid, s, dtype) for a, s in zip(self._actors, specs, strict=True)]
+        return uid, [s for worker in self._get(loads, "load") for s in worker]
 
     def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
         call, refs = _pack(ds.uid, fn, args, None)
-        return [pickle.loads(b) for b in ray.get([a.run.remote(call, *refs) for a in self._actors])]
+        outs = self._get([a.run.remote(call, *refs) for a in self._actors], "map")
+        return [pickle.loads(b) for b in outs]
 
     def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
         call, refs = _pack(ds.uid, fn, args, combine)
@@ -198,7 +212,7 @@ class RayEngine(Engine):
             owner[ref] = owner[a]
             return ref
 
-        return pickle.loads(ray.get(tree_reduce(outs, pair)))
+        return pickle.loads(self._get(tree_reduce(outs, pair), "map_reduce"))
 
     def _broadcast(self, value: Any) -> Any:
         return ray.put(value)
@@ -223,7 +237,24 @@ class RayEngine(Engine):
         return ray.get(refs)
 
     def _release(self, ds: Dataset) -> None:
-        ray.get([a.release.remote(ds.uid) for a in self._actors])
+        self._get([a.release.remote(ds.uid) for a in self._actors], "release")
+
+    def _replace_lost(self) -> list[int]:
+        """New actors for the dead ones (a ping of a dead actor fails at once; a live one
+        answers once its current task is done)."""
+        lost = []
+        for w, actor in enumerate(self._actors):
+            try:
+                self._get(actor.ready.remote(), "recover")
+            except RayActorError:
+                lost.append(w)
+        for w in lost:
+            self._actors[w] = _Worker.remote()
+        self._get([self._actors[w].ready.remote() for w in lost], "recover")
+        return lost
+
+    def _reload(self, uid: str, w: int, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
+        return self._get(self._actors[w].load.remote(uid, specs, dtype), "recover")
 
     def _is_worker_lost(self, error: BaseException) -> bool:
         return isinstance(error, RayActorError | WorkerCrashedError)

@@ -15,6 +15,7 @@ recovery as Spark's lineage recompute.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -72,14 +73,17 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _part(uid: str, spec: PartSpec, dtype: str) -> Part:
+def _part(uid: str, spec: PartSpec, dtype: str) -> tuple[Part, bool]:
+    """The cached partition, or (a new Python worker, or a task moved) read again from its
+    spec: then also True."""
     key = (uid, spec.index)
-    if key not in _CACHE:
+    reread = key not in _CACHE
+    if reread:
         part, stat = load_part(spec, dtype)
         if part is None:
             raise RuntimeError(stat.error)
         _CACHE[key] = part
-    return _CACHE[key]
+    return _CACHE[key], reread
 
 
 def _resolve(args: tuple) -> tuple:
@@ -106,7 +110,12 @@ def _run(
     specs: Iterator[PartSpec],
 ) -> list[TaskOut]:
     args = _resolve(args)
-    return [run_parts({s.index: _part(uid, s, dtype)}, fn, args, combine) for s in specs]
+    outs = []
+    for s in specs:
+        part, reread = _part(uid, s, dtype)
+        out = run_parts({s.index: part}, fn, args, combine)
+        outs.append(dataclasses.replace(out, reread=(s.index,)) if reread else out)
+    return outs
 
 
 def _gang(
@@ -119,7 +128,7 @@ def _gang(
 ) -> list:
     pin_threads()
     rank = BarrierTaskContext.get().partitionId()
-    parts = [_part(uid, s, dtype) for group in groups for s in group]
+    parts = [_part(uid, s, dtype)[0] for group in groups for s in group]
     return [(rank, fn(ctxs[rank], parts, *_resolve(args)))]
 
 
@@ -133,6 +142,7 @@ class SparkEngine(Engine):
     name = "spark"
     framework = "pyspark"
     address_schemes = ("spark",)
+    recovers_itself = True  # a failed task runs again (spark.task.maxFailures), re-reading
 
     def _start(self) -> None:
         from pyspark import SparkContext
@@ -161,6 +171,7 @@ class SparkEngine(Engine):
             .config("spark.cores.max", str(self.workers))
             .config("spark.executor.memory", f"{EXECUTOR_MEMORY_MB}m")
             .config("spark.python.worker.reuse", "true")
+            .config("spark.task.maxFailures", str(self.max_failures + 1))
             .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
         )
         for name, value in THREAD_ENV.items():
@@ -195,18 +206,48 @@ class SparkEngine(Engine):
                 )
             time.sleep(0.2)
 
+    def _within(self, action: Callable[[], Any], timeout: float) -> Any:
+        """``action()`` (a Spark job) in a thread, its jobs cancelled if it takes longer than
+        ``timeout`` seconds (then TimeoutError): a Spark job waits for a frozen worker."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["result"] = action()
+            except BaseException as e:
+                box["error"] = e
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            self._sc.cancelAllJobs()
+            raise TimeoutError
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def _step(self, action: Callable[[], Any], op: str) -> Any:
+        try:
+            return self._within(action, self.step_timeout)
+        except TimeoutError:
+            raise self.timed_out(op) from None
+
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         flat = sorted((s for worker in specs for s in worker), key=lambda s: s.index)
         rdd = self._sc.parallelize(flat, numSlices=len(flat)).cache()
-        stats = rdd.mapPartitions(partial(_load, uid, dtype)).collect()
+        stats = self._step(rdd.mapPartitions(partial(_load, uid, dtype)).collect, "load")
         return (rdd, specs), stats
 
     def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
-        return ds.native[0].mapPartitions(partial(_run, ds.uid, ds.dtype, fn, args, None)).collect()
+        outs = ds.native[0].mapPartitions(partial(_run, ds.uid, ds.dtype, fn, args, None))
+        return self._step(outs.collect, "map")
 
     def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
         outs = ds.native[0].mapPartitions(partial(_run, ds.uid, ds.dtype, fn, args, combine))
-        return outs.treeReduce(partial(combine_outs, combine), depth=2)
+        return self._step(
+            lambda: outs.treeReduce(partial(combine_outs, combine), depth=2), op="map_reduce"
+        )
 
     def _broadcast(self, value: Any) -> Any:
         return self._sc.broadcast(value)
@@ -218,29 +259,17 @@ class SparkEngine(Engine):
         # per-worker groups of specs; each task finds its rows in its Python worker's cache.
         groups = self._sc.parallelize(ds.native[1], numSlices=self.workers)
         job = groups.barrier().mapPartitions(partial(_gang, ds.uid, ds.dtype, fn, ctxs, args))
-        box: dict[str, Any] = {}
-
-        def collect() -> None:
-            try:
-                box["results"] = job.collect()
-            except BaseException as e:
-                box["error"] = e
-
-        thread = threading.Thread(target=collect, daemon=True)
-        thread.start()
-        thread.join(timeout)
-        if thread.is_alive():
-            self._sc.cancelAllJobs()
+        try:
+            results = self._within(job.collect, timeout)
+        except TimeoutError:
             raise EngineError(
                 f"gang did not finish within {timeout:.0f}s: a member died or never joined"
-            )
-        if "error" in box:
-            raise box["error"]
-        return [r for _, r in sorted(box["results"], key=lambda p: p[0])]
+            ) from None
+        return [r for _, r in sorted(results, key=lambda p: p[0])]
 
     def _release(self, ds: Dataset) -> None:
         rdd = ds.native[0]
-        rdd.mapPartitions(partial(_release, ds.uid)).collect()
+        self._step(rdd.mapPartitions(partial(_release, ds.uid)).collect, "release")
         rdd.unpersist()
 
     def _is_worker_lost(self, error: BaseException) -> bool:

@@ -58,6 +58,7 @@ class TaskOut:
     nbytes: int
     empty: bool = False
     events: list[TaskEvent] = field(default_factory=list)
+    reread: tuple[int, ...] = ()  # partitions a task read again from their specs (Spark)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def combine_outs(combine: Callable, a: TaskOut, b: TaskOut) -> TaskOut:
     me = worker_id()
     compute[me] = compute.get(me, 0.0) + seconds
     event = TaskEvent(me, getattr(combine, "__name__", "combine"), start, start + seconds)
-    return TaskOut(value, compute, a.nbytes + b.nbytes, events=[*a.events, *b.events, event])
+    events, reread = [*a.events, *b.events, event], a.reread + b.reread
+    return TaskOut(value, compute, a.nbytes + b.nbytes, events=events, reread=reread)
 
 
 def tree_reduce(items: list, pair: Callable[[Any, Any], Any]) -> Any:
@@ -178,6 +180,11 @@ def noop(part: Part) -> None:
 
 def noop_combine(a: None, b: None) -> None:
     return None
+
+
+def process_id(part: Part) -> int:
+    """The worker process that holds ``part``."""
+    return os.getpid()
 
 
 def clock(part: Part) -> tuple[str, float]:
