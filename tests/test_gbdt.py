@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -158,56 +156,3 @@ def test_cli_run_records_quality(tmp_path, capsys):
     assert record["job"] == "gbdt" and record["config"]["mode"] == "voting"
     assert record["quality"]["rounds"] == 5 and 0.5 < record["quality"]["heldout_auc"] <= 1
     assert record["throughput"]["value"] > 0 and record["throughput"]["unit"] == "training rows/s"
-
-
-FAULTS = """
-import os, sys, time
-from jobs import gbdt
-from jobs.gbdt import train
-from scaling.data import Classification
-from scaling.engines import make_engine
-from scaling.errors import EngineError
-
-def member(ctx, parts, backend, started, job, fault):
-    # Rank 1 dies, or joins too late, as fault says (pickled by value: defined in __main__).
-    if ctx.rank == 1 and fault == "die":
-        os._exit(1)
-    if ctx.rank == 1 and fault == "late":
-        time.sleep(job.config.timeout + 5)
-        return None
-    return train.member(ctx, parts, backend, started, job)
-
-if __name__ == "__main__":
-    config = gbdt.GBDTConfig(library=sys.argv[2], rounds=5, max_depth=3, num_leaves=7, timeout=6)
-    with make_engine(sys.argv[1], 2) as engine:
-        ds = engine.load(Classification(rows=2000, features=4))
-        for fault in ("late", "ok", "die"):
-            t0 = time.perf_counter()
-            try:
-                if fault == "ok":
-                    time.sleep(6)  # the late member has returned: the engine works again
-                    print(f"@@OK {gbdt.JOB.fit(engine, ds, config).rounds}", flush=True)
-                else:
-                    train.train(engine, ds, config, member, fault)
-            except EngineError as e:
-                print(f"@@ERROR {fault} {time.perf_counter() - t0:.1f} {e}", flush=True)
-"""
-
-
-@pytest.mark.parametrize(
-    "name,library", [("ray", "xgboost"), ("dask", "lightgbm"), ("spark", "xgboost")]
-)
-def test_a_member_that_never_joins_or_dies_fails_the_run_in_time(tmp_path, name, library):
-    script = tmp_path / "faults.py"
-    script.write_text(FAULTS)
-    done = subprocess.run(
-        [sys.executable, str(script), name, library], capture_output=True, text=True, timeout=300
-    )
-    # Ray's own logs share stdout, even mid-line: the script marks its lines with @@.
-    lines = [ln.split("@@", 1)[1].split(" ", 3) for ln in done.stdout.splitlines() if "@@" in ln]
-    (_, late, late_s, late_msg), ok, (_, die, die_s, die_msg) = lines
-    assert late == "late" and float(late_s) < 6 + 3
-    assert "did not finish within 6s: a member died or never joined" in late_msg
-    assert ok == ["OK", "5"]
-    assert die == "die" and float(die_s) < 10  # the first lost member fails the gang
-    assert f"a {name} worker died during gang" in die_msg

@@ -426,11 +426,13 @@ class Engine(ABC):
                     raise DataError(f"cannot re-read partition {bad[0].index}: {bad[0].error}")
                 reread += [s.index for s in specs[w]]
         cause = error.__cause__ or error
+        datasets = len(self._held)
         failure = Failure(
             op, f"{type(cause).__name__}: {self._error_summary(cause)}"[:160],
-            f"replaced worker{'s' * (len(lost) > 1)} {lost}, re-read {len(reread)} "
-            "partitions from their specs, ran the call again",
-            detected, time.perf_counter() - t0, tuple(lost), tuple(sorted(reread)),
+            f"replaced worker{'s' * (len(lost) > 1)} {lost}, re-read its {len(reread)} "
+            f"partitions of {datasets} cached dataset{'s' * (datasets != 1)} from their specs, "
+            "ran the call again",
+            detected, time.perf_counter() - t0, tuple(lost), tuple(sorted(set(reread))),
         )  # fmt: skip
         self.trace.failures.append(failure)
         return failure
