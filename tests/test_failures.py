@@ -37,13 +37,13 @@ def member(ctx, parts, backend, started, job, fault):
     if ctx.rank == 1 and fault == "die":
         os._exit(1)
     if ctx.rank == 1 and fault == "late":
-        time.sleep(job.config.timeout + 5)
+        time.sleep(job.config.timeout + 2)
         return None
     return train.member(ctx, parts, backend, started, job)
 
 if __name__ == "__main__":
     name, library = sys.argv[1], sys.argv[2]
-    with make_engine(name, 2, step_timeout=5, max_failures=0) as engine:
+    with make_engine(name, 2, max_failures=0) as engine:
         # past --max-failures (0 here): one line
         ds = engine.load(Blobs(rows=1000, features=2))
         try:
@@ -69,7 +69,7 @@ if __name__ == "__main__":
             t0 = time.perf_counter()
             try:
                 if fault == "ok":
-                    time.sleep(6)  # the late member has returned: the engine works again
+                    time.sleep(3)  # the late member has returned: the engine works again
                     say("ok", gbdt.JOB.fit(engine, ds, gconfig).rounds)
                 else:
                     train.train(engine, ds, gconfig, member, fault)
@@ -80,6 +80,7 @@ if __name__ == "__main__":
         engine.trace.reset()
         ds = engine.load(Blobs(rows=1000, features=2))
         pid = engine.map(ds, process_id)[0]
+        engine.step_timeout = 5
         os.kill(pid, signal.SIGSTOP)
         t0 = time.perf_counter()
         try:

@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 
 import psutil
+import pytest
 
 from jobs import get_job
 from scaling.data import Classification
@@ -60,6 +61,9 @@ def listeners(seen: list, phase: list, scans: dict):
         thread.join()
 
 
+@pytest.mark.parametrize(
+    "engine", [("ray", 2), ("dask", 2), ("spark", 2)], indirect=True, ids=lambda p: p[0]
+)
 def test_every_listening_socket_is_on_loopback(engine):
     seen, phase, scans = [], ["load"], {}
     with listeners(seen, phase, scans):

@@ -404,7 +404,8 @@ class Engine(ABC):
             return "(--max-failures 0: no recovery)"
         if self.recovers_itself:
             return f"(after {self.name} ran it {self.max_failures} more times: --max-failures)"
-        return f"(after {used} recover{'y' if used == 1 else 'ies'}: --max-failures {used})"
+        n = self.max_failures
+        return f"(after {used} recover{'y' if used == 1 else 'ies'}: --max-failures {n})"
 
     def timed_out(self, op: str) -> StepTimeout:
         """The error of a call that got no answer within ``step_timeout``."""
@@ -440,10 +441,10 @@ class Engine(ABC):
     def kill_worker(self, ds: Dataset) -> int:
         """Kill (SIGKILL) the worker process that holds partition 0 of ``ds``, as the out-of-
         memory killer would: the failure drill (``--kill-worker-at``). Its pid."""
-        if self.name == "local" or self.address is not None:
+        if self.address is not None:
             raise UsageError(
-                "--kill-worker-at kills a worker process of an embedded cluster: use the ray, "
-                "dask or spark engine without --address"
+                "--kill-worker-at kills a worker process of an embedded cluster, on this "
+                "machine: leave out --address"
             )
         outs = self._guard("map", self._map, ds, process_id, ())
         pid = dict(pair for out in outs for pair in out.value)[0]

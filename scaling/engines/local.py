@@ -24,7 +24,7 @@ from scaling.engines.worker import (
     load_parts,
     run_parts,
 )
-from scaling.errors import EngineError
+from scaling.errors import EngineError, UsageError
 
 
 class LocalEngine(Engine):
@@ -38,6 +38,12 @@ class LocalEngine(Engine):
         self._data: dict[str, list[dict]] = {}
         # Found once: threadpool_limits() would look the BLAS libraries up again on every call.
         self._threads = ThreadpoolController()
+
+    def kill_worker(self, ds: Dataset) -> int:
+        raise UsageError(
+            "--kill-worker-at kills a worker process; the local engine's workers run in this "
+            "one: use the ray, dask or spark engine"
+        )
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
         stats: list[LoadStat] = []
