@@ -8,7 +8,9 @@ futures, so partial results move worker to worker; broadcast is
 
 Dask re-runs the tasks of a worker that died on a *restarted* worker, which has a new address:
 tasks pinned to the old one would wait forever. :meth:`DaskEngine._wait` therefore watches the
-worker set and fails the call as soon as one of ours disappears.
+worker set and fails the call as soon as one of ours disappears; to recover,
+:meth:`DaskEngine._replace_lost` gives that rank the restarted worker's new address, where
+its partitions are read again from their specs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Native mapping: partitions live in the actors' memory (stateful actors guarantee
 which tasks over the object store do not); map is one actor method call per worker;
 the combine tree is actor calls that take the children's ``ObjectRef`` s, so partial
 results move actor to actor through the object store and only the root reaches the driver;
-broadcast is ``ray.put``; a gang is one concurrent call per actor.
+broadcast is ``ray.put``; a gang is one concurrent call per actor. An actor whose process
+dies is not restarted (``max_restarts=0``): the engine starts a new one in its place and
+re-reads its partitions there (:meth:`RayEngine._replace_lost`).
 """
 
 from __future__ import annotations
