@@ -32,9 +32,13 @@ from scaling.runner import _drill
 def say(what, *words):  # one write a line: the frameworks' own logs share stdout
     print(f"@@{what} " + " ".join(map(str, words)), flush=True)
 
-def member(ctx, parts, backend, started, job, fault):
-    # Rank 1 dies, or joins too late, as fault says (pickled by value: defined in __main__).
+def member(ctx, parts, backend, started, job, fault, marker=None):
+    # Rank 1 dies, dies once (the marker says it did), or joins too late, as fault says
+    # (pickled by value: defined in __main__).
     if ctx.rank == 1 and fault == "die":
+        os._exit(1)
+    if ctx.rank == 1 and fault == "once" and not os.path.exists(marker):
+        open(marker, "w").close()
         os._exit(1)
     if ctx.rank == 1 and fault == "late":
         time.sleep(job.config.timeout + 2)
@@ -70,11 +74,19 @@ if __name__ == "__main__":
             try:
                 if fault == "ok":
                     time.sleep(3)  # the late member has returned: the engine works again
-                    say("ok", gbdt.JOB.fit(engine, ds, gconfig).rounds)
+                    undisturbed = gbdt.JOB.fit(engine, ds, gconfig)
+                    say("ok", undisturbed.rounds)
                 else:
                     train.train(engine, ds, gconfig, member, fault)
             except EngineError as e:
                 say(fault, f"{time.perf_counter() - t0:.1f}", e)
+        # a member that dies once: the gang again from its start, on a replaced worker
+        engine.trace.reset()
+        ds = engine.load(Classification(rows=2000, features=4))  # replaces the dead one
+        engine.trace.reset()
+        once = train.train(engine, ds, gconfig, member, "once", sys.argv[3])
+        same = bool((once.predictions == undisturbed.predictions).all())
+        say("once", same, json.dumps([dataclasses.asdict(f) for f in engine.trace.failures]))
         # a frozen worker: the step fails within its deadline (the load first replaces the
         # worker that died above: a run of its own)
         engine.trace.reset()
@@ -98,15 +110,21 @@ if __name__ == "__main__":
 def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
     script = tmp_path / "faults.py"
     script.write_text(FAULTS)
+    marker = tmp_path / "died-once"
     done = subprocess.run(
-        [sys.executable, str(script), name, library], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), name, library, str(marker)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     said = {}
     for line in done.stdout.splitlines():
         if "@@" in line:
             what, _, rest = line.split("@@", 1)[1].partition(" ")
             said[what] = rest
-    assert said.keys() == {"died", "drill", "late", "ok", "die", "froze"}, done.stderr[-3000:]
+    assert said.keys() == {"died", "drill", "late", "ok", "die", "once", "froze"}, done.stderr[
+        -3000:
+    ]
 
     assert f"a {name} worker died during map" in said["died"]
     assert said["died"].endswith("(--max-failures 0: no recovery)")
@@ -128,8 +146,14 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
     assert said["ok"] == "5"
     die_s, die = said["die"].split(" ", 1)
     assert f"a {name} worker died during gang" in die
-    if name != "spark":  # replaced, the gang again from its start, dead again: past the limit
-        assert die.endswith("(after 1 recovery: --max-failures 1)") and float(die_s) < 20
+    # replaced, the gang again from its start, dead again: past the limit
+    assert die.endswith("(after 1 recovery: --max-failures 1)") and float(die_s) < 20
+
+    same, failures = said["once"].split(" ", 1)
+    assert same == "True" and marker.exists()  # it died, and the gang again gave the same trees
+    (failure,) = json.loads(failures)
+    assert failure["op"] == "gang" and failure["detected"] < 10
+    assert failure["workers"] == ([] if name == "spark" else [1])
 
     froze_s, froze = said["froze"].split(" ", 1)
     assert 5 <= float(froze_s) < 8 and "within 5 s during map_reduce" in froze

@@ -123,7 +123,8 @@ class Engine(ABC):
 
     recovers_itself: ClassVar[bool] = False
     """The framework re-runs a lost task by itself (Spark's lineage), up to ``max_failures``
-    more attempts, and reports what it re-read; the engine does not retry on top of it."""
+    more attempts, and reports what it re-read; the engine does not retry a map, map-reduce
+    or load on top of it (a gang it does: a failed barrier stage is not run again)."""
 
     def __init__(
         self,
@@ -196,7 +197,8 @@ class Engine(ABC):
         """Drop a dataset's cached partitions (default: left to the framework's GC)."""
 
     def _replace_lost(self) -> list[int]:
-        """Replace the workers that died with fresh ones; their ranks (none lost: [])."""
+        """Replace the workers that died with fresh ones; their ranks ([]: none lost, or the
+        framework starts new ones itself, whose tasks re-read what they miss: Spark)."""
         raise EngineError(f"the {self.name} engine cannot replace a worker")
 
     def _reload(self, uid: str, w: int, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
@@ -394,15 +396,16 @@ class Engine(ABC):
             try:
                 return attempt()
             except LostWorker as e:
-                used = sum(f.workers != () for f in self.trace.failures)
-                if self.recovers_itself or used >= self.max_failures:
-                    raise LostWorker(f"{e} {self._recoveries_spent(used)}") from e
+                used = sum(f.detected is not None for f in self.trace.failures)  # the engine's
+                itself = self.recovers_itself and op != "gang"
+                if itself or used >= self.max_failures:
+                    raise LostWorker(f"{e} {self._recoveries_spent(used, itself)}") from e
                 self.recover(op, e, time.perf_counter() - t0)
 
-    def _recoveries_spent(self, used: int) -> str:
+    def _recoveries_spent(self, used: int, itself: bool) -> str:
         if not self.max_failures:
             return "(--max-failures 0: no recovery)"
-        if self.recovers_itself:
+        if itself:
             return f"(after {self.name} ran it {self.max_failures} more times: --max-failures)"
         n = self.max_failures
         return f"(after {used} recover{'y' if used == 1 else 'ies'}: --max-failures {n})"
@@ -428,11 +431,16 @@ class Engine(ABC):
                 reread += [s.index for s in specs[w]]
         cause = error.__cause__ or error
         datasets = len(self._held)
-        failure = Failure(
-            op, f"{type(cause).__name__}: {self._error_summary(cause)}"[:160],
+        how = (
             f"replaced worker{'s' * (len(lost) > 1)} {lost}, re-read its {len(reread)} "
             f"partitions of {datasets} cached dataset{'s' * (datasets != 1)} from their specs, "
-            "ran the call again",
+            "ran the call again"
+            if lost
+            else f"{self.name} started a new worker itself; ran the call again, its tasks "
+            "re-reading what they miss from their specs"
+        )
+        failure = Failure(
+            op, f"{type(cause).__name__}: {self._error_summary(cause)}"[:160], how,
             detected, time.perf_counter() - t0, tuple(lost), tuple(sorted(set(reread))),
         )  # fmt: skip
         self.trace.failures.append(failure)

@@ -272,6 +272,9 @@ class SparkEngine(Engine):
         self._step(rdd.mapPartitions(partial(_release, ds.uid)).collect, "release")
         rdd.unpersist()
 
+    def _replace_lost(self) -> list[int]:
+        return []  # Spark starts a new Python worker; its tasks re-read their partitions
+
     def _is_worker_lost(self, error: BaseException) -> bool:
         text = str(error)
         return any(
