@@ -200,14 +200,26 @@ def _supervisor(job: Job) -> Process:
     return Process(job.pid, job.started, "supervisor", str(job.log))
 
 
+AGENT_WAIT = 60.0
+"""Seconds a submission waits for the head's job agent: a cluster that has just started may
+answer "No available agent to submit job, please try again later" for a few seconds."""
+
+
 def _ray_request(job: Job, path: str, body: dict | None = None) -> dict:
-    """One call of Ray's Job Submission REST API on the cluster's dashboard."""
-    try:
-        return get_json(job.dashboard + path, body, timeout=30)
-    except urllib.error.HTTPError as e:
-        raise EngineError(f"Ray's job API said {e.code}: {e.read().decode()[:200]}") from e
-    except OSError as e:
-        raise EngineError(f"Ray's dashboard at {job.dashboard} does not answer ({e})") from e
+    """One call of Ray's Job Submission REST API on the cluster's dashboard (again, for up
+    to :data:`AGENT_WAIT` s, while its job agent is not up yet)."""
+    deadline = time.monotonic() + AGENT_WAIT
+    while True:
+        try:
+            return get_json(job.dashboard + path, body, timeout=30)
+        except urllib.error.HTTPError as e:
+            said = e.read().decode()[:200]
+            if "No available agent" in said and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            raise EngineError(f"Ray's job API said {e.code}: {said}") from e
+        except OSError as e:
+            raise EngineError(f"Ray's dashboard at {job.dashboard} does not answer ({e})") from e
 
 
 def _supervise(job_id: str) -> int:
