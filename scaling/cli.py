@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from scaling.checkpoint import EVERY
 from scaling.costmodel import NETWORKS
 from scaling.data import Source, open_file
 from scaling.engines import ENGINES
@@ -287,6 +288,20 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         help="the failure drill: kill one worker after iteration ITER and record what the "
         "engine did (its detection time, the recovery or the failure, the work lost)",
     )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=EVERY,
+        metavar="ROUNDS",
+        help="a gang (gbdt) keeps its model every ROUNDS rounds in the store: a member that "
+        f"dies costs the rounds since, not all (default: {EVERY}; 0: none)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="go on with an interrupted run from its last checkpoint, with the options it "
+        "was started with (its id is in its error line, and in STORE/checkpoints/)",
+    )
 
 
 def _sweep_options(p: argparse.ArgumentParser) -> None:
@@ -391,9 +406,10 @@ def _all_cores() -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
+    from scaling.checkpoint import of_run
     from scaling.report import failure_lines, print_table
     from scaling.results import append_record, new_sweep_id, sweep_file
-    from scaling.runner import run_with_progress
+    from scaling.runner import config_dict, new_run_id, run_with_progress
 
     job = get_job(args.job)
     _say_dashboards(_on_cluster(args, "engine"))
@@ -401,21 +417,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(job, args)
     source = _source(job, args, args.rows, config)
     _preflight(args, [args.engine], source.rows, source.features)
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every takes rounds >= 0, got {args.checkpoint_every}")
+    if args.resume and len(args.workers) > 1:
+        raise UsageError("--resume goes on with one run: give one worker count (--workers N)")
     sweep_id, records = new_sweep_id(), []
     for workers in args.workers:
-        run = run_with_progress(
-            job,
-            args.engine,
-            workers,
-            source,
-            config,
-            address=args.address,
-            partitions=args.partitions,
-            dtype=args.dtype,
-            sweep_id=sweep_id,
-            engine_options=_engine_options(args),
-            kill_worker_at=args.kill_worker_at,
-        )
+        run_id = args.resume or new_run_id()
+        checkpoints = None
+        if args.checkpoint_every or args.resume:
+            what = {"job": job.name, "config": config_dict(config), "data": source.describe()}
+            what["dtype"] = args.dtype
+            every = args.checkpoint_every or EVERY
+            checkpoints = of_run(args.out, run_id, what, every, resume=bool(args.resume))
+        try:
+            run = run_with_progress(
+                job,
+                args.engine,
+                workers,
+                source,
+                config,
+                address=args.address,
+                partitions=args.partitions,
+                dtype=args.dtype,
+                sweep_id=sweep_id,
+                engine_options=_engine_options(args),
+                kill_worker_at=args.kill_worker_at,
+                run_id=run_id,
+                checkpoints=checkpoints,
+            )
+        except ScalingError as e:
+            if checkpoints and (kept := checkpoints.latest()):
+                e.args = (
+                    f"{e}; its checkpoint after round {kept[0]} is kept: add --resume {run_id} "
+                    "to go on from it",
+                )
+            raise
         records.append(append_record(args.out, run.record, run.arrays, run.files))
         if args.json:
             print(json.dumps(records[-1], sort_keys=True, default=str), flush=True)

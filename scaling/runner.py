@@ -27,7 +27,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from scaling import timeline
+from scaling import checkpoint, timeline
+from scaling.checkpoint import Checkpoints
 from scaling.data import Source
 from scaling.engines import Engine, make_engine
 from scaling.errors import StoreError, UsageError, check_choice
@@ -65,6 +66,8 @@ def run_job(
     clusters: Clusters | None = None,
     engine_options: dict | None = None,
     kill_worker_at: int | None = None,
+    run_id: str | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> Run:
     """Start ``engine`` with ``workers`` workers, load ``source``, fit ``job``, and measure it.
 
@@ -74,7 +77,9 @@ def run_job(
     first-touch of caches) are recorded but left out of the median time per iteration.
     ``engine_options`` go to the engine (``step_timeout``, ``max_failures``);
     ``kill_worker_at`` is the failure drill: after that iteration one worker is killed
-    (:meth:`Engine.kill_worker`), and the record says what the engine did.
+    (:meth:`Engine.kill_worker`), and the record says what the engine did. ``checkpoints``
+    (of run ``run_id``) are where its gangs keep their state: removed when the run finishes,
+    kept when it fails, to resume it from.
     """
     started = datetime.now(UTC).isoformat(timespec="seconds")
     if kill_worker_at is not None and job.execution(config) != "driver":
@@ -89,7 +94,11 @@ def run_job(
         ds = eng.load(source, partitions, dtype)
         if kill_worker_at is not None:
             on_iteration = _drill(eng, ds, kill_worker_at, on_iteration)
-        result = job.fit(eng, ds, config, on_iteration=on_iteration)
+        eng.checkpoints = checkpoints
+        try:
+            result = job.fit(eng, ds, config, on_iteration=on_iteration)
+        finally:
+            eng.checkpoints = None
         eng.release(ds)
         trace, engine_version, dashboards = eng.trace, eng.version, eng.dashboards
     except BaseException:
@@ -98,12 +107,14 @@ def run_job(
     finally:
         if clusters is None:
             pool.close()
+    if checkpoints is not None:
+        checkpoint.finish(checkpoints)
     spans = [s for s in trace.spans if s.name == job.iteration]
     iterations = [s.summary() for s in spans]
     median, typical = trace.typical(job.iteration, warmup)
     per_iter = typical["wall"]
     record = {
-        **_identity(job, engine, workers, source, config, sweep_id, mode, started),
+        **_identity(job, engine, workers, source, config, sweep_id, mode, started, run_id),
         "status": "ok",
         "address": address,
         "dashboards": {**_dashboards(address), **dashboards},
@@ -211,12 +222,13 @@ def _identity(
     sweep_id: str | None,
     mode: str,
     started: str,
+    run_id: str | None = None,
 ) -> dict:
     """The fields every record has, measured or failed."""
     return {
         "schema": SCHEMA,
         "sweep_id": sweep_id or new_sweep_id(),
-        "run_id": uuid.uuid4().hex[:12],
+        "run_id": run_id or new_run_id(),
         "started_at": started,
         "mode": mode,
         "job": job.name,
@@ -229,6 +241,10 @@ def _identity(
         "config": config_dict(config),
         "host": host_facts(),
     }
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def per_iteration_by_difference(fit: Callable[[int], object], iters: int, repeat: int) -> float:

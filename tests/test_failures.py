@@ -19,10 +19,11 @@ KMEANS = kmeans.KMeansConfig(k=4, max_iter=6, tol=0.0)
 SOURCE = kmeans.JOB.synthetic(20_000, 16, 0, KMEANS)
 
 FAULTS = """
-import dataclasses, json, os, signal, sys, time
+import dataclasses, json, os, signal, sys, threading, time
 from jobs import gbdt, kmeans
 from jobs.gbdt import train
 from scaling import testing
+from scaling.checkpoint import Checkpoints
 from scaling.data import Blobs, Classification
 from scaling.engines import make_engine
 from scaling.engines.worker import process_id
@@ -32,17 +33,35 @@ from scaling.runner import _drill
 def say(what, *words):  # one write a line: the frameworks' own logs share stdout
     print(f"@@{what} " + " ".join(map(str, words)), flush=True)
 
+class SlowSave(Checkpoints):
+    def save(self, done, blob):  # the gang waits in round 1 after the checkpoint
+        super().save(done, blob)
+        time.sleep(3)
+
+
+def die_after_a_checkpoint(checkpoints, marker):
+    while checkpoints.latest() is None:
+        time.sleep(0.01)
+    open(marker, "w").close()
+    os._exit(1)
+
+
 def member(ctx, parts, backend, started, job, fault, marker=None):
-    # Rank 1 dies, dies once (the marker says it did), or joins too late, as fault says
-    # (pickled by value: defined in __main__).
+    # Rank 1 dies, joins too late, or dies once (the marker says it did) after the gang's
+    # first checkpoint, while rank 0 waits after writing it, as fault says (pickled by value:
+    # defined in __main__).
     if ctx.rank == 1 and fault == "die":
-        os._exit(1)
-    if ctx.rank == 1 and fault == "once" and not os.path.exists(marker):
-        open(marker, "w").close()
         os._exit(1)
     if ctx.rank == 1 and fault == "late":
         time.sleep(job.config.timeout + 2)
         return None
+    if fault == "once" and not os.path.exists(marker):
+        if ctx.rank == 0:
+            slow = SlowSave(*dataclasses.astuple(job.checkpoints))
+            job = dataclasses.replace(job, checkpoints=slow)
+        else:
+            watch = (job.checkpoints, marker)
+            threading.Thread(target=die_after_a_checkpoint, args=watch, daemon=True).start()
     return train.member(ctx, parts, backend, started, job)
 
 if __name__ == "__main__":
@@ -80,13 +99,19 @@ if __name__ == "__main__":
                     train.train(engine, ds, gconfig, member, fault)
             except EngineError as e:
                 say(fault, f"{time.perf_counter() - t0:.1f}", e)
-        # a member that dies once: the gang again from its start, on a replaced worker
+        # a member that dies once after round 4: the gang again on a replaced worker, from
+        # its checkpoint after round 4
         engine.trace.reset()
         ds = engine.load(Classification(rows=2000, features=4))  # replaces the dead one
+        gconfig = dataclasses.replace(gconfig, rounds=12, timeout=30)
+        undisturbed = gbdt.JOB.fit(engine, ds, gconfig)
         engine.trace.reset()
+        engine.checkpoints = Checkpoints(os.path.dirname(sys.argv[3]) + "/checkpoints", 4)
         once = train.train(engine, ds, gconfig, member, "once", sys.argv[3])
+        engine.checkpoints = None
         same = bool((once.predictions == undisturbed.predictions).all())
-        say("once", same, json.dumps([dataclasses.asdict(f) for f in engine.trace.failures]))
+        failures = json.dumps([dataclasses.asdict(f) for f in engine.trace.failures])
+        say("once", same, once.rounds, len(engine.trace.spans), failures)
         # a frozen worker: the step fails within its deadline (the load first replaces the
         # worker that died above: a run of its own)
         engine.trace.reset()
@@ -149,10 +174,12 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
     # replaced, the gang again from its start, dead again: past the limit
     assert die.endswith("(after 1 recovery: --max-failures 1)") and float(die_s) < 20
 
-    same, failures = said["once"].split(" ", 1)
+    same, rounds, measured, failures = said["once"].split(" ", 3)
     assert same == "True" and marker.exists()  # it died, and the gang again gave the same trees
+    assert (rounds, measured) == ("12", "8")  # after the checkpoint: 8 rounds trained again
     (failure,) = json.loads(failures)
     assert failure["op"] == "gang" and failure["detected"] < 10
+    assert failure["how"].endswith("the gang went on from its checkpoint after round 4")
     assert failure["workers"] == ([] if name == "spark" else [1])
 
     froze_s, froze = said["froze"].split(" ", 1)

@@ -11,12 +11,13 @@ libraries' collectives run in their C++ code, out of reach of a timer around the
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
@@ -34,6 +35,7 @@ from jobs.gbdt import (
     round_bytes,
     xgboost_params,
 )
+from scaling.checkpoint import Checkpoints
 from scaling.collectives import Backend, lightgbm_cli, run_gang
 from scaling.collectives.lightgbm import LightGBMBackend
 from scaling.collectives.tcp import allgather, alltoall
@@ -45,6 +47,9 @@ from scaling.errors import DataError, UsageError
 from scaling.job import OnIteration
 from scaling.trace import StepLog
 
+Resumed = tuple[int, bytes] | None
+"""A checkpoint to train on from: (rounds done, the model's bytes)."""
+
 _QUIET = logging.getLogger("scaling.lightgbm")
 _QUIET.setLevel(logging.ERROR)
 SPLIT = (
@@ -53,16 +58,18 @@ SPLIT = (
 )
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _GangJob:
-    """What every member gets: the config and the data's shape."""
+    """What every member gets: the config, the data's shape, and where the run's checkpoints
+    are (None: the gang starts from round 0 every time)."""
 
     config: GBDTConfig
     rows: int
     features: int
+    checkpoints: Checkpoints | None = None
 
 
-@dataclass
+@dataclasses.dataclass
 class _Rows:
     """A member's rows: features, labels, global row numbers, and which are for training."""
 
@@ -82,22 +89,27 @@ class _Rows:
 
 class _RoundClock(xgb.callback.TrainingCallback):
     """The time each boosting round ends (an XGBoost callback; ``tick`` is LightGBM's), and
-    the member's socket bytes from the end of round 1 to the end of the last round."""
+    the member's socket bytes from the end of its first round to the end of the last; with
+    ``save``, ``save(rounds done, booster)`` after each round (rank 0's checkpoints)."""
 
-    def __init__(self, rounds: int, log: StepLog | None = None) -> None:
+    def __init__(self, rounds: int, log: StepLog | None = None, save=None) -> None:
         super().__init__()
         self.times = [time.time()]  # the wall clock: round ends go on the run's timeline
-        self.last, self.log = rounds, log
+        self.last, self.log, self.save = rounds, log, save
 
-    def tick(self, *args) -> None:
+    def tick(self, env=None) -> None:
         self.times.append(time.time())
         if self.log is not None and len(self.times) == 2:
             self.log.open(done=1)  # set-up (the library's first exchanges) is in round 1
         if self.log is not None and len(self.times) == self.last + 1:
             self.log.close()
+        if self.save is not None and env is not None:
+            self.save(env.iteration + 1, env.model)
 
     def after_iteration(self, model, epoch: int, evals_log) -> bool:
         self.tick()
+        if self.save is not None:
+            self.save(epoch + 1, model)  # epochs count on from a model trained on
         return False  # do not stop
 
     @property
@@ -106,7 +118,8 @@ class _RoundClock(xgb.callback.TrainingCallback):
 
 
 def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: _GangJob) -> dict:
-    """One gang member: (feature mode: get all rows of its columns), train, score held-out."""
+    """One gang member: (feature mode: get all rows of its columns), train from the latest
+    checkpoint or from the start, score held-out."""
     pin_threads()
     config = job.config
     rows = _Rows.of(parts, config.holdout, config.seed)
@@ -116,17 +129,23 @@ def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: 
         replicate = _replicate if config.library == "xgboost" else _replicate_all
         rows, replica = replicate(ctx, rows, job)
     train = _xgboost if config.library == "xgboost" else _lightgbm
+    checkpoints = job.checkpoints if resumable(config) else None
+    resumed = checkpoints.latest() if checkpoints else None
+    done = resumed[0] if resumed else 0
+    save = None
+    if checkpoints and ctx.rank == 0:  # rank 0's model is every member's
+        save = functools.partial(_checkpoint, checkpoints, config.rounds)
     log = StepLog(ctx.rank)  # before joining: the sockets open now are not the collective's
     with backend.member(ctx, started, config.timeout) as network:
-        clock = _RoundClock(config.rounds, log)
-        booster = train(rows, config, network, clock)
+        clock = _RoundClock(config.rounds - done, log, save)
+        booster = train(rows, config, network, clock, resumed)
         trained_at = clock.times[-1]
         predictions = _predict(booster, rows, config)
     walls = clock.rounds
     compute = walls
     if ctx.world > 1:  # the same rounds on this member's rows alone: the compute in a round
-        alone = _RoundClock(config.rounds)
-        train(_own_columns(ctx, rows, config), config, None, alone)
+        alone = _RoundClock(config.rounds - done)
+        train(_own_columns(ctx, rows, config), config, None, alone, resumed)
         compute = np.minimum(alone.rounds, walls)
     for wall, busy, end in zip(walls, compute, clock.times[1:], strict=True):
         log.add(wall, busy, wall - busy, end=end)
@@ -140,7 +159,19 @@ def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: 
         "rows": rows.index[held],
         "labels": rows.y[held],
         "replica_bytes": replica,
+        "resumed_from": done,
     }
+
+
+def resumable(config: GBDTConfig) -> bool:
+    """Whether a gang of ``config`` can go on from a checkpoint: data and voting modes (the
+    libraries train on from a model); feature mode starts again from round 0."""
+    return config.mode != "feature"
+
+
+def _checkpoint(checkpoints: Checkpoints, rounds: int, done: int, booster) -> None:
+    if done % checkpoints.every == 0 and done < rounds:
+        checkpoints.save(done, _model_bytes(booster))
 
 
 def _own_columns(ctx: GangContext, rows: _Rows, config: GBDTConfig) -> _Rows:
@@ -195,16 +226,29 @@ def _split_mode(config: GBDTConfig, network) -> DataSplitMode:
     return DataSplitMode.ROW
 
 
-def _xgboost(rows: _Rows, config: GBDTConfig, network, clock: _RoundClock) -> xgb.Booster:
-    """Train with XGBoost: inside its communicator when ``network`` (else alone)."""
+def _xgboost(
+    rows: _Rows, config: GBDTConfig, network, clock: _RoundClock, resumed: Resumed = None
+) -> xgb.Booster:
+    """Train with XGBoost: inside its communicator when ``network`` (else alone); the rounds
+    after a checkpoint's ``(rounds done, model)`` when ``resumed``."""
     split = _split_mode(config, network)
     dtrain = xgb.DMatrix(rows.X[rows.train], rows.y[rows.train], data_split_mode=split, nthread=1)
+    done, model = (0, None) if resumed is None else (resumed[0], bytearray(resumed[1]))
     clock.times[0] = time.time()
-    return xgb.train(xgboost_params(config), dtrain, config.rounds, callbacks=[clock])
+    return xgb.train(
+        xgboost_params(config),
+        dtrain,
+        config.rounds - done,
+        xgb_model=None if model is None else xgb.Booster(model_file=model),
+        callbacks=[clock],
+    )
 
 
-def _lightgbm(rows: _Rows, config: GBDTConfig, network, clock: _RoundClock) -> lgb.Booster:
-    """Train with LightGBM: over its socket network when ``network`` has machines."""
+def _lightgbm(
+    rows: _Rows, config: GBDTConfig, network, clock: _RoundClock, resumed: Resumed = None
+) -> lgb.Booster:
+    """Train with LightGBM: over its socket network when ``network`` has machines; the rounds
+    after a checkpoint's ``(rounds done, model)`` when ``resumed``."""
     lgb.register_logger(_QUIET)  # its network's per-connection messages would fill the console
     params = lightgbm_params(config)
     # LightGBM's log level is per thread and set from a config: its network starts before the
@@ -214,10 +258,12 @@ def _lightgbm(rows: _Rows, config: GBDTConfig, network, clock: _RoundClock) -> l
         return _lightgbm_program(rows, params, config, network, clock)
     if network:
         params.update(tree_learner=config.mode, **network)
+    done, model = (0, None) if resumed is None else resumed
     return lgb.train(
         params,
         lgb.Dataset(rows.X[rows.train], rows.y[rows.train], params=params),
-        config.rounds,
+        config.rounds - done,
+        init_model=None if model is None else lgb.Booster(model_str=model.decode()),
         callbacks=[clock.tick],
     )
 
@@ -343,13 +389,20 @@ def train(
     from sklearn.metrics import log_loss, roc_auc_score
 
     backend = XGBoostBackend() if config.library == "xgboost" else LightGBMBackend()
-    job = _GangJob(config, ds.rows, ds.features)
+    job = _GangJob(config, ds.rows, ds.features, engine.checkpoints)
     t0 = time.perf_counter()
+    failed_before = len(engine.trace.failures)
     outs = run_gang(engine, ds, backend, member, job, *args, timeout=config.timeout)
     seconds = time.perf_counter() - t0
+    done = outs[0]["resumed_from"]  # rounds the last start of the gang did not train
+    if done:
+        failures = engine.trace.failures
+        for i in range(failed_before, len(failures)):
+            how = f"{failures[i].how}; the gang went on from its checkpoint after round {done}"
+            failures[i] = dataclasses.replace(failures[i], how=how)
     expected = round_bytes(config, ds.rows, ds.features, engine.workers)
     spans = engine.trace.add_measured(ITERATION, [o["log"] for o in outs], expected, SPLIT)
-    for i in range(len(spans)):
+    for i in range(done, done + len(spans)):
         if on_iteration is not None:
             on_iteration(i, float(i + 1))
     # Feature mode: every member scored every held-out row; otherwise each scored its own.
@@ -364,7 +417,7 @@ def train(
         rows[order],
         float(log_loss(labels, predictions, labels=[0, 1])),
         float(roc_auc_score(labels, predictions)) if len(np.unique(labels)) == 2 else math.nan,
-        len(spans),
+        done + len(spans),
         max(o["train_seconds"] for o in outs),
         seconds,
         outs[0]["model"],

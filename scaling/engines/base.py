@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from scaling.errors import (
     first_line,
 )
 from scaling.trace import Call, Failure, Trace, payload_bytes
+
+if TYPE_CHECKING:
+    from scaling.checkpoint import Checkpoints
 
 __all__ = ["THREAD_ENV", "Broadcast", "Dataset", "Engine", "GangContext", "Loaded", "PartSpec"]
 
@@ -110,6 +113,14 @@ class Engine(ABC):
         again, which gives the result an undisturbed run gives, as every step is a function
         of its partition and arguments. Each recovery is kept in ``trace.failures``.
 
+    Attributes
+    ----------
+    trace : Trace
+        Every call of the current run, and its failures.
+    checkpoints : Checkpoints or None
+        Where the current run's gangs keep their latest state (set by the runner; None:
+        a gang whose member dies starts again from its first round).
+
     Notes
     -----
     Engines are context managers. Every call is recorded in :attr:`trace`.
@@ -147,6 +158,7 @@ class Engine(ABC):
         self._held: dict[str, tuple[list[list[PartSpec]], str]] = {}  # specs of cached data
         self.dashboards: dict[str, str] = {}  # web UIs of this run's own, where it has some
         self.trace = Trace()
+        self.checkpoints: Checkpoints | None = None
         self._closed = True
         if address is not None:
             check_reachable(self.name, address, self.address_schemes)

@@ -90,8 +90,17 @@ class DaskEngine(Engine):
     address_schemes = ("tcp",)
 
     def _start(self) -> None:
-        # A task that kills its worker should fail the call at once, not be retried 3 times.
-        dask.config.set({"distributed.scheduler.allowed-failures": 0})
+        dask.config.set(
+            {
+                # A task that kills its worker should fail the call at once, not be retried.
+                "distributed.scheduler.allowed-failures": 0,
+                # LocalCluster closes the nanny of a worker still gone this long after *a*
+                # removal, timed from the first: a worker that died, was restarted and died
+                # again within it lost its nanny mid-restart, and with it the replacement.
+                # The nanny restarts its worker; it is not a lost batch job to give up on.
+                "distributed.deploy.lost-worker-timeout": "1 day",
+            }
+        )
         self._cluster = None
         self._held_futures: dict[str, list[Future]] = {}
         if self.address is None:
