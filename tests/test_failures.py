@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -204,3 +205,44 @@ def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
         == run_job(kmeans.JOB, "local", 2, SOURCE, KMEANS).record["quality"]["inertia"]
     )
     assert done.stderr.count("\n") <= 1  # nothing a framework logs
+
+
+def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path):
+    """A Dask worker killed mid-training fails the run (--max-failures 0) and keeps its
+    checkpoint; --resume trains only the rounds after it and gives the undisturbed trees."""
+    import psutil
+
+    from jobs import gbdt
+
+    options = ["--rows", "20000", "--features", "8", "--rounds", "400", "--max-depth", "3"]
+    argv = [sys.executable, "-m", "scaling.cli", "run", "gbdt", *options, "--workers", "2"]
+    argv += ["--engine", "dask", "--checkpoint-every", "5", "--out", str(tmp_path)]
+    run = subprocess.Popen([*argv, "--max-failures", "0"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("checkpoints/*/round-*.ckpt")) and run.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    children = psutil.Process(run.pid).children()
+    workers = [p for p in children if "spawn_main" in " ".join(p.cmdline())]  # nannies' own
+    workers[0].kill()
+    _, err = run.communicate(timeout=120)
+    (folder,) = (tmp_path / "checkpoints").iterdir()
+    assert run.returncode == 2 and f"add --resume {folder.name} to go on from it" in err, err
+    kept = int(next(folder.glob("round-*.ckpt")).stem.split("-")[1])
+    assert 5 <= kept < 400
+
+    other = [a if a != "400" else "300" for a in argv]  # --rounds 300: another run
+    other = subprocess.run([*other, "--resume", folder.name], capture_output=True, text=True)
+    assert other.returncode == 2 and "with the options it was started with" in other.stderr
+    resumed = subprocess.run(
+        [*argv, "--resume", folder.name, "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    (record,) = [json.loads(line) for line in resumed.stdout.splitlines()]
+    assert record["run_id"] == folder.name and not folder.exists()
+    assert len(record["timings"]["iterations"]) == 400 - kept  # only the rounds after it
+    config = gbdt.GBDTConfig(rounds=400, max_depth=3)
+    source = gbdt.JOB.synthetic(20000, 8, 0, config)
+    undisturbed = run_job(gbdt.JOB, "local", 2, source, config).record["quality"]
+    for key in ("heldout_logloss", "heldout_auc", "rounds"):
+        assert record["quality"][key] == undisturbed[key]
