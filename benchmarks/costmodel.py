@@ -43,27 +43,8 @@ from scaling import calibration, costmodel
 from scaling.engines import make_engine
 from scaling.report import text_table
 
-VARIANTS = {
-    "kmeans": {"driver": {}, "allreduce": {"execution": "allreduce"}},
-    "logreg": {
-        "lbfgs driver": {},
-        "lbfgs allreduce": {"execution": "allreduce"},
-        "newton": {"solver": "newton"},
-        "admm": {"solver": "admm"},
-    },
-    "sgd": {
-        s: {"strategy": s}
-        for s in ("ring-allreduce", "driver-allreduce", "local-sgd", "parameter-server")
-    },
-    "gbdt": {
-        "xgboost data": {"library": "xgboost", "mode": "data"},
-        "xgboost feature": {"library": "xgboost", "mode": "feature"},
-        "lightgbm data": {"library": "lightgbm", "mode": "data"},
-        "lightgbm feature": {"library": "lightgbm", "mode": "feature"},
-        "lightgbm voting": {"library": "lightgbm", "mode": "voting"},
-    },
-}
-"""Each job's decompositions, as config options."""
+VARIANTS = {name: get_job(name).variants for name in ("kmeans", "logreg", "sgd", "gbdt")}
+"""Each job's decompositions, as config options (the jobs' own ``variants``)."""
 
 OPTIONS = {
     "kmeans": {"k": 16, "max_iter": 8, "tol": 0.0, "init": "random"},

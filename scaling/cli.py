@@ -119,6 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
         _model_options(job_parser, get_job(name).config, "calibrations, for the predicted curve")
 
+    interview = commands.add_parser(
+        "interview", help="model answers to the system-design questions about a job"
+    )
+    interview_jobs = interview.add_subparsers(
+        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+    )
+    for name in JOBS:
+        job_parser = interview_jobs.add_parser(name, help=f"interview on {name}")
+        job_parser.add_argument(
+            "--workers", type=int, default=16, help="the worker count answers talk about"
+        )
+        job_parser.add_argument("--question", type=int, metavar="N", help="only question N")
+        job_parser.add_argument(
+            "--json", action="store_true", help="each answer as JSON, its figures' sources too"
+        )
+        _model_options(job_parser, get_job(name).config, "runs and calibrations to cite")
+
     calibrate = commands.add_parser(
         "calibrate", help="measure an engine's overhead, links and roofline (for predict)"
     )
@@ -647,6 +664,24 @@ def _predicted_lines(job, config, args: argparse.Namespace) -> str:
     )
 
 
+def cmd_interview(args: argparse.Namespace) -> int:
+    from jobs import get_job
+    from scaling import interview
+
+    job = get_job(args.job)
+    ask = interview.Ask(job, _config(job, args), args.rows, args.features, args.workers, args.store)
+    answers = interview.interview(ask)
+    if args.question is not None and not 1 <= args.question <= len(answers):
+        raise UsageError(f"--question: 1 to {len(answers)} for {job.name}, got {args.question}")
+    if args.json:
+        for n, a in enumerate(answers, 1):
+            if args.question in (None, n):
+                print(json.dumps({"job": job.name, **a.to_dict(n)}, default=str))
+        return 0
+    print(interview.render(ask, answers, args.question), end="")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from scaling import calibration
 
@@ -738,24 +773,9 @@ def _prediction(job, config, args: argparse.Namespace, cal, network=None) -> tup
     from scaling.results import load
 
     records = load(args.store).records if Path(args.store).is_dir() else []
-    correction = costmodel.correction(job, cal.engine, config, records, cal)
-    terms = costmodel.predict(
-        lambda p: job.explain(args.rows, args.features, p, config),
-        args.workers,
-        cal,
-        correction,
-        network,
+    return costmodel.curve(
+        job, config, args.rows, args.features, args.workers, cal, records, network
     )
-    return costmodel.summary(terms), [
-        f"{cal.engine}'s calibration of {cal.measured_at} on {cal.host['hostname']} "
-        f"({cal.host['cores']} cores), measured at {','.join(map(str, cal.workers))} workers",
-        *correction.where,
-        f"the engine's empty call {costmodel.seconds(cal.call[0])} + "
-        f"{costmodel.seconds(cal.call[1])} x workers, fitted at those counts and extrapolated "
-        "as a line; a gang's empty iteration "
-        f"{costmodel.seconds(cal.gang_iteration)} at any count",
-        f"one core per worker; stragglers: +{cal.straggle:.0%} of compute (measured spread)",
-    ]
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -949,6 +969,7 @@ COMMANDS = {
     "results": cmd_results,
     "compare": cmd_compare,
     "explain": cmd_explain,
+    "interview": cmd_interview,
     "calibrate": cmd_calibrate,
     "predict": cmd_predict,
     "timeline": cmd_timeline,

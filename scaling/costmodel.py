@@ -167,6 +167,27 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
     return out
 
 
+def curve(
+    job, config, rows: int, features: int, workers: list[int], cal, records, network=None
+) -> tuple[dict, list[str]]:
+    """The predicted curve of ``job`` on ``rows`` x ``features`` at each worker count
+    (:func:`summary`, corrected by the job's runs among ``records``), and its assumptions."""
+    correction_ = correction(job, cal.engine, config, records, cal)
+    terms = predict(
+        lambda p: job.explain(rows, features, p, config), workers, cal, correction_, network
+    )
+    return summary(terms), [
+        f"{cal.engine}'s calibration of {cal.measured_at} on {cal.host['hostname']} "
+        f"({cal.host['cores']} cores), measured at {','.join(map(str, cal.workers))} workers",
+        *correction_.where,
+        f"the engine's empty call {seconds(cal.call[0])} + "
+        f"{seconds(cal.call[1])} x workers, fitted at those counts and extrapolated "
+        "as a line; a gang's empty iteration "
+        f"{seconds(cal.gang_iteration)} at any count",
+        f"one core per worker; stragglers: +{cal.straggle:.0%} of compute (measured spread)",
+    ]
+
+
 def check_pattern(pattern: str) -> None:
     if pattern not in PATTERNS:
         raise UsageError(f"unknown pattern {pattern!r}; one of {', '.join(PATTERNS[1:])}")

@@ -82,6 +82,20 @@ def for_execution(steps: list[Step], execution: str, workers: int) -> list[Step]
     return out
 
 
+def moved(steps: list[Step], workers: int) -> tuple[float, float, float]:
+    """Bytes one iteration moves, all workers together: up the combine tree, down from the
+    driver, and peer to peer.
+
+    Each worker's partial result travels once up the tree (p - 1 hops, then the root to the
+    driver), and the driver ships the update back to each worker. A collective among the
+    workers (a ring all-reduce, say) has no driver: its bytes go peer to peer.
+    """
+    up = workers * sum(s.sends for s in steps if s.kind == "map")
+    down = workers * sum(s.sends for s in steps if s.kind == "update")
+    peer = workers * sum(s.sends for s in steps if s.where.startswith(("ring", "peers")))
+    return up, down, peer
+
+
 def render(
     job: str, steps: list[Step], rows: int, features: int, workers: int, note: str = ""
 ) -> str:
@@ -92,18 +106,12 @@ def render(
         (s.kind, s.function, s.where, si(s.flops, "flop"), si(s.sends, "B"), s.does) for s in steps
     ]
     lines.append(text_table(rows_))
-    # Each worker's partial result travels once up the tree (p - 1 hops, then the root to the
-    # driver), and the driver ships the update back to each worker.
-    # A collective among the workers (a ring all-reduce, say) has no driver: its bytes go peer
-    # to peer.
-    up = workers * sum(s.sends for s in steps if s.kind == "map")
-    down = workers * sum(s.sends for s in steps if s.kind == "update")
-    peer = workers * sum(s.sends for s in steps if s.where.startswith(("ring", "peers")))
-    moved = f"~{si(up, 'B')} up, ~{si(down, 'B')} down"
+    up, down, peer = moved(steps, workers)
+    moved_ = f"~{si(up, 'B')} up, ~{si(down, 'B')} down"
     where = f"combine tree depth {tree_depth(workers)}"
     if peer:
-        moved, where = f"~{si(peer, 'B')} peer to peer", "no driver in the loop"
-    lines += ["", f"bytes moved per iteration: {moved} ({where})"]
+        moved_, where = f"~{si(peer, 'B')} peer to peer", "no driver in the loop"
+    lines += ["", f"bytes moved per iteration: {moved_} ({where})"]
     if note:
         lines += ["", note]
     return "\n".join(lines)

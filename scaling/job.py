@@ -68,6 +68,10 @@ class Job(ABC):
         The key of :meth:`quality` that tables show.
     explain_note : str
         A paragraph under ``scaling explain``: what the steps mean for scaling.
+    variants : dict
+        Its decompositions (execution styles, solvers, strategies, modes), by name, as the
+        config options that choose them (``{}``: the default): what ``benchmarks/costmodel.py``
+        and ``scaling interview`` compare.
     """
 
     name: ClassVar[str]
@@ -78,6 +82,7 @@ class Job(ABC):
     unit: ClassVar[str] = "rows"
     headline: ClassVar[str]
     explain_note: ClassVar[str] = ""
+    variants: ClassVar[dict[str, dict]] = {"driver": {}, "allreduce": {"execution": "allreduce"}}
 
     @abstractmethod
     def fit(
@@ -104,6 +109,16 @@ class Job(ABC):
     @abstractmethod
     def iterations(self, config: Any) -> int:
         """The most iterations a run of ``config`` does (what a progress bar counts)."""
+
+    @abstractmethod
+    def parameters(self, features: int, config: Any) -> int:
+        """The numbers the fitted model holds (centres, coefficients, weights, tree nodes)."""
+
+    def interview(self, ask: Any) -> list:
+        """Answers to the interview questions of this job's own
+        (:class:`scaling.interview.Answer`, built with ``ask``, a
+        :class:`scaling.interview.Ask`); default none."""
+        return []
 
     def rows_per_iteration(self, config: Any, rows: int) -> int:
         """Units (see ``unit``) one iteration processes; default: every row."""
