@@ -15,6 +15,7 @@ its record's arrays); one that fails keeps it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -107,6 +108,14 @@ def of_run(
                 "resume it with the options it was started with"
             )
     return checkpoints
+
+
+def note_resumed(failures: list, since: int, done: int) -> None:
+    """Say, in the failures recorded from index ``since`` on, that the gang went on from
+    its checkpoint after ``done`` rounds (or steps)."""
+    for i in range(since, len(failures)):
+        how = f"{failures[i].how}; the gang went on from its checkpoint after round {done}"
+        failures[i] = dataclasses.replace(failures[i], how=how)
 
 
 def finish(checkpoints: Checkpoints) -> None:

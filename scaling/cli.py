@@ -310,8 +310,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=EVERY,
         metavar="ROUNDS",
-        help="a gang (gbdt) keeps its model every ROUNDS rounds in the store: a member that "
-        f"dies costs the rounds since, not all (default: {EVERY}; 0: none)",
+        help="a gang (gbdt; sgd's ring-allreduce) keeps its model every ROUNDS rounds (steps) "
+        f"in the store: a member that dies costs the rounds since, not all (default: {EVERY}; "
+        "0: none)",
     )
     p.add_argument(
         "--resume",

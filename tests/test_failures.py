@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from jobs import kmeans
@@ -207,16 +208,30 @@ def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
     assert done.stderr.count("\n") <= 1  # nothing a framework logs
 
 
-def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path):
+@pytest.mark.parametrize(
+    "name,options,keys",
+    [
+        ("gbdt", {"rounds": 400, "max_depth": 3}, ("heldout_logloss", "heldout_auc", "rounds")),
+        (
+            "sgd",
+            {"strategy": "ring-allreduce", "max_steps": 400, "eval_every": 100, "momentum": 0.9},
+            ("heldout_accuracy", "steps"),
+        ),
+    ],
+)
+def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path, name, options, keys):
     """A Dask worker killed mid-training fails the run (--max-failures 0) and keeps its
-    checkpoint; --resume trains only the rounds after it and gives the undisturbed trees."""
+    checkpoint; --resume trains only the rounds (steps) after it and gives the undisturbed
+    model: boosted trees, and SGD's ring all-reduce (parameters, momentum and evaluations)."""
     import psutil
 
-    from jobs import gbdt
+    from jobs import get_job
+    from scaling.results import artifact, load
 
-    options = ["--rows", "20000", "--features", "8", "--rounds", "400", "--max-depth", "3"]
-    argv = [sys.executable, "-m", "scaling.cli", "run", "gbdt", *options, "--workers", "2"]
-    argv += ["--engine", "dask", "--checkpoint-every", "5", "--out", str(tmp_path)]
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+    argv = [sys.executable, "-m", "scaling.cli", "run", name, "--rows", "20000"]
+    argv += ["--features", "8", *flags, "--workers", "2", "--engine", "dask"]
+    argv += ["--checkpoint-every", "5", "--out", str(tmp_path)]
     run = subprocess.Popen([*argv, "--max-failures", "0"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("checkpoints/*/round-*.ckpt")) and run.poll() is None:
@@ -231,7 +246,7 @@ def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path):
     kept = int(next(folder.glob("round-*.ckpt")).stem.split("-")[1])
     assert 5 <= kept < 400
 
-    other = [a if a != "400" else "300" for a in argv]  # --rounds 300: another run
+    other = [a.replace("=400", "=300") for a in argv]  # 300 rounds or steps: another run
     other = subprocess.run([*other, "--resume", folder.name], capture_output=True, text=True)
     assert other.returncode == 2 and "with the options it was started with" in other.stderr
     resumed = subprocess.run(
@@ -240,9 +255,12 @@ def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     (record,) = [json.loads(line) for line in resumed.stdout.splitlines()]
     assert record["run_id"] == folder.name and not folder.exists()
-    assert len(record["timings"]["iterations"]) == 400 - kept  # only the rounds after it
-    config = gbdt.GBDTConfig(rounds=400, max_depth=3)
-    source = gbdt.JOB.synthetic(20000, 8, 0, config)
-    undisturbed = run_job(gbdt.JOB, "local", 2, source, config).record["quality"]
-    for key in ("heldout_logloss", "heldout_auc", "rounds"):
-        assert record["quality"][key] == undisturbed[key]
+    assert len(record["timings"]["iterations"]) == 400 - kept  # only the ones after it
+    job = get_job(name)
+    config = job.config(**options)
+    undisturbed = run_job(job, "local", 2, job.synthetic(20000, 8, 0, config), config)
+    for key in keys:
+        assert record["quality"][key] == undisturbed.record["quality"][key]
+    (saved,) = load(tmp_path).records
+    for key, array in undisturbed.arrays.items():  # the model itself, bit for bit
+        assert (np.load(artifact(tmp_path, saved, key)) == array).all()

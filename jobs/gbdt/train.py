@@ -35,7 +35,7 @@ from jobs.gbdt import (
     round_bytes,
     xgboost_params,
 )
-from scaling.checkpoint import Checkpoints
+from scaling.checkpoint import Checkpoints, note_resumed
 from scaling.collectives import Backend, lightgbm_cli, run_gang
 from scaling.collectives.lightgbm import LightGBMBackend
 from scaling.collectives.tcp import allgather, alltoall
@@ -396,10 +396,7 @@ def train(
     seconds = time.perf_counter() - t0
     done = outs[0]["resumed_from"]  # rounds the last start of the gang did not train
     if done:
-        failures = engine.trace.failures
-        for i in range(failed_before, len(failures)):
-            how = f"{failures[i].how}; the gang went on from its checkpoint after round {done}"
-            failures[i] = dataclasses.replace(failures[i], how=how)
+        note_resumed(engine.trace.failures, failed_before, done)
     expected = round_bytes(config, ds.rows, ds.features, engine.workers)
     spans = engine.trace.add_measured(ITERATION, [o["log"] for o in outs], expected, SPLIT)
     for i in range(done, done + len(spans)):

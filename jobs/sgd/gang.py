@@ -3,16 +3,19 @@ held-out evaluation, and each step measured by the worker itself."""
 
 from __future__ import annotations
 
+import io
 from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import nn
 
 from jobs.sgd import ITERATION, SGDConfig, count_parameters
 from jobs.sgd.batches import Shard
 from jobs.sgd.model import Replica, build_model, pin_torch
 from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
+from scaling.checkpoint import Checkpoints, note_resumed
 from scaling.collectives import run_gang
 from scaling.collectives.torch import Group, TorchBackend
 from scaling.data import Part
@@ -23,12 +26,41 @@ from scaling.trace import StepLog
 
 @dataclass(frozen=True)
 class GangJob:
-    """What every gang member gets: the config, data shape, classes and initial parameters."""
+    """What every gang member gets: the config, data shape, classes and initial parameters,
+    and where the run's checkpoints are (None: a strategy that cannot go on from one)."""
 
     config: SGDConfig
     rows: int
     classes: np.ndarray
     init: np.ndarray
+    checkpoints: Checkpoints | None = None
+
+    def resume(self, replica: Replica, clock: Clock) -> int:
+        """Load the latest checkpoint into ``replica`` and ``clock``; the steps it had done
+        (0: none, start from the beginning)."""
+        latest = self.checkpoints.latest() if self.checkpoints else None
+        if latest is None:
+            return 0
+        done, blob = latest
+        state = torch.load(io.BytesIO(blob), weights_only=False)
+        replica.set(state["params"])
+        replica.optimizer.load_state_dict(state["optimizer"])
+        clock.restore(state["clock"])
+        return done
+
+    def checkpoint(self, rank: int, done: int, replica: Replica, clock: Clock) -> None:
+        """Rank 0 keeps the replica's parameters, optimiser state and clock every
+        ``checkpoints.every`` steps (the replicas are identical: each takes the same step)."""
+        every = self.checkpoints.every if self.checkpoints and rank == 0 else 0
+        if every and done % every == 0 and done < self.config.max_steps:
+            state = {
+                "params": replica.flat.clone(),
+                "optimizer": replica.optimizer.state_dict(),
+                "clock": clock.state(),
+            }
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            self.checkpoints.save(done, buffer.getvalue())
 
 
 class GangStrategy(Strategy):
@@ -40,6 +72,8 @@ class GangStrategy(Strategy):
     """
 
     split = "compute and waits on the collectives, timed inside each worker"
+    resumable = False
+    """Its members go on from the run's checkpoints (:meth:`GangJob.resume`)."""
 
     @abstractmethod
     def member(
@@ -53,13 +87,18 @@ class GangStrategy(Strategy):
         init = nn.utils.parameters_to_vector(
             build_model(ds.features, len(problem.classes), config, ds.dtype).parameters()
         )
-        job = GangJob(config, ds.rows, problem.classes, init.detach().numpy())
+        checkpoints = engine.checkpoints if self.resumable else None
+        job = GangJob(config, ds.rows, problem.classes, init.detach().numpy(), checkpoints)
+        failed_before = len(engine.trace.failures)
         with engine.trace.span("train"):
             outs = run_gang(engine, ds, TorchBackend(), _member, self, job)
+        done = outs[0]["resumed_from"]  # steps the last start of the gang did not take
+        if done:
+            note_resumed(engine.trace.failures, failed_before, done)
         size = count_parameters(ds.features, len(problem.classes), config)
         expected = self.step_bytes(config, size * np.dtype(ds.dtype).itemsize, engine.workers)
         spans = engine.trace.add_measured(ITERATION, [o["log"] for o in outs], expected, self.split)
-        for i in range(len(spans)):
+        for i in range(done, done + len(spans)):
             on_iteration(i, float(i + 1))
         first = outs[0]
         return SGDResult(
@@ -99,9 +138,13 @@ def evaluate(clock: Clock, step: int, group: Group, shard: Shard, replica: Repli
     return clock.evaluated(step, hits / total)
 
 
-def outcome(clock: Clock, log: StepLog, steps: int, seconds: float | None = None) -> dict:
-    """What a gang member returns: its step log and, from rank 0, the evaluations."""
+def outcome(
+    clock: Clock, log: StepLog, steps: int, seconds: float | None = None, resumed: int = 0
+) -> dict:
+    """What a gang member returns: its step log and, from rank 0, the evaluations
+    (``resumed``: the steps its checkpoint had done)."""
     return {
+        "resumed_from": resumed,
         "log": log.result(),
         "history": clock.history,
         "target": clock.target,

@@ -42,6 +42,7 @@ def buckets(replica: Replica, cap_bytes: float) -> list[tuple[int, int, int]]:
 
 class RingAllreduce(GangStrategy):
     name = "ring-allreduce"
+    resumable = True
 
     def member(
         self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
@@ -72,9 +73,10 @@ class RingAllreduce(GangStrategy):
         if group.world > 1:
             for i, p in enumerate(replica.params):
                 p.register_post_accumulate_grad_hook(hook(owner[i]))
-        clock, step = Clock(config), 0
+        clock = Clock(config)
+        step = start = job.resume(replica, clock)
         log.open()
-        for step in range(config.max_steps):
+        for step in range(start, config.max_steps):
             t0 = time.perf_counter()
             X, y = shard.batch(shard.local(batches(step)))
             t1 = time.perf_counter()
@@ -92,8 +94,9 @@ class RingAllreduce(GangStrategy):
             log.add(t4 - t0, (t2 - t1) + (t4 - t3), t3 - t2)
             if clock.due(step) and evaluate(clock, step, group, shard, replica):
                 break
+            job.checkpoint(group.rank, step + 1, replica, clock)
         log.close()
-        return outcome(clock, log, step + 1)
+        return outcome(clock, log, step + 1, resumed=start)
 
     def step_bytes(self, config: SGDConfig, size: int, workers: int) -> int:
         return 2 * 2 * (workers - 1) * size  # each of p sends and receives 2 (p - 1) / p x size

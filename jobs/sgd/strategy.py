@@ -113,6 +113,17 @@ class Clock:
             self.target = (step + 1, seconds)
         return self.target is not None
 
+    def state(self) -> dict:
+        """What a checkpoint keeps of the clock: the evaluations and the time so far."""
+        return {"history": self.history, "target": self.target, "accuracy": self.accuracy,
+                "elapsed": self.elapsed()}  # fmt: skip
+
+    def restore(self, state: dict) -> None:
+        """Go on from a checkpoint's :meth:`state`: its evaluations, its time counted."""
+        self.history, self.accuracy = list(state["history"]), state["accuracy"]
+        self.target = None if state["target"] is None else tuple(state["target"])
+        self.t0, self.excluded = time.perf_counter() - state["elapsed"], 0.0
+
     def result(self, params: np.ndarray, classes: np.ndarray, steps: int) -> SGDResult:
         return SGDResult(
             params,
