@@ -35,6 +35,7 @@ QUESTIONS = (
     "What happens when a worker dies or straggles?",
 )
 
+
 @dataclass(frozen=True)
 class Figure:
     """A number in an answer: as printed, its value, and where it came from."""
