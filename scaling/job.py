@@ -114,6 +114,11 @@ class Job(ABC):
     def parameters(self, features: int, config: Any) -> int:
         """The numbers the fitted model holds (centres, coefficients, weights, tree nodes)."""
 
+    def resumable(self, config: Any) -> bool:
+        """Whether its gang keeps checkpoints and goes on from them
+        (:mod:`scaling.checkpoint`); default not."""
+        return False
+
     def interview(self, ask: Any) -> list:
         """Answers to the interview questions of this job's own
         (:class:`scaling.interview.Answer`, built with ``ask``, a

@@ -12,6 +12,7 @@ count.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -19,9 +20,10 @@ import platform
 import socket
 import statistics
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
@@ -77,26 +79,34 @@ def run_job(
     first-touch of caches) are recorded but left out of the median time per iteration.
     ``engine_options`` go to the engine (``step_timeout``, ``max_failures``);
     ``kill_worker_at`` is the failure drill: after that iteration one worker is killed
-    (:meth:`Engine.kill_worker`), and the record says what the engine did. ``checkpoints``
+    (:meth:`Engine.kill_worker`; in a gang, once its checkpoint has that many rounds), and
+    the record says what the engine did. ``checkpoints``
     (of run ``run_id``) are where its gangs keep their state: removed when the run finishes,
     kept when it fails, to resume it from.
     """
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    if kill_worker_at is not None and job.execution(config) != "driver":
+    gang = job.execution(config) != "driver"
+    if kill_worker_at is not None and gang and not (checkpoints and job.resumable(config)):
         raise UsageError(
-            "--kill-worker-at kills a worker between two steps of the driver's loop; this "
-            f"run's iterations run inside one gang call ({job.execution(config)}), so there "
-            "is no step between them to kill it at: use --execution driver"
+            "--kill-worker-at kills a worker between two steps of the driver's loop, or in a "
+            "gang once its checkpoint has that many rounds; this run's iterations run inside "
+            f"one gang call ({job.execution(config)}) that keeps no checkpoints: use "
+            "--execution driver, or a gang with checkpoints (gbdt, sgd's ring-allreduce) and "
+            "--checkpoint-every N"
         )
     pool = clusters or Clusters()
     try:
         eng, startup = pool.open(engine, workers, address, engine_options)
         ds = eng.load(source, partitions, dtype)
-        if kill_worker_at is not None:
+        drill = contextlib.nullcontext()
+        if kill_worker_at is not None and gang:
+            drill = _gang_drill(eng, ds, kill_worker_at, checkpoints)
+        elif kill_worker_at is not None:
             on_iteration = _drill(eng, ds, kill_worker_at, on_iteration)
         eng.checkpoints = checkpoints
         try:
-            result = job.fit(eng, ds, config, on_iteration=on_iteration)
+            with drill:
+                result = job.fit(eng, ds, config, on_iteration=on_iteration)
         finally:
             eng.checkpoints = None
         eng.release(ds)
@@ -157,6 +167,31 @@ def _drill(engine: Engine, ds, at: int, then: OnIteration | None) -> OnIteration
             done.append(engine.kill_worker(ds))
 
     return on_iteration
+
+
+@contextlib.contextmanager
+def _gang_drill(engine: Engine, ds, at: int, checkpoints: Checkpoints) -> Iterator[None]:
+    """While the block runs (a gang), kill a worker once, when the gang's checkpoint has
+    ``at`` rounds or more: the driver cannot see a gang's rounds until it ends, but it can
+    see its checkpoints."""
+    if at < 1:
+        raise UsageError(f"--kill-worker-at counts rounds from 1, got {at}")
+    pid, stop = engine.worker_pid(ds), threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.005):
+            latest = checkpoints.latest()
+            if latest is not None and latest[0] >= at:
+                engine.kill_worker(ds, pid)
+                return
+
+    watcher = threading.Thread(target=watch, name="scaling-drill", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 class Clusters:

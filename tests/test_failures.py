@@ -208,6 +208,39 @@ def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
     assert done.stderr.count("\n") <= 1  # nothing a framework logs
 
 
+def test_the_drill_in_a_gang_kills_a_worker_once_its_checkpoint_has_the_rounds(tmp_path):
+    argv = ["run", "gbdt", "--engine", "dask", "--workers", "2", "--rows", "20000"]
+    argv += ["--features", "8", "--rounds", "200", "--max-depth", "3", "--kill-worker-at", "20"]
+    done = subprocess.run(
+        [sys.executable, "-m", "scaling.cli", *argv, "--out", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    (failure,) = record["failures"]
+    assert failure["op"] == "gang" and failure["workers"] == [0]
+    kept = int(failure["how"].rsplit(" ", 1)[1])  # "... from its checkpoint after round 20"
+    assert 20 <= kept < 200 and len(record["timings"]["iterations"]) == 200 - kept
+    from jobs import gbdt
+
+    config = gbdt.GBDTConfig(rounds=200, max_depth=3)
+    source = gbdt.JOB.synthetic(20000, 8, 0, config)
+    undisturbed = run_job(gbdt.JOB, "local", 2, source, config).record["quality"]
+    assert record["quality"]["heldout_logloss"] == undisturbed["heldout_logloss"]
+
+
+def test_the_drill_refuses_a_gang_without_checkpoints(capsys, tmp_path):
+    from scaling.cli import main
+
+    argv = ["run", "gbdt", "--engine", "dask", "--workers", "2", "--rows", "2000"]
+    argv += ["--kill-worker-at", "2", "--checkpoint-every", "0", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "keeps no checkpoints" in err and "--checkpoint-every N" in err
+
+
 @pytest.mark.parametrize(
     "name,options,keys",
     [

@@ -430,6 +430,11 @@ class GBDT(Job):
         )
         return [a, b, follow]
 
+    def resumable(self, config: GBDTConfig) -> bool:
+        from jobs.gbdt.train import resumable
+
+        return resumable(config)
+
     def parameters(self, features: int, config: GBDTConfig) -> int:
         # per tree, at most: a feature and a threshold per split, a value per leaf (splits + 1)
         splits = 2**config.max_depth - 1 if config.library == "xgboost" else config.num_leaves - 1

@@ -226,6 +226,9 @@ class SGD(Job):
         for s in ("ring-allreduce", "driver-allreduce", "local-sgd", "parameter-server")
     }
 
+    def resumable(self, config: SGDConfig) -> bool:
+        return getattr(get_strategy(config.strategy), "resumable", False)
+
     def parameters(self, features: int, config: SGDConfig) -> int:
         return count_parameters(features, 2, config)  # the weights and biases, two classes
 

@@ -458,18 +458,24 @@ class Engine(ABC):
         self.trace.failures.append(failure)
         return failure
 
-    def kill_worker(self, ds: Dataset) -> int:
-        """Kill (SIGKILL) the worker process that holds partition 0 of ``ds``, as the out-of-
-        memory killer would: the failure drill (``--kill-worker-at``). Its pid."""
+    def kill_worker(self, ds: Dataset, pid: int | None = None) -> int:
+        """Kill (SIGKILL) the worker process that holds partition 0 of ``ds`` (its
+        :meth:`worker_pid`, or ``pid``), as the out-of-memory killer would: the failure drill
+        (``--kill-worker-at``). Its pid."""
+        pid = self.worker_pid(ds) if pid is None else pid
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def worker_pid(self, ds: Dataset) -> int:
+        """The process id of the worker that holds partition 0 of ``ds`` (embedded clusters
+        only: it is a process on this machine)."""
         if self.address is not None:
             raise UsageError(
                 "--kill-worker-at kills a worker process of an embedded cluster, on this "
                 "machine: leave out --address"
             )
         outs = self._guard("map", self._map, ds, process_id, ())
-        pid = dict(pair for out in outs for pair in out.value)[0]
-        os.kill(pid, signal.SIGKILL)
-        return pid
+        return dict(pair for out in outs for pair in out.value)[0]
 
     def _calibrate(self, ds: Dataset, repeats: int = 5) -> None:
         """Measure what an empty call costs here (the per-call overhead of this engine), and
