@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from scaling.checkpoint import EVERY
@@ -110,23 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--report", help="report directory (default: results/compare-…)")
     compare.add_argument("--title", default="Scaling comparison")
 
-    explain = commands.add_parser("explain", help="what one iteration of a job does and sends")
-    explain_jobs = explain.add_subparsers(
-        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
-    )
-    for name in JOBS:
-        job_parser = explain_jobs.add_parser(name, help=f"explain {name}")
+    for name, job_parser in _per_job(
+        commands, "explain", "what one iteration of a job does and sends"
+    ):
         job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
         _model_options(job_parser, get_job(name).config, "calibrations, for the predicted curve")
 
-    interview = commands.add_parser(
-        "interview", help="model answers to the system-design questions about a job"
-    )
-    interview_jobs = interview.add_subparsers(
-        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
-    )
-    for name in JOBS:
-        job_parser = interview_jobs.add_parser(name, help=f"interview on {name}")
+    for name, job_parser in _per_job(
+        commands, "interview", "model answers to the system-design questions about a job"
+    ):
         job_parser.add_argument(
             "--workers", type=int, default=16, help="the worker count answers talk about"
         )
@@ -149,14 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--repeat", type=int, default=15, help="calls per point (median)")
     calibrate.add_argument("--store", default=DEFAULT_STORE, help="where calibrations are kept")
 
-    predict = commands.add_parser(
-        "predict", help="predicted time per iteration, speedup and efficiency (the cost model)"
-    )
-    predict_jobs = predict.add_subparsers(
-        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
-    )
-    for name in JOBS:
-        job_parser = predict_jobs.add_parser(name, help=f"predict {name}")
+    for name, job_parser in _per_job(
+        commands, "predict", "predicted time per iteration, speedup and efficiency (the cost model)"
+    ):
         job_parser.add_argument("--engine", default="ray", help="ray, dask or spark")
         job_parser.add_argument(
             "--workers",
@@ -230,6 +217,18 @@ def _verb_options(verb: str, name: str) -> argparse.ArgumentParser:
     (_sweep_options if verb == "sweep" else _run_options)(p)
     _job_options(p, get_job(name).config)
     return p
+
+
+def _per_job(commands, command: str, help: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """``scaling COMMAND JOB``: the command, then each job's name and its parser."""
+    from jobs import JOBS
+
+    parser = commands.add_parser(command, help=help)
+    jobs = parser.add_subparsers(
+        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+    )
+    for name in JOBS:
+        yield name, jobs.add_parser(name, help=f"{command} {name}")
 
 
 def _model_options(p: argparse.ArgumentParser, config_cls: type, store: str) -> None:

@@ -188,37 +188,36 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
     assert 5 <= float(froze_s) < 8 and "within 5 s during map_reduce" in froze
 
 
-def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
-    argv = ["run", "kmeans", "--engine", "dask", "--workers", "2", "--rows", "20000"]
-    argv += ["--k", "4", "--max-iter", "6", "--tol", "0", "--kill-worker-at", "2"]
+def drilled(tmp_path, *argv) -> tuple[dict, str]:
+    """``scaling run ... --json`` on Dask at 2 workers: its record, and what it printed on
+    stderr."""
+    argv = ["run", *argv, "--engine", "dask", "--workers", "2", "--out", str(tmp_path)]
     done = subprocess.run(
-        [sys.executable, "-m", "scaling.cli", *argv, "--out", str(tmp_path), "--json"],
+        [sys.executable, "-m", "scaling.cli", *argv, "--json"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    return record, done.stderr
+
+
+def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
+    argv = ["kmeans", "--rows", "20000", "--k", "4", "--max-iter", "6", "--tol", "0"]
+    record, err = drilled(tmp_path, *argv, "--kill-worker-at", "2")
     (failure,) = record["failures"]
     assert failure["workers"] == [0] and "KilledWorker" in failure["error"]
     assert (
         record["quality"]["inertia"]
         == run_job(kmeans.JOB, "local", 2, SOURCE, KMEANS).record["quality"]["inertia"]
     )
-    assert done.stderr.count("\n") <= 1  # nothing a framework logs
+    assert err.count("\n") <= 1  # nothing a framework logs
 
 
 def test_the_drill_in_a_gang_kills_a_worker_once_its_checkpoint_has_the_rounds(tmp_path):
-    argv = ["run", "gbdt", "--engine", "dask", "--workers", "2", "--rows", "20000"]
-    argv += ["--features", "8", "--rounds", "200", "--max-depth", "3", "--kill-worker-at", "20"]
-    done = subprocess.run(
-        [sys.executable, "-m", "scaling.cli", *argv, "--out", str(tmp_path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    argv = ["gbdt", "--rows", "20000", "--features", "8", "--rounds", "200", "--max-depth", "3"]
+    record, _ = drilled(tmp_path, *argv, "--kill-worker-at", "20")
     (failure,) = record["failures"]
     assert failure["op"] == "gang" and failure["workers"] == [0]
     kept = int(failure["how"].rsplit(" ", 1)[1])  # "... from its checkpoint after round 20"
