@@ -249,12 +249,19 @@ def test_the_drill_refuses_a_gang_without_checkpoints(capsys, tmp_path):
             {"strategy": "ring-allreduce", "max_steps": 400, "eval_every": 100, "momentum": 0.9},
             ("heldout_accuracy", "steps"),
         ),
+        (  # each replica's own momentum, gathered at the averages
+            "sgd",
+            {"strategy": "local-sgd", "max_steps": 400, "sync_every": 5, "momentum": 0.9},
+            ("heldout_accuracy", "steps"),
+        ),
     ],
+    ids=["gbdt", "ring-allreduce", "local-sgd"],
 )
 def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path, name, options, keys):
     """A Dask worker killed mid-training fails the run (--max-failures 0) and keeps its
     checkpoint; --resume trains only the rounds (steps) after it and gives the undisturbed
-    model: boosted trees, and SGD's ring all-reduce (parameters, momentum and evaluations)."""
+    model: boosted trees, SGD's ring all-reduce and local SGD (parameters, momentum and
+    evaluations)."""
     import psutil
 
     from jobs import get_job

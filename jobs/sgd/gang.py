@@ -35,32 +35,51 @@ class GangJob:
     init: np.ndarray
     checkpoints: Checkpoints | None = None
 
-    def resume(self, replica: Replica, clock: Clock) -> int:
-        """Load the latest checkpoint into ``replica`` and ``clock``; the steps it had done
-        (0: none, start from the beginning)."""
+    def resume(self, rank: int, replica: Replica, clock: Clock) -> int:
+        """Load the latest checkpoint into ``replica`` (the parameters, and this rank's
+        optimiser state) and ``clock``; the steps it had done (0: none, start afresh)."""
         latest = self.checkpoints.latest() if self.checkpoints else None
         if latest is None:
             return 0
         done, blob = latest
-        state = torch.load(io.BytesIO(blob), weights_only=False)
+        state = _load(blob)
         replica.set(state["params"])
-        replica.optimizer.load_state_dict(state["optimizer"])
+        optimizers = state["optimizers"]
+        replica.optimizer.load_state_dict(_load(optimizers[rank if len(optimizers) > 1 else 0]))
         clock.restore(state["clock"])
         return done
 
-    def checkpoint(self, rank: int, done: int, replica: Replica, clock: Clock) -> None:
-        """Rank 0 keeps the replica's parameters, optimiser state and clock every
-        ``checkpoints.every`` steps (the replicas are identical: each takes the same step)."""
-        every = self.checkpoints.every if self.checkpoints and rank == 0 else 0
-        if every and done % every == 0 and done < self.config.max_steps:
-            state = {
-                "params": replica.flat.clone(),
-                "optimizer": replica.optimizer.state_dict(),
-                "clock": clock.state(),
-            }
-            buffer = io.BytesIO()
-            torch.save(state, buffer)
-            self.checkpoints.save(done, buffer.getvalue())
+    def checkpoint(
+        self, group: Group, done: int, replica: Replica, clock: Clock, each: bool = False
+    ) -> None:
+        """After ``done`` steps, every ``checkpoints.every``: rank 0 keeps the parameters
+        (the same on every replica at this step), the optimiser's state (``each``: every
+        replica's own, gathered through the group's store; else rank 0's, the replicas
+        having taken the same steps) and its clock."""
+        every = self.checkpoints.every if self.checkpoints else 0
+        if not (every and done % every == 0 and done < self.config.max_steps):
+            return
+        optimizer = _dump(replica.optimizer.state_dict())
+        if each:
+            group.store.set(f"checkpoint-{done}-{group.rank}", optimizer)
+        if group.rank != 0:
+            return
+        if each:
+            optimizers = [group.store.get(f"checkpoint-{done}-{r}") for r in range(group.world)]
+        else:
+            optimizers = [optimizer]
+        state = {"params": replica.flat.clone(), "optimizers": optimizers, "clock": clock.state()}
+        self.checkpoints.save(done, _dump(state))
+
+
+def _dump(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _load(blob: bytes):
+    return torch.load(io.BytesIO(blob), weights_only=False)
 
 
 class GangStrategy(Strategy):

@@ -23,6 +23,7 @@ from scaling.trace import StepLog
 
 class LocalSGD(GangStrategy):
     name = "local-sgd"
+    resumable = True  # from an average: the parameters agree there, each its own optimiser
 
     def member(
         self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
@@ -35,16 +36,17 @@ class LocalSGD(GangStrategy):
         every = config.sync_every or config.max_steps
         # Evaluate at averaging points only: that is when there is one model to score.
         clock = Clock(config, every=math.ceil(config.eval_every / every) * every)
-        step = 0
+        step = start = job.resume(group.rank, replica, clock)
         log.open()
-        for step in range(config.max_steps):
+        for step in range(start, config.max_steps):
             t0 = time.perf_counter()
             X, y = shard.batch(batches(step))
             t1 = time.perf_counter()
             replica.grad_sum(X, y)
             replica.step(1.0 / max(len(X), 1))
             t2 = time.perf_counter()
-            if (step + 1) % every == 0 or step + 1 == config.max_steps:
+            averaged = (step + 1) % every == 0 or step + 1 == config.max_steps
+            if averaged:
                 work = group.allreduce(replica.flat)
                 if work:
                     group.wait(work)
@@ -53,8 +55,10 @@ class LocalSGD(GangStrategy):
             log.add(t3 - t0, t2 - t1, t3 - t2)
             if clock.due(step) and evaluate(clock, step, group, shard, replica):
                 break
+            if averaged:  # a checkpoint where the replicas agree (every H steps)
+                job.checkpoint(group, step + 1, replica, clock, each=True)
         log.close()
-        return outcome(clock, log, step + 1)
+        return outcome(clock, log, step + 1, resumed=start)
 
     def step_bytes(self, config: SGDConfig, size: int, workers: int) -> int:
         return 2 * 2 * (workers - 1) * size // (config.sync_every or config.max_steps)

@@ -74,7 +74,7 @@ class RingAllreduce(GangStrategy):
             for i, p in enumerate(replica.params):
                 p.register_post_accumulate_grad_hook(hook(owner[i]))
         clock = Clock(config)
-        step = start = job.resume(replica, clock)
+        step = start = job.resume(group.rank, replica, clock)
         log.open()
         for step in range(start, config.max_steps):
             t0 = time.perf_counter()
@@ -94,7 +94,7 @@ class RingAllreduce(GangStrategy):
             log.add(t4 - t0, (t2 - t1) + (t4 - t3), t3 - t2)
             if clock.due(step) and evaluate(clock, step, group, shard, replica):
                 break
-            job.checkpoint(group.rank, step + 1, replica, clock)
+            job.checkpoint(group, step + 1, replica, clock)
         log.close()
         return outcome(clock, log, step + 1, resumed=start)
 
