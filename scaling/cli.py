@@ -309,9 +309,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=EVERY,
         metavar="ROUNDS",
-        help="a gang (gbdt; sgd's ring-allreduce, local-sgd) keeps its model every ROUNDS rounds "
-        f"(steps) in the store: a member that dies costs the rounds since, not all (default: "
-        f"{EVERY}; 0: none)",
+        help="a gang (gbdt, sgd's gangs) keeps its model every ROUNDS rounds (steps) in the "
+        f"store: a member that dies costs the rounds since, not all (default: {EVERY}; 0: none)",
     )
     p.add_argument(
         "--resume",

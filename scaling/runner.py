@@ -91,8 +91,8 @@ def run_job(
             "--kill-worker-at kills a worker between two steps of the driver's loop, or in a "
             "gang once its checkpoint has that many rounds; this run's iterations run inside "
             f"one gang call ({job.execution(config)}) that keeps no checkpoints: use "
-            "--execution driver, or a gang with checkpoints (gbdt; sgd's ring-allreduce, "
-            "local-sgd) and --checkpoint-every N"
+            "--execution driver, or a gang with checkpoints (gbdt; sgd's gangs) and "
+            "--checkpoint-every N"
         )
     pool = clusters or Clusters()
     try:

@@ -35,17 +35,21 @@ class GangJob:
     init: np.ndarray
     checkpoints: Checkpoints | None = None
 
+    def latest(self) -> tuple[int, dict] | None:
+        """The latest checkpoint: the steps it had done and the state it kept."""
+        latest = self.checkpoints.latest() if self.checkpoints else None
+        return None if latest is None else (latest[0], load(latest[1]))
+
     def resume(self, rank: int, replica: Replica, clock: Clock) -> int:
         """Load the latest checkpoint into ``replica`` (the parameters, and this rank's
         optimiser state) and ``clock``; the steps it had done (0: none, start afresh)."""
-        latest = self.checkpoints.latest() if self.checkpoints else None
+        latest = self.latest()
         if latest is None:
             return 0
-        done, blob = latest
-        state = _load(blob)
+        done, state = latest
         replica.set(state["params"])
         optimizers = state["optimizers"]
-        replica.optimizer.load_state_dict(_load(optimizers[rank if len(optimizers) > 1 else 0]))
+        replica.optimizer.load_state_dict(load(optimizers[rank if len(optimizers) > 1 else 0]))
         clock.restore(state["clock"])
         return done
 
@@ -59,7 +63,7 @@ class GangJob:
         every = self.checkpoints.every if self.checkpoints else 0
         if not (every and done % every == 0 and done < self.config.max_steps):
             return
-        optimizer = _dump(replica.optimizer.state_dict())
+        optimizer = dump(replica.optimizer.state_dict())
         if each:
             group.store.set(f"checkpoint-{done}-{group.rank}", optimizer)
         if group.rank != 0:
@@ -69,16 +73,18 @@ class GangJob:
         else:
             optimizers = [optimizer]
         state = {"params": replica.flat.clone(), "optimizers": optimizers, "clock": clock.state()}
-        self.checkpoints.save(done, _dump(state))
+        self.checkpoints.save(done, dump(state))
 
 
-def _dump(obj) -> bytes:
+def dump(obj) -> bytes:
+    """``obj`` (tensors, optimiser states, lists) as a checkpoint's bytes."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
 
 
-def _load(blob: bytes):
+def load(blob: bytes):
+    """What :func:`dump` wrote."""
     return torch.load(io.BytesIO(blob), weights_only=False)
 
 

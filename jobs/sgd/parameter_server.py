@@ -20,7 +20,7 @@ import torch
 
 from jobs.sgd import SGDConfig, count_parameters
 from jobs.sgd.batches import LocalBatches, Shard, local_share
-from jobs.sgd.gang import GangJob, GangStrategy, outcome
+from jobs.sgd.gang import GangJob, GangStrategy, dump, load, outcome
 from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
 from scaling.collectives.tcp import recv_into
@@ -34,6 +34,7 @@ _HEADER = struct.Struct("!q")  # a parameter version (or -1: this worker is done
 class ParameterServer(GangStrategy):
     name = "parameter-server"
     split = "compute and the push-pull round trip to the server, timed inside each worker"
+    resumable = True  # from the server's state; each replica from the pushes it had made
 
     def member(
         self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
@@ -41,20 +42,25 @@ class ParameterServer(GangStrategy):
         """Per local step a replica computes ~B / p rows (O(B P / p) flops) and exchanges
         2 P numbers with the server."""
         config = job.config
+        latest = job.latest()  # the server's state, and the pushes each replica had made
+        start, version = 0, 0
+        if latest is not None:
+            replica.set(latest[1]["params"])
+            start, version = latest[1]["pushes"][group.rank], latest[1]["version"]
         log.open()
         server = None
         if group.rank == 0:
-            server = _Server(replica, job, group)
+            server = _Server(replica, job, group, latest and latest[1])
             group.store.set("ps", server.address)
         host, port = group.store.get("ps").decode().rsplit(":", 1)
         size = local_share(config.batch_size, group.world, group.rank)
         batches = LocalBatches(shard, size, config.seed, group.rank)
         params = replica.flat.numpy()
         grad = replica.grad.numpy()
-        version = 0
         with socket.create_connection((host, int(port)), timeout=config.timeout) as sock:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for step in range(config.max_steps):
+            sock.sendall(_HEADER.pack(group.rank))  # who pushes on this connection
+            for step in range(start, config.max_steps):
                 t0 = time.perf_counter()
                 X, y = shard.batch(batches(step))
                 t1 = time.perf_counter()
@@ -75,9 +81,10 @@ class ParameterServer(GangStrategy):
                 finally:
                     server.close()
             log.close()
-        return self._score_snapshots(group, shard, replica, server, log, config)
+        resumed = latest[0] if latest else 0
+        return self._score_snapshots(group, shard, replica, server, log, config, resumed)
 
-    def _score_snapshots(self, group, shard, replica, server, log, config) -> dict:
+    def _score_snapshots(self, group, shard, replica, server, log, config, resumed) -> dict:
         """Score the server's snapshots together: rank 0 has them, every rank held-out rows."""
         count = torch.tensor([len(server.snapshots) if server else 0], dtype=torch.int64)
         group.broadcast(count)
@@ -96,7 +103,7 @@ class ParameterServer(GangStrategy):
         for i, row in enumerate(snaps):
             global_step = max(int(row[0]) // group.world, 1) - 1
             clock.evaluated(global_step, scores[2 * i] / scores[2 * i + 1], float(row[1]))
-        out = outcome(clock, log, config.max_steps, seconds=float(snaps[-1, 1]))
+        out = outcome(clock, log, config.max_steps, float(snaps[-1, 1]), resumed)
         if server:
             out["staleness"] = np.array(server.staleness)
         return out
@@ -143,10 +150,13 @@ class _Server:
     """The parameter server: a thread per connected replica, one optimiser behind a lock.
 
     Every ``eval_every`` global steps' worth of updates (``eval_every x p``) it snapshots the
-    parameters with the training time, for the held-out scores computed after training.
+    parameters with the training time, for the held-out scores computed after training; every
+    ``checkpoints.every`` global steps' worth it keeps a checkpoint of its state (parameters,
+    optimiser, version, snapshots, staleness, and the pushes each replica has made), which a
+    restarted gang goes on from (``state``).
     """
 
-    def __init__(self, replica: Replica, job: GangJob, group: Group) -> None:
+    def __init__(self, replica: Replica, job: GangJob, group: Group, state: dict | None) -> None:
         config, world = job.config, group.world
         self.replica, self.world, self.timeout = replica, world, config.timeout
         dtype = str(replica.flat.dtype).split(".")[-1]
@@ -156,11 +166,18 @@ class _Server:
         self.version, self.lock = 0, threading.Lock()
         self.staleness: list[int] = []
         self.snapshots: list[tuple[int, float, torch.Tensor]] = []
+        self.pushes = [0] * world
+        self.job, self.elapsed = job, 0.0
+        if state is not None:
+            self.state.optimizer.load_state_dict(load(state["optimizers"][0]))
+            self.version, self.pushes = state["version"], list(state["pushes"])
+            self.staleness, self.elapsed = list(state["staleness"]), state["elapsed"]
+            self.snapshots = [tuple(s) for s in state["snapshots"]]
         self.listener = socket.create_server((group.address, 0), backlog=world)
         self.listener.settimeout(config.timeout)
         host, port = self.listener.getsockname()[:2]
         self.address = f"{host}:{port}"
-        self.t0 = time.perf_counter()
+        self.t0 = time.perf_counter() - self.elapsed  # a restart goes on with the time
         self.errors: list[BaseException] = []
         self.acceptor = threading.Thread(target=self._accept, daemon=True)
         self.handlers: list[threading.Thread] = []
@@ -187,6 +204,7 @@ class _Server:
         try:
             conn.settimeout(self.timeout)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            (rank,) = _HEADER.unpack(recv_into(conn, header))
             while True:
                 (seen,) = _HEADER.unpack(recv_into(conn, header))
                 if seen < 0:
@@ -197,14 +215,34 @@ class _Server:
                     self.state.grad.copy_(torch.from_numpy(grad))
                     self.state.step(1.0)
                     self.version += 1
+                    self.pushes[rank] += 1
                     version = self.version
                     out[:] = self.state.flat.numpy()
                     if version % self.every == 0:
                         self._snapshot()
+                    self._checkpoint()
                 conn.sendall(_HEADER.pack(version))
                 conn.sendall(memoryview(out).cast("B"))
         except BaseException as e:
             self.errors.append(e)
+
+    def _checkpoint(self) -> None:
+        """Keep the server's state every ``checkpoints.every`` global steps (under the lock)."""
+        checkpoints, steps = self.job.checkpoints, self.version / self.world
+        if not checkpoints or self.version % (checkpoints.every * self.world):
+            return
+        if steps >= self.job.config.max_steps:
+            return
+        state = {
+            "params": self.state.flat.clone(),
+            "optimizers": [dump(self.state.optimizer.state_dict())],
+            "version": self.version,
+            "pushes": list(self.pushes),
+            "staleness": list(self.staleness),
+            "snapshots": list(self.snapshots),
+            "elapsed": time.perf_counter() - self.t0,
+        }
+        checkpoints.save(int(steps), dump(state))
 
     def _snapshot(self) -> None:
         seconds = time.perf_counter() - self.t0
