@@ -1,13 +1,13 @@
 """Checkpoints of a run's gang: its latest state, every few rounds, in the results store.
 
-A gang (boosted trees) holds its loop inside the workers, so a member that dies loses every
-round since the gang started. With checkpoints, rank 0 writes the model every ``every``
-rounds to ``STORE/checkpoints/RUN_ID/``; when the gang starts again (a replaced worker, or
+A gang (boosted trees, SGD's gangs) holds its loop inside the workers, so a member that dies
+loses every round since the gang started. With checkpoints, rank 0 writes the model every
+``every`` rounds (steps) to ``STORE/checkpoints/RUN_ID/``; when the gang starts again (a replaced worker, or
 ``scaling run --resume RUN_ID`` after the run itself was interrupted) every member reads the
 latest one and trains only the rounds after it.
 
-The folder holds ``run.json`` (what the run is: job, config, data, engine, workers, so that a
-resume of another run is refused) and one ``round-NNNNNNNN.ckpt``, written atomically before
+The folder holds ``run.json`` (what the run is: job, config, data and dtype, so that a resume
+of another run is refused; the engine and worker count may change, as the model does not) and one ``round-NNNNNNNN.ckpt``, written atomically before
 the older one is removed. Members on other machines need the store on a shared filesystem, as
 Ray Train's ``storage_path`` does. A run that finishes removes its folder (its model is in
 its record's arrays); one that fails keeps it.
@@ -28,7 +28,7 @@ from scaling.results import atomic_write
 CHECKPOINTS = "checkpoints"
 RUN = "run.json"
 EVERY = 10
-"""Default rounds between checkpoints: a model write costs about one round of a small tree."""
+"""Default rounds (steps) between checkpoints: a dead member costs at most this many."""
 
 
 def folder(store: str | os.PathLike, run_id: str) -> Path:
@@ -51,7 +51,7 @@ class Checkpoints:
 
     directory: str
     every: int = EVERY
-    run: str = "{}"  # JSON: what the run is (job, config, data), checked by resume()
+    run: str = "{}"  # JSON: what the run is (job, config, data), checked by of_run()
 
     def save(self, done: int, blob: bytes) -> None:
         """Keep ``blob`` as the state after round ``done``, then drop the older one."""
