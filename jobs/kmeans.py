@@ -482,7 +482,7 @@ class KMeans(Job):
             "moving. Which optimum depends on the initialisation: k-means|| is within "
             "O(log k) of the best in expectation, and restarts keep the best of several."
         )
-        for r in ask.records[-1:]:
+        for r in [r for r in ask.records if "n_iter" in r.get("quality", {})][-1:]:
             a.say(
                 f"Measured: run {r['run_id']} on {r['engine']} ({r['workers']} workers) "
                 f"stopped after {ask.record(a, r, 'quality.n_iter', 'count')} iterations, at "

@@ -2,15 +2,16 @@
 
 A gang (boosted trees, SGD's gangs) holds its loop inside the workers, so a member that dies
 loses every round since the gang started. With checkpoints, rank 0 writes the model every
-``every`` rounds (steps) to ``STORE/checkpoints/RUN_ID/``; when the gang starts again (a replaced worker, or
-``scaling run --resume RUN_ID`` after the run itself was interrupted) every member reads the
-latest one and trains only the rounds after it.
+``every`` rounds (steps) to ``STORE/checkpoints/RUN_ID/``; when the gang starts again (a
+replaced worker, or ``scaling run --resume RUN_ID`` after the run itself was interrupted)
+every member reads the latest one and trains only the rounds after it.
 
 The folder holds ``run.json`` (what the run is: job, config, data and dtype, so that a resume
-of another run is refused; the engine and worker count may change, as the model does not) and one ``round-NNNNNNNN.ckpt``, written atomically before
-the older one is removed. Members on other machines need the store on a shared filesystem, as
-Ray Train's ``storage_path`` does. A run that finishes removes its folder (its model is in
-its record's arrays); one that fails keeps it.
+of another run is refused; the engine and worker count may change, as the model does not)
+and one ``round-NNNNNNNN.ckpt``, written atomically before the older one is removed. Members
+on other machines need the store on a shared filesystem, as Ray Train's ``storage_path``
+does. A run that finishes removes its folder (its model is in its record's arrays); one that
+fails keeps it.
 """
 
 from __future__ import annotations

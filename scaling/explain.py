@@ -45,6 +45,32 @@ class Step:
         check_pattern(self.pattern)
 
 
+def function_of(job: str, dotted: str):
+    """The function a step names: ``dotted`` in the job's package (a function, a module's
+    function, a class's method), or an absolute name
+    (``scaling.collectives.torch.Group.allreduce``)."""
+    import importlib
+
+    for base in (f"jobs.{job}", None):
+        names = dotted.split(".")
+        module = importlib.import_module(base) if base else None
+        while names and (module is None or not hasattr(module, names[0])):
+            try:  # a submodule not imported yet
+                prefix = f"{module.__name__}." if module else ""
+                module = importlib.import_module(prefix + names[0])
+                names.pop(0)
+            except ImportError:
+                break
+        target = module
+        try:
+            for attr in names:
+                target = getattr(target, attr)
+        except AttributeError:
+            continue
+        return target
+    raise LookupError(f"{dotted} names nothing in jobs.{job}")
+
+
 def tree_depth(workers: int) -> int:
     """Levels of a pairwise combine tree over ``workers`` partial results."""
     return math.ceil(math.log2(workers)) if workers > 1 else 0

@@ -17,6 +17,7 @@ interviews ask about it, and one follow-up with its answer.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -345,12 +346,12 @@ def _limits(ask: Ask) -> Answer:
         best, under = curve["best_workers"], curve["efficiency_under_half_at"]
         words = (
             f"On {engine}, as calibrated on this host, the cost model puts the fastest point "
-            f"at {ask.prediction(a, engine, 'best_workers', best)} workers"
+            f"at p = {ask.prediction(a, engine, 'best_workers', best)}"
         )
         if under is not None:
             words += (
                 ", and efficiency falls under one half from "
-                f"{ask.prediction(a, engine, 'efficiency_under_half_at', under)} workers"
+                f"p = {ask.prediction(a, engine, 'efficiency_under_half_at', under)}"
             )
         a.say(words + f" ({', '.join(_dominants(curve))}).")
     if not ask.calibrations:
@@ -465,9 +466,12 @@ def _failures(ask: Ask) -> Answer:
     return a
 
 
-def render(ask: Ask, answers: list[Answer], only: int | None = None) -> str:
-    """The answers as text: each question, its paragraphs, then its figures' sources (a
-    formula's as it differs from the shape and config asked about)."""
+def render(ask: Ask, answers: list[Answer], only: int | Collection[int] | None = None) -> str:
+    """The answers as text (``only``: those of these numbers): each question, its
+    paragraphs, then its figures' sources (a formula's as it differs from the shape and
+    config asked about)."""
+    if isinstance(only, int):
+        only = {only}
     base = {k: v for k, v in dataclasses.asdict(ask.config).items() if _plain_value(v)}
     options = ", ".join(f"{k}={v}" for k, v in sorted(base.items()))
     out = [
@@ -476,7 +480,7 @@ def render(ask: Ask, answers: list[Answer], only: int | None = None) -> str:
         "",
     ]
     for n, a in enumerate(answers, 1):
-        if only is not None and n != only:
+        if only is not None and n not in only:
             continue
         out += [f"Q{n}. {a.question}", ""]
         out += [p + "\n" for p in a.paragraphs]

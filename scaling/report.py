@@ -357,7 +357,9 @@ def timeline_plot(curves_: Sequence[Curve]):
         Patch(color=_COLOURS[kind], label="driver waits on a call" if kind == "wait" else kind)
         for kind in (*PARTS, "wait")
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize="small")
+    # one row of four keys needs two panels' width; one panel gets two rows
+    ncols = 4 if len(shown) > 1 else 2
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize="small")
     fig.suptitle("One iteration, where each process spends it")
     return fig
 

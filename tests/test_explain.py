@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ from jobs import JOBS, get_job, kmeans, logreg, sgd
 from scaling import calibration
 from scaling.cli import main
 from scaling.costmodel import Link
+from scaling.explain import function_of
 
 CONFIGS = (
     [(name, get_job(name).config()) for name in JOBS]
@@ -30,30 +30,7 @@ def test_every_step_names_a_function_of_the_job(name, config):
     steps = job.explain(1000, 8, 4, config)
     assert steps[0].kind == "map" and steps[-1].kind == "update"
     for step in steps:
-        assert callable(_resolve(f"jobs.{name}", step.function)), step.function
-
-
-def _resolve(package: str, dotted: str):
-    """``dotted`` in the job's package (a function, a module's function, a class's method),
-    or an absolute name (``scaling.collectives.torch.Group.allreduce``)."""
-    for base in (package, None):
-        names = dotted.split(".")
-        module = importlib.import_module(base) if base else None
-        while names and (module is None or not hasattr(module, names[0])):
-            try:  # a submodule not imported yet
-                prefix = f"{module.__name__}." if module else ""
-                module = importlib.import_module(prefix + names[0])
-                names.pop(0)
-            except ImportError:
-                break
-        target = module
-        try:
-            for attr in names:
-                target = getattr(target, attr)
-        except AttributeError:
-            continue
-        return target
-    raise AssertionError(f"{dotted} names nothing in {package}")
+        assert callable(function_of(name, step.function)), step.function
 
 
 def test_payloads_follow_the_formulas():

@@ -231,8 +231,8 @@ class _Server:
         checkpoints, steps = self.job.checkpoints, self.version / self.world
         if not checkpoints or self.version % (checkpoints.every * self.world):
             return
-        if steps >= self.job.config.max_steps:
-            return
+        if max(self.pushes) >= self.job.config.max_steps:
+            return  # a replica has no steps left: a gang started from here would time none
         state = {
             "params": self.state.flat.clone(),
             "optimizers": [dump(self.state.optimizer.state_dict())],
