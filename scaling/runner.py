@@ -176,7 +176,7 @@ def _gang_drill(engine: Engine, ds, at: int, checkpoints: Checkpoints) -> Iterat
     see its checkpoints."""
     if at < 1:
         raise UsageError(f"--kill-worker-at counts rounds from 1, got {at}")
-    pid, stop = engine.worker_pid(ds), threading.Event()
+    pid, stop = engine.worker_pid(ds, gang=True), threading.Event()
 
     def watch() -> None:
         while not stop.wait(0.005):

@@ -188,10 +188,9 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
     assert 5 <= float(froze_s) < 8 and "within 5 s during map_reduce" in froze
 
 
-def drilled(tmp_path, *argv) -> tuple[dict, str]:
-    """``scaling run ... --json`` on Dask at 2 workers: its record, and what it printed on
-    stderr."""
-    argv = ["run", *argv, "--engine", "dask", "--workers", "2", "--out", str(tmp_path)]
+def drilled(tmp_path, *argv, engine: str = "dask") -> tuple[dict, str]:
+    """``scaling run ... --json`` at 2 workers: its record, and what it printed on stderr."""
+    argv = ["run", *argv, "--engine", engine, "--workers", "2", "--out", str(tmp_path)]
     done = subprocess.run(
         [sys.executable, "-m", "scaling.cli", *argv, "--json"],
         capture_output=True,
@@ -215,9 +214,11 @@ def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
     assert err.count("\n") <= 1  # nothing a framework logs
 
 
-def test_the_drill_in_a_gang_kills_a_worker_once_its_checkpoint_has_the_rounds(tmp_path):
+@pytest.mark.parametrize("engine", ["dask", "ray"])
+def test_the_drill_in_a_gang_kills_a_worker_once_its_checkpoint_has_the_rounds(tmp_path, engine):
     argv = ["gbdt", "--rows", "20000", "--features", "8", "--rounds", "200", "--max-depth", "3"]
-    record, _ = drilled(tmp_path, *argv, "--kill-worker-at", "20")
+    record, err = drilled(tmp_path, *argv, "--kill-worker-at", "20", engine=engine)
+    assert err.count("\n") <= 1  # the survivor's error on its dead peer is not printed
     (failure,) = record["failures"]
     assert failure["op"] == "gang" and failure["workers"] == [0]
     kept = int(failure["how"].rsplit(" ", 1)[1])  # "... from its checkpoint after round 20"

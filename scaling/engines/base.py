@@ -466,9 +466,10 @@ class Engine(ABC):
         os.kill(pid, signal.SIGKILL)
         return pid
 
-    def worker_pid(self, ds: Dataset) -> int:
+    def worker_pid(self, ds: Dataset, gang: bool = False) -> int:
         """The process id of the worker that holds partition 0 of ``ds`` (embedded clusters
-        only: it is a process on this machine)."""
+        only: it is a process on this machine); ``gang``: the one its gang member will run
+        in."""
         if self.address is not None:
             raise UsageError(
                 "--kill-worker-at kills a worker process of an embedded cluster, on this "

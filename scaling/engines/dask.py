@@ -42,6 +42,9 @@ from scaling.errors import EngineError
 REPLACE_SECONDS = 60.0
 """How long a lost worker's replacement (a nanny restarts its worker) may take to join."""
 
+LOSS_SECONDS = 2.0
+"""How long a failed task's call waits to see whether a worker died (the failure's cause)."""
+
 JOINING_SECONDS = 5.0
 """How long a cluster at an address with fewer workers than asked gets for more to join."""
 
@@ -151,15 +154,27 @@ class DaskEngine(Engine):
             failed = [f for f in futures if f.status == "error"]
             if failed:
                 self._client.cancel([f for f in futures if f.status != "error"])
+                # A member whose peer died fails on its broken connection at once, often
+                # before the scheduler has removed the dead worker: the death is the cause.
+                if lost := self._lost_within(LOSS_SECONDS):
+                    raise WorkerLost(f"worker {lost[0]} left the cluster")
                 self._client.gather(failed)  # raises the member's error
-            alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
-            lost = [a for a in self._addrs if a not in alive]
-            if lost:
+            if lost := self._lost_within(0):
                 self._client.cancel(futures)
                 raise WorkerLost(f"worker {lost[0]} left the cluster")
             if deadline is not None and time.monotonic() > deadline:
                 self._client.cancel(futures)
                 raise TimeoutError
+
+    def _lost_within(self, seconds: float) -> list[str]:
+        """Our workers that have left the cluster, looking again for up to ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
+            lost = [a for a in self._addrs if a not in alive]
+            if lost or time.monotonic() >= deadline:
+                return lost
+            time.sleep(0.1)
 
     def _step(self, futures: list[Future], op: str) -> list:
         """Gather within the step deadline."""

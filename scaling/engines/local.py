@@ -39,7 +39,7 @@ class LocalEngine(Engine):
         # Found once: threadpool_limits() would look the BLAS libraries up again on every call.
         self._threads = ThreadpoolController()
 
-    def kill_worker(self, ds: Dataset) -> int:
+    def worker_pid(self, ds: Dataset, gang: bool = False) -> int:
         raise UsageError(
             "--kill-worker-at kills a worker process; the local engine's workers run in this "
             "one: use the ray, dask or spark engine"

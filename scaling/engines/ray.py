@@ -141,6 +141,10 @@ class RayEngine(Engine):
         # standard output from a thread of its own, whatever the log level; the engine says
         # it itself, in one line: the error of the call, or the record's recovery.
         ray._private.worker.listen_error_messages = _keep_errors_quiet
+        # A call fails on its first error; the others it leaves unread (a gang member that
+        # failed on its dead peer's broken connection) Ray logs as "Unhandled error" with a
+        # 30-line traceback when their references are dropped.
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
         if self.address is None:
             # A node whose address is loopback binds its servers (GCS, raylet, workers,
             # agents) to 127.0.0.1; Ray gives its node loopback where it runs no clusters

@@ -45,7 +45,7 @@ from scaling.engines.worker import (
     pin_threads,
     run_parts,
 )
-from scaling.errors import EngineError
+from scaling.errors import EngineError, UsageError
 
 _CACHE: dict[tuple[str, int], Part] = {}
 """Partitions materialised in this Python worker, by (dataset uid, partition index)."""
@@ -143,6 +143,15 @@ class SparkEngine(Engine):
     framework = "pyspark"
     address_schemes = ("spark",)
     recovers_itself = True  # a failed task runs again (spark.task.maxFailures), re-reading
+
+    def worker_pid(self, ds: Dataset, gang: bool = False) -> int:
+        if gang:
+            raise UsageError(
+                "--kill-worker-at in a gang: Spark runs a barrier stage's tasks in Python "
+                "workers of their own, which the drill cannot name beforehand; use the ray or "
+                "dask engine, or --execution driver"
+            )
+        return super().worker_pid(ds)
 
     def _start(self) -> None:
         from pyspark import SparkContext
