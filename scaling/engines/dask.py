@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import dask
 import distributed
+import psutil
 from distributed import Client, Future, KilledWorker, LocalCluster
 
 from scaling.engines.base import Dataset, Engine, Loaded
@@ -44,6 +46,10 @@ REPLACE_SECONDS = 60.0
 
 LOSS_SECONDS = 2.0
 """How long a failed task's call waits to see whether a worker died (the failure's cause)."""
+
+GANG_LOSS_SECONDS = 10.0
+"""The same for a gang, whose members fail on a dead peer's connection before the scheduler
+has removed it (more than 2 s once, on a loaded 2-core machine)."""
 
 JOINING_SECONDS = 5.0
 """How long a cluster at an address with fewer workers than asked gets for more to join."""
@@ -128,6 +134,8 @@ class DaskEngine(Engine):
                     self._client.wait_for_workers(self.workers, timeout=JOINING_SECONDS)
         info = self._client.scheduler_info(n_workers=-1)["workers"]
         self._addrs = sorted(info)[: self.workers]
+        self._pids: dict[str, int] = {}  # an embedded cluster's workers: processes here
+        self._note_pids()
         self._memory_limit = min((info[a].get("memory_limit") or 0 for a in self._addrs), default=0)
         if len(self._addrs) < self.workers:
             raise EngineError(
@@ -144,21 +152,29 @@ class DaskEngine(Engine):
             fn, *args, workers=[self._addrs[w]], allow_other_workers=False, pure=False
         )
 
-    def _wait(self, futures: list[Future], timeout: float | None = None) -> list:
-        """Gather, failing fast if one of our workers leaves the cluster meanwhile."""
+    def _wait(
+        self, futures: list[Future], timeout: float | None = None, settle: float = LOSS_SECONDS
+    ) -> list:
+        """Gather, failing fast if one of our workers leaves the cluster meanwhile (a task's
+        failure is a lost worker's if one leaves within ``settle`` seconds)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if _all_done(futures, 0.5):
-                return self._client.gather(futures)
+            done = _all_done(futures, 0.5)
             # The first failure fails the call: gang members would wait for a failed peer.
             failed = [f for f in futures if f.status == "error"]
             if failed:
                 self._client.cancel([f for f in futures if f.status != "error"])
                 # A member whose peer died fails on its broken connection at once, often
-                # before the scheduler has removed the dead worker: the death is the cause.
-                if lost := self._lost_within(LOSS_SECONDS):
+                # before the scheduler has removed the dead worker: the death is the cause
+                # (seen at once in an embedded cluster's processes, else in the scheduler's).
+                killed = [f for f in failed if isinstance(f.exception(), KilledWorker)]
+                if not killed and (
+                    lost := self._dead() or self._lost_within(0 if self._pids else settle)
+                ):
                     raise WorkerLost(f"worker {lost[0]} left the cluster")
-                self._client.gather(failed)  # raises the member's error
+                self._client.gather(killed or failed)  # raises the worker's or member's error
+            if done:
+                return self._client.gather(futures)
             if lost := self._lost_within(0):
                 self._client.cancel(futures)
                 raise WorkerLost(f"worker {lost[0]} left the cluster")
@@ -211,8 +227,8 @@ class DaskEngine(Engine):
         self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple, timeout: float
     ) -> list:
         futures = [self._submit(c.rank, _gang, ds.native[c.rank], fn, c, args) for c in ctxs]
-        try:
-            return self._wait(futures, timeout)
+        try:  # a member fails on its dead peer at once; the scheduler may take a while
+            return self._wait(futures, timeout, settle=GANG_LOSS_SECONDS)
         except TimeoutError as e:
             raise EngineError(
                 f"gang did not finish within {timeout:.0f}s: a member died or never joined"
@@ -240,7 +256,27 @@ class DaskEngine(Engine):
             time.sleep(0.2)
         for w, address in zip(lost, fresh, strict=False):
             self._addrs[w] = address
+        self._note_pids()
         return lost
+
+    def _note_pids(self) -> None:
+        if self._cluster is not None:
+            self._pids = self._client.run(os.getpid, workers=self._addrs)
+
+    def _dead(self) -> list[str]:
+        """Our workers whose processes are gone (an embedded cluster's; SIGKILLed ones may
+        be zombies until their nanny reaps them)."""
+        dead = []
+        for address in self._addrs:
+            try:
+                gone = psutil.Process(self._pids[address]).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                gone = True
+            except KeyError:
+                gone = False  # not ours to see
+            if gone:
+                dead.append(address)
+        return dead
 
     def _reload(self, uid: str, w: int, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
         held = self._held_futures[uid]  # the dataset's own list: its native handle
