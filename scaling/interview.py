@@ -16,6 +16,7 @@ interviews ask about it, and one follow-up with its answer.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -204,8 +205,8 @@ class Ask:
 
     def about(self, job, config) -> Ask:
         """The same shape, store and calibrations, about another job (a comparison)."""
-        out = object.__new__(Ask)
-        out.__dict__.update(self.__dict__, job=job, config=config)
+        out = copy.copy(self)
+        out.job, out.config = job, config
         out.records = []  # the other job's runs are not this one's
         return out
 
