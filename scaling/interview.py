@@ -67,6 +67,8 @@ class Answer:
             text = f"{value:.0%}"
         elif unit == "count":
             text = f"{value:,.0f}"
+        elif unit == "":  # a quality: an AUC, an accuracy, an objective
+            text = f"{value:,.6g}"
         elif unit == "s":
             from scaling.costmodel import seconds
 
@@ -199,6 +201,7 @@ class Ask:
             "rows": self.rows,
             "features": self.features,
             "workers": list(CURVE),
+            "config": {k: v for k, v in dataclasses.asdict(self.config).items() if _plain_value(v)},
             "field": what,
         }
         return a.figure(value, "count", source, modelled=True)
@@ -248,6 +251,18 @@ class Ask:
             "derived": "median at 1 worker / median at the other",
         }
         return a.figure(point.speedup, "x", source)
+
+    def variant_run(self, name: str) -> dict | None:
+        """The latest run in the store of the job's variant ``name`` of the config asked
+        about (every plain option agrees) on a distributed engine, if any."""
+        config = dataclasses.asdict(self.variant(name)).items()
+        matching = [
+            r
+            for r in self.records
+            if r["engine"] != "local"
+            and all(r["config"].get(k) == v for k, v in config if _plain_value(v))
+        ]
+        return matching[-1] if matching else None
 
     def record(self, a: Answer, record: dict, path: str, unit: str) -> str:
         """A field of one run record (``path``: dotted, list indices as numbers)."""
@@ -395,10 +410,18 @@ def _alternatives(ask: Ask) -> Answer:
         return a
     lines = []
     for name in ask.job.variants:
-        lines.append(
+        line = (
             f"- {name}: an iteration moves {ask.step(a, '*', 'moved', p, name)}; its busiest "
             f"process does {ask.step(a, '*', 'flops', p, name)}."
         )
+        if run := ask.variant_run(name):
+            headline = run["headline"]
+            line += (
+                f" Measured on {run['engine']}, {run['rows']:,} rows, {run['workers']} "
+                f"workers: {ask.record(a, run, 'timings.per_iteration', 's')} per iteration, "
+                f"{headline} {ask.record(a, run, f'quality.{headline}', '')}."
+            )
+        lines.append(line)
     a.say(f"At {ask.rows:,} rows x {ask.features} features and {p} workers:")
     a.paragraphs += lines
     a.say(

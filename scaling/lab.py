@@ -1,15 +1,17 @@
 """What the notebooks run, a few lines a cell: a job's step functions shown from the code, the
 job on every engine against the single-machine run, a small sweep's curves, the split and one
 iteration's timeline, the cost model's curve beside the measured points, the decompositions
-side by side, and the interview answers, citing the runs just made.
+side by side, the jobs' decompositions and the sweeps' summary (COST) for the overview, and
+the interview answers, citing the runs just made.
 
 Every function returns what it shows (text, or a PNG image for the notebook to display), so
 that the notebooks hold no logic of their own; their runs go to one results store, which the
-answers then cite.
+answers then cite. A failed run stops the cell with its error.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import inspect
 import logging
@@ -17,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from scaling.report import text_table
+from scaling.runner import Clusters, SweepPlan, run_job, sweep_all
 
 # In a notebook Ray asks for ipywidgets (an INFO line) and tqdm warns it has no widgets: the
 # notebooks show tables and plots, not progress bars.
@@ -24,44 +27,80 @@ logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 
+_OPEN: dict[str, Clusters] = {}
+"""The notebooks' clusters, one per engine (the sweeps' too), open for the kernel's life as a
+notebook keeps its ``ray.init()`` and its SparkSession: starting them is most of the
+every-engine check's time (Ray 6 s, Spark 15 s on 2 cores), and a kernel that runs several
+notebooks starts each once. Idle beside a Dask sweep, Ray's and Spark's left its medians at
+1.01x and 1.04x (1 and 2 workers), within the trials' noise
+(``benchmarks/results/idle_engines.md``). They close when the kernel exits."""
+
+
+@atexit.register
+def close() -> None:
+    """Close the every-engine check's clusters (the kernel's exit does it too)."""
+    for clusters in _OPEN.values():
+        clusters.close()
+    _OPEN.clear()
+
+
 def step_sources(job, config, workers: int = 2) -> str:
     """The source of every step's function, in the order one iteration runs them (the
     functions ``scaling explain`` names, so what is shown is what runs)."""
     from scaling.explain import function_of
 
-    out = []
+    out, shown = [], set()
     for step in job.explain(100_000, 16, workers, config):
-        fn = function_of(job.name, step.function)
-        out.append(f"# {step.kind}: {step.function} ({step.where})\n{inspect.getsource(fn)}")
+        head = f"# {step.kind}: {step.function} ({step.where})"
+        if step.function in shown:  # one function doing two steps (a library's training)
+            out.append(f"{head}: the function above\n")
+            continue
+        shown.add(step.function)
+        out.append(f"{head}\n{inspect.getsource(function_of(job.name, step.function))}")
     return "\n".join(out)
 
 
-def on_every_engine(job, config, source, engines, workers: int = 2, rtol: float = 1e-9) -> str:
+def on_every_engine(
+    job, config, source, engines, workers: int = 2, rtol: float = 0.0, atol: float = 0.0
+) -> str:
     """The job on each engine at ``workers`` workers against the same job in one process
-    (the local engine, one worker): a table of the headline quality, and whether it agrees
-    within ``rtol``."""
-    from scaling.runner import run_job
+    (the local engine, one worker): a table of the headline quality, and whether it agrees,
+    ``|value - reference| <= atol + rtol * |reference|``."""
 
-    reference = run_job(job, "local", 1, source, config).record["quality"][job.headline]
-    rows = [("engine", "workers", job.headline, "single machine", "agrees")]
+    def quality(engine: str, workers: int) -> float:
+        pool = _OPEN.setdefault(engine, Clusters())
+        run = run_job(job, engine, workers, source, config, clusters=pool)
+        return run.record["quality"][job.headline]
+
+    reference = quality("local", 1)
+    bound = atol + rtol * abs(reference)
+    rows = [("engine", "workers", job.headline, "single machine", f"within {bound:.3g}")]
     for engine in engines:
-        value = run_job(job, engine, workers, source, config).record["quality"][job.headline]
-        agrees = abs(value - reference) <= rtol * abs(reference)
+        value = quality(engine, workers)
+        agrees = abs(value - reference) <= bound
         rows.append((engine, str(workers), f"{value:.10g}", f"{reference:.10g}", str(agrees)))
     return text_table(rows)
 
 
-def sweep(job, config, store, engine: str, workers=(1, 2), rows: int = 50_000, **options):
-    """A strong-scaling sweep into ``store``; its records."""
-    from scaling.runner import SweepPlan
-    from scaling.runner import sweep as run_sweep
+def _sweeps(plans, store) -> list[list[dict]]:
+    """Run ``plans`` into ``store`` (on the engine's open clusters); each one's records. A
+    failed run stops the notebook with its error: a curve with a hole in it would mislead."""
+    engines = {e for plan in plans for e in plan.engines}
+    pool = _OPEN.setdefault(engines.pop(), Clusters()) if len(engines) == 1 else None
+    done = [records for _, records in sweep_all(plans, store, progress=False, clusters=pool)]
+    for r in (r for records in done for r in records if r["status"] != "ok"):
+        raise RuntimeError(f"{r['job']} on {r['engine']} x{r['workers']} failed: {r['error']}")
+    return done
 
+
+def sweep(job, config, store, engine: str, workers=(1, 2), rows: int = 50_000, **options):
+    """A sweep into ``store`` (strong unless ``mode="weak"``), with the single-thread
+    baseline; its records."""
     plan = SweepPlan(
         job=job, config=config, engines=(engine,), workers=tuple(workers), sizes=(rows,),
         **options,
     )  # fmt: skip
-    _, records = run_sweep(plan, store, progress=False)
-    return records
+    return _sweeps([plan], store)[0]
 
 
 def curves_png(records, kind: str) -> bytes:
@@ -105,20 +144,60 @@ def predicted_png(job, config, store, engine: str, rows: int, features: int, rec
     return png(fig)
 
 
-def variants(job, config, source, engine: str, workers: int = 2) -> str:
-    """Every decomposition of the job (:attr:`scaling.job.Job.variants`) on ``engine``: time
-    per iteration, what an iteration moved, and the headline quality."""
+def variants(
+    job, config, store, engine: str, rows: int, features: int = 16, workers: int = 2,
+    variants: dict[str, dict] | None = None, init: bool = False,
+) -> str:  # fmt: skip
+    """Every decomposition of the job (``variants``, by default
+    :attr:`scaling.job.Job.variants`) on ``engine`` at ``workers``, each a sweep of one point
+    into ``store`` (so the answers can cite them): iterations, time per iteration, what an
+    iteration moved, and the headline quality (and with ``init`` the seconds the
+    initialisation took)."""
     from scaling.figures import run_figures
     from scaling.report import si
-    from scaling.runner import run_job
 
-    rows = [("decomposition", "s/iter", "bytes/iter", job.headline)]
-    for name, options in job.variants.items():
-        record = run_job(job, engine, workers, source, dataclasses.replace(config, **options))
-        f = run_figures(record.record)
+    variants = job.variants if variants is None else variants
+    point = {"engines": (engine,), "workers": (workers,), "sizes": (rows,), "features": features}
+    plans = [
+        SweepPlan(job, dataclasses.replace(config, **options), baseline=False, **point)
+        for options in variants.values()
+    ]
+    records = [record for (record,) in _sweeps(plans, store)]
+    rows_ = [("decomposition", *["init s"] * init, "iterations", "s/iter", "bytes/iter")]
+    rows_[0] += (job.headline,)
+    for name, record in zip(variants, records, strict=True):
+        f = run_figures(record)
         moved = f"{'~' if f.modelled('bytes') else ''}{si(f.bytes, 'B')}"
-        rows.append((name, f"{f.seconds:.4f}", moved, f"{f.headline[1]:.6g}"))
-    return text_table(rows)
+        first = [f"{record['timings']['init']:.3f}"] * init
+        rows_.append(
+            (name, *first, str(f.iterations), f"{f.seconds:.4f}", moved, f"{f.headline[1]:.6g}")
+        )
+    return text_table(rows_)
+
+
+def decompositions(jobs, rows: int, features: int, workers: int) -> str:
+    """Each job's map, combine and update (where each runs) and the bytes one iteration moves
+    at this shape, all workers together (modelled: the jobs' ``explain`` formulas)."""
+    from scaling.explain import moved
+    from scaling.report import si
+
+    out = [("job", "map", "combine", "update", "moves per iteration (modelled)")]
+    for job in jobs:
+        steps = job.explain(rows, features, workers, job.demo_config)
+        where = {s.kind: s.where for s in reversed(steps)}  # the first step of each kind
+        out.append(
+            (job.name, where.get("map", "-"), where.get("combine", "-"), where.get("update", "-"),
+             si(sum(moved(steps, workers)), "B"))
+        )  # fmt: skip
+    return text_table(out)
+
+
+def summary(records, store) -> str:
+    """The demo's summary table of ``records``: speedup and efficiency at the most workers,
+    COST against the single-thread baseline, the headline quality."""
+    from scaling.report import summary_rows
+
+    return text_table(summary_rows(records, store))
 
 
 def answers(job, config, store, questions=None, **shape) -> str:

@@ -416,10 +416,12 @@ def sweep_all(
     out: str | os.PathLike = DEFAULT_STORE,
     progress: bool = True,
     sweep_ids: Sequence[str] | None = None,
+    clusters: Clusters | None = None,
 ) -> list[tuple[str, list[dict]]]:
     """Run several sweeps together, each its own sweep id: the baselines first, then engine by
     engine and worker count by worker count, so that every run on one (engine, workers) shares
-    one cluster (:class:`Clusters`). Returns (sweep id, records) per plan, in order."""
+    one cluster (:class:`Clusters`: ``clusters``, left open, or one of its own). Returns
+    (sweep id, records) per plan, in order."""
     ids = list(sweep_ids or (new_sweep_id() for _ in plans))
     done: list[list[dict]] = [[] for _ in plans]
     engines = list(dict.fromkeys(e for plan in plans for e in plan.engines))
@@ -435,7 +437,7 @@ def sweep_all(
     name = plans[0].job.name if len(plans) == 1 else "demo"
     with (
         progress_bar(name, len(points), enabled=progress, unit="run") as bar,
-        Clusters() as clusters,
+        contextlib.nullcontext(clusters) if clusters else Clusters() as clusters,
     ):
         for i, plan in enumerate(plans):
             if plan.baseline and plan.mode == "strong":

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from jobs import kmeans
+from scaling.cli import main
 from scaling.runner import run_job
 
 KMEANS = kmeans.KMeansConfig(k=4, max_iter=6, tol=0.0)
@@ -119,7 +120,7 @@ if __name__ == "__main__":
         engine.trace.reset()
         ds = engine.load(Blobs(rows=1000, features=2))
         pid = engine.map(ds, process_id)[0]
-        engine.step_timeout = 5
+        engine.step_timeout = 3
         os.kill(pid, signal.SIGSTOP)
         t0 = time.perf_counter()
         try:
@@ -185,7 +186,7 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
     assert failure["workers"] == ([] if name == "spark" else [1])
 
     froze_s, froze = said["froze"].split(" ", 1)
-    assert 5 <= float(froze_s) < 8 and "within 5 s during map_reduce" in froze
+    assert 3 <= float(froze_s) < 6 and "within 3 s during map_reduce" in froze
 
 
 def drilled(tmp_path, *argv, engine: str = "dask") -> tuple[dict, str]:
@@ -214,10 +215,11 @@ def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
     assert err.count("\n") <= 1  # nothing a framework logs
 
 
-@pytest.mark.parametrize("engine", ["dask", "ray"])
-def test_the_drill_in_a_gang_kills_a_worker_once_its_checkpoint_has_the_rounds(tmp_path, engine):
+def test_the_drill_in_a_gang_kills_a_worker_once_its_checkpoint_has_the_rounds(tmp_path):
+    # On Ray; Dask's gangs lose a member mid-training in the scripted faults above ("once"),
+    # through the same recovery
     argv = ["gbdt", "--rows", "20000", "--features", "8", "--rounds", "200", "--max-depth", "3"]
-    record, err = drilled(tmp_path, *argv, "--kill-worker-at", "20", engine=engine)
+    record, err = drilled(tmp_path, *argv, "--kill-worker-at", "20", engine="ray")
     assert err.count("\n") <= 1  # the survivor's error on its dead peer is not printed
     (failure,) = record["failures"]
     assert failure["op"] == "gang" and failure["workers"] == [0]
@@ -232,8 +234,6 @@ def test_the_drill_in_a_gang_kills_a_worker_once_its_checkpoint_has_the_rounds(t
 
 
 def test_the_drill_refuses_a_gang_without_checkpoints(capsys, tmp_path):
-    from scaling.cli import main
-
     argv = ["run", "gbdt", "--engine", "dask", "--workers", "2", "--rows", "2000"]
     argv += ["--kill-worker-at", "2", "--checkpoint-every", "0", "--out", str(tmp_path)]
     assert main(argv) == 2
@@ -263,7 +263,7 @@ def test_the_drill_refuses_a_gang_without_checkpoints(capsys, tmp_path):
     ],
     ids=["gbdt", "ring-allreduce", "local-sgd", "parameter-server"],
 )
-def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path, name, options, keys):
+def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path, capsys, name, options, keys):
     """A Dask worker killed mid-training fails the run (--max-failures 0) and keeps its
     checkpoint; --resume trains only the rounds (steps) after it and gives the undisturbed
     model: boosted trees, SGD's ring all-reduce and local SGD (parameters, momentum and
@@ -292,9 +292,9 @@ def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path, name, options
     kept = int(next(folder.glob("round-*.ckpt")).stem.split("-")[1])
     assert 5 <= kept < 400
 
-    other = [a.replace("=400", "=300") for a in argv]  # 300 rounds or steps: another run
-    other = subprocess.run([*other, "--resume", folder.name], capture_output=True, text=True)
-    assert other.returncode == 2 and "with the options it was started with" in other.stderr
+    other = [a.replace("=400", "=300") for a in argv[3:]]  # 300 rounds or steps: another run
+    assert main([*other, "--resume", folder.name]) == 2  # refused before any engine starts
+    assert "with the options it was started with" in capsys.readouterr().err
     resumed = subprocess.run(
         [*argv, "--resume", folder.name, "--json"], capture_output=True, text=True, timeout=300
     )

@@ -1,6 +1,7 @@
-"""``scaling interview``: every job answers every question, with and without a results store,
-and every number it prints resolves, by its stated source, to a record field or a formula
-(resolved here from the raw records and the jobs' own formulas)."""
+"""``scaling interview``: every job answers every question, and every number it prints
+resolves, by its stated source, to a record field or a formula (resolved here from the raw
+records and the jobs' own formulas): without a store here, with the notebooks' stores (their
+runs and calibrations) in ``tests/test_notebooks.py``."""
 
 from __future__ import annotations
 
@@ -18,24 +19,6 @@ from scaling.explain import moved
 
 UNITED = re.compile(r"\d[\d,.]*(?:\s?(?:[kMG]?B|[kMG]?flop|s|ms|us)|x|%)(?![\w])")
 """A number with a unit: what must be a figure of its own (a reference follows it)."""
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """k-means strong-scaling sweeps in both executions on Dask, and a calibration of Dask
-    (a stated one: the cost model's input, not a measurement)."""
-    store = tmp_path_factory.mktemp("store")
-    for execution in ("driver", "allreduce"):
-        argv = ["sweep", "kmeans", "--engines", "dask", "--workers", "1,2", "--rows", "20000"]
-        argv += ["--repeat", "1", "--k", "4", "--max-iter", "4", "--execution", execution]
-        assert main([*argv, "--out", str(store)]) == 0
-    cal = calibration.Calibration(
-        "dask", calibration.host_facts(), {}, "now", [1, 2], (2e-3, 5e-4), 1e-4,
-        costmodel.Link(1e-4, 1e-9), costmodel.Link(1e-4, 1e-9), costmodel.Link(5e-5, 1e-9),
-        1e10, 5e9, 0.05,
-    )  # fmt: skip
-    calibration.save(store, cal)
-    return store
 
 
 def answers(capsys, *argv) -> list[dict]:
@@ -79,8 +62,9 @@ def resolve(source: dict, store: Path | None) -> float:
         if source["formula"] == "predict":
             cal = calibration.load(store, source["engine"])
             runs = [r for r in records(store).values() if r["job"] == job.name]
+            config = job.config(**source["config"])
             curve, _ = costmodel.curve(
-                job, job.config(), source["rows"], source["features"], source["workers"], cal, runs
+                job, config, source["rows"], source["features"], source["workers"], cal, runs
             )
             return curve[source["field"]]
     if "calibration" in source:
@@ -95,37 +79,36 @@ def resolve(source: dict, store: Path | None) -> float:
     return medians[0] / medians[1]
 
 
-@pytest.mark.parametrize("name", list(JOBS))
-def test_every_number_resolves_to_a_record_or_a_formula(capsys, store, name):
-    said = answers(capsys, name, "--store", str(store))
-    assert len(said) >= 7  # the five every job answers, its own, and a follow-up
+def sources(answer: dict, store: Path | None, job, config=None) -> set[str]:
+    """Check one answer: each figure is printed with its reference and resolves, from its
+    source alone, to its value; no number with a unit is printed without one. The kinds of
+    source it cites."""
+    steps = job.explain(1_000_000, 32, 16, config or job.config())  # the CLI's default shape
+    assert answer["question"].endswith("?") and answer["answer"]
+    text = answer["answer"]
+    for words in [job.explain_note, *(s.does for s in steps)]:  # the job's own words
+        text = text.replace(words, "")  # for its steps: "6 B P / p flops", "25 MB buckets"
     kinds = set()
-    job = get_job(name)
-    steps = job.explain(1_000_000, 32, 16, job.config())  # the CLI's default shape
-    for answer in said:
-        assert answer["question"].endswith("?") and answer["answer"]
-        text = answer["answer"]
-        for words in [job.explain_note, *(s.does for s in steps)]:  # the job's own words
-            text = text.replace(words, "")  # for its steps: "6 B P / p flops", "25 MB buckets"
-        for f in answer["figures"]:
-            marked = re.compile(re.escape(f["text"]) + rf"( \(modelled\))? \[{f['ref']}\]")
-            assert marked.search(text), (f, text)
-            assert resolve(f["source"], store) == pytest.approx(f["value"], rel=1e-12)
-            kinds.add(
-                next(k for k in ("formula", "calibration", "runs", "run_id") if k in f["source"])
-            )
-            text = marked.sub("", text, count=1)
-        assert not UNITED.findall(text), answer["question"]  # no number with a unit unsourced
-    assert "formula" in kinds and "calibration" in kinds
-    if name == "kmeans":  # measured: speedups, the fastest execution, a run's iterations
-        assert {"runs", "run_id"} <= kinds
+    for f in answer["figures"]:
+        marked = re.compile(re.escape(f["text"]) + rf"( \(modelled\))? \[{f['ref']}\]")
+        assert marked.search(text), (f, text)
+        assert resolve(f["source"], store) == pytest.approx(f["value"], rel=1e-12)
+        kinds.add(next(k for k in ("formula", "calibration", "runs", "run_id") if k in f["source"]))
+        text = marked.sub("", text, count=1)
+    assert not UNITED.findall(text), answer["question"]  # no number with a unit unsourced
+    return kinds
 
 
-def test_without_a_store_it_answers_from_the_formulas(capsys, tmp_path):
-    said = answers(capsys, "gbdt", "--store", str(tmp_path / "none"))
-    limits = said[2]
+@pytest.mark.parametrize("name", list(JOBS))
+def test_without_a_store_every_job_answers_from_its_formulas(capsys, tmp_path, name):
+    said = answers(capsys, name, "--store", str(tmp_path / "none"))
+    assert len(said) >= 7  # the five every job answers, its own, and a follow-up
+    assert set().union(*(sources(a, None, get_job(name)) for a in said)) == {"formula"}
+
+
+def test_one_question_and_what_a_calibration_would_add(capsys, tmp_path):
+    limits = answers(capsys, "gbdt", "--store", str(tmp_path / "none"))[2]
     assert "No engine is calibrated" in limits["answer"]
-    assert all("formula" in f["source"] for a in said for f in a["figures"])
     assert main(["interview", "gbdt", "--question", "3", "--store", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Q3. Where does scaling stop" in out and "Q2." not in out

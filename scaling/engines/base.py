@@ -21,7 +21,7 @@ import statistics
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -71,6 +71,29 @@ before a further loss fails it."""
 
 Loaded = tuple[Any, list[LoadStat]]
 """What an engine's ``_load`` returns: its handle on the cached partitions, and their stats."""
+
+
+def dead(pids: Mapping[Any, int]) -> list:
+    """The keys of ``pids`` (processes on this machine) whose processes are gone; a
+    SIGKILLed one may be a zombie until its parent reaps it.
+
+    Notes
+    -----
+    A gang member fails on its dead peer's broken connection at once, often before the
+    framework has noticed the death: an embedded cluster's engine looks at the processes
+    themselves to tell a lost worker from the gang's own error.
+    """
+    import psutil
+
+    out = []
+    for key, pid in pids.items():
+        try:
+            gone = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            gone = True
+        if gone:
+            out.append(key)
+    return out
 
 
 @dataclass(frozen=True)

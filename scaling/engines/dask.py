@@ -24,10 +24,9 @@ from typing import Any
 
 import dask
 import distributed
-import psutil
 from distributed import Client, Future, KilledWorker, LocalCluster
 
-from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.base import Dataset, Engine, Loaded, dead
 from scaling.engines.worker import (
     THREAD_ENV,
     GangContext,
@@ -169,7 +168,7 @@ class DaskEngine(Engine):
                 # (seen at once in an embedded cluster's processes, else in the scheduler's).
                 killed = [f for f in failed if isinstance(f.exception(), KilledWorker)]
                 if not killed and (
-                    lost := self._dead() or self._lost_within(0 if self._pids else settle)
+                    lost := dead(self._pids) or self._lost_within(0 if self._pids else settle)
                 ):
                     raise WorkerLost(f"worker {lost[0]} left the cluster")
                 self._client.gather(killed or failed)  # raises the worker's or member's error
@@ -262,21 +261,6 @@ class DaskEngine(Engine):
     def _note_pids(self) -> None:
         if self._cluster is not None:
             self._pids = self._client.run(os.getpid, workers=self._addrs)
-
-    def _dead(self) -> list[str]:
-        """Our workers whose processes are gone (an embedded cluster's; SIGKILLed ones may
-        be zombies until their nanny reaps them)."""
-        dead = []
-        for address in self._addrs:
-            try:
-                gone = psutil.Process(self._pids[address]).status() == psutil.STATUS_ZOMBIE
-            except psutil.NoSuchProcess:
-                gone = True
-            except KeyError:
-                gone = False  # not ours to see
-            if gone:
-                dead.append(address)
-        return dead
 
     def _reload(self, uid: str, w: int, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
         held = self._held_futures[uid]  # the dataset's own list: its native handle

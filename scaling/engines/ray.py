@@ -37,7 +37,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.base import Dataset, Engine, Loaded, dead
 from scaling.engines.net import is_loopback
 from scaling.engines.worker import (
     THREAD_ENV,
@@ -56,6 +56,10 @@ _RAY_CLUSTERS = ray_constants.ENABLE_RAY_CLUSTER
 """Whether Ray gives a node the host's address (as it does where it runs clusters)."""
 
 
+class _Lost(Exception):
+    """A gang member's actor process is gone (a lost worker) though Ray has not said so yet."""
+
+
 @ray.remote(num_cpus=1, max_restarts=0)
 class _Worker:
     """A worker process and the partitions cached in it, by dataset uid."""
@@ -63,8 +67,8 @@ class _Worker:
     def __init__(self) -> None:
         self.data: dict[str, dict] = {}
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> int:
+        return os.getpid()
 
     def load(self, uid: str, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
         self.data[uid], stats = load_parts(specs, dtype)
@@ -183,13 +187,15 @@ class RayEngine(Engine):
         self._owns_ray = True
         self._actors = [_Worker.remote() for _ in range(self.workers)]
         try:
-            ray.get([a.ready.remote() for a in self._actors], timeout=120)
+            pids = ray.get([a.ready.remote() for a in self._actors], timeout=120)
         except GetTimeoutError as e:
             self._stop()
             raise EngineError(
                 f"the Ray cluster could not start {self.workers} single-CPU "
                 "workers within 120 s; ask for fewer --workers or add nodes"
             ) from e
+        # an embedded cluster's actors are processes here, which a gang looks at (_gang)
+        self._pids = dict(enumerate(pids)) if self.address is None else {}
 
     def _get(self, refs: Any, op: str) -> Any:
         """``ray.get(refs)`` within the step deadline."""
@@ -239,7 +245,14 @@ class RayEngine(Engine):
                 raise EngineError(
                     f"gang did not finish within {timeout:.0f}s: a member died or never joined"
                 )
-            ray.get(done)  # raises that member's error
+            try:
+                ray.get(done)  # raises that member's error
+            except RayTaskError as e:
+                # a member that failed on its dead peer's broken connection, often before Ray
+                # knows the peer died: the death is the cause
+                if lost := dead(self._pids):
+                    raise _Lost(f"ray worker {lost[0]}'s process is gone") from e
+                raise
         return ray.get(refs)
 
     def _release(self, ds: Dataset) -> None:
@@ -256,14 +269,16 @@ class RayEngine(Engine):
                 lost.append(w)
         for w in lost:
             self._actors[w] = _Worker.remote()
-        self._get([self._actors[w].ready.remote() for w in lost], "recover")
+        pids = self._get([self._actors[w].ready.remote() for w in lost], "recover")
+        if self._pids:
+            self._pids.update(zip(lost, pids, strict=True))
         return lost
 
     def _reload(self, uid: str, w: int, specs: list[PartSpec], dtype: str) -> list[LoadStat]:
         return self._get(self._actors[w].load.remote(uid, specs, dtype), "recover")
 
     def _is_worker_lost(self, error: BaseException) -> bool:
-        return isinstance(error, RayActorError | WorkerCrashedError)
+        return isinstance(error, RayActorError | WorkerCrashedError | _Lost)
 
     def _error_summary(self, error: BaseException) -> str:
         # A RayTaskError's text opens with the actor's repr; the task's own exception is .cause.
