@@ -1,13 +1,14 @@
 """Write the notebooks from the cells below, and with ``--execute`` run them top to bottom
 (nbclient, this Python's kernel) and save them with their outputs, as they are committed.
 
-    .venv/bin/python notebooks/build.py --execute        # all of them, ~2 minutes each
+    .venv/bin/python notebooks/build.py --execute        # all of them, ~1 minute each
     .venv/bin/python notebooks/build.py --execute kmeans
 
 The cells call :mod:`scaling.lab`, so a notebook holds prose and a few lines of code a cell;
-their runs go to ``SCALING_NOTEBOOK_STORE`` (default ``notebooks/results``), which the last
-cell's interview answers cite. ``tests/test_notebooks.py`` executes them the same way.
-"""
+each one's runs go to a store of its own under ``SCALING_NOTEBOOK_STORE`` (default
+``notebooks/results``), which its last cell's interview answers cite. Each runs in a kernel
+of its own, as a reader's would; ``tests/test_notebooks.py`` runs them one after another in
+one (:func:`kernel`)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class Notebook:
     job: str
     rows: int
     features: int
-    questions: tuple[int, ...]
+    questions: tuple[int, ...] | None  # None: every one
     config: dict  # the job's options the answers are about (``CONFIG``)
     cells: list[tuple[str, str]]
 
@@ -50,8 +51,7 @@ def config_line(config: dict, note: str) -> str:
 
 def algorithm(
     job: str, title: str, intro: str, config: tuple[dict, str], agree: tuple[str, str],
-    sweep: str, decompose: str, rows: int, questions: tuple[int, ...],
-    extra: list[tuple[str, str]] = (),
+    sweep: str, decompose: str, rows: int, extra: list[tuple[str, str]] = (),
 ) -> Notebook:  # fmt: skip
     """One algorithm's notebook: its steps from the code, the job on every engine against
     the single-machine run, a small Dask sweep (speedup, split, one iteration's timeline),
@@ -66,14 +66,12 @@ def algorithm(
         (
             "code",
             f"""\
-import os
-
 from IPython.display import Image
 
 from jobs import {job}
 from scaling import lab
 
-STORE = os.environ.get("SCALING_NOTEBOOK_STORE", "results")  # where the runs go
+STORE = lab.store("{job}")  # where its runs go
 ENGINES = ["local", "dask", "ray", "spark"]
 JOB = {job}.JOB
 ROWS, FEATURES = {rows:_}, {features}  # the sweep's, and the shape the answers talk about
@@ -95,7 +93,7 @@ SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the every-engine check
         ),
         (
             "code",
-            "records = lab.sweep(JOB, CONFIG, STORE, \"dask\", rows=ROWS, features=FEATURES, "
+            'records = lab.sweep(JOB, CONFIG, STORE, "dask", rows=ROWS, features=FEATURES, '
             "baseline=False)\n"
             'Image(lab.curves_png(records, "speedup"))',
         ),
@@ -113,17 +111,18 @@ SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the every-engine check
         *extra,
         (
             "md",
-            "## The interview questions, answered from these runs\n\nEach number carries a "
-            "reference to its source under the answer: a run in the store, or a formula "
-            "(marked modelled).",
+            "## The interview questions, answered from these runs\n\nThe five every job "
+            "gets (how it map-reduces; its complexity, parameters and compute; where scaling "
+            "stops; the alternatives; a dead or slow worker), then its own and a follow-up. "
+            "Each number carries a reference to its source under the answer: a run in the "
+            "store, a calibration, or a formula (marked modelled).",
         ),
         (
             "code",
-            f"print(lab.answers(JOB, CONFIG, STORE, {list(questions)}, rows=ROWS, "
-            "features=FEATURES))",
+            "print(lab.answers(JOB, CONFIG, STORE, rows=ROWS, features=FEATURES))",
         ),
     ]
-    return Notebook(job, rows, features, questions, config[0], cells)
+    return Notebook(job, rows, features, None, config[0], cells)
 
 
 KMEANS = algorithm(
@@ -147,7 +146,6 @@ ends with the interview answers, every number traced to these runs or to a formu
     "The driver loop (one engine call per step: the MapReduce style) and the all-reduce "
     "gang (the loop inside the workers), at the same data and iterations.",
     200_000,
-    (3, 4, 6, 7),
     extra=[
         (
             "md",
@@ -192,7 +190,6 @@ all-reduce), Newton and ADMM, and ends with the interview answers, citing these 
     "steps) and ADMM (a local solve per worker and one averaging per step: cheap to "
     "synchronise, slow to converge). Compare the objective each reaches, not only its time.",
     200_000,
-    (3, 4, 6, 7),
 )
 
 SGD = algorithm(
@@ -222,7 +219,6 @@ runs.""",
     "(asynchronous, through rank 0). The asynchronous ones move fewer bytes and reach a "
     "different accuracy.",
     100_000,
-    (3, 4, 6, 7),
 )
 
 GBDT = algorithm(
@@ -249,7 +245,6 @@ five decompositions, and ends with the interview answers, citing these runs.""",
     "XGBoost by rows and by features, LightGBM by rows, by features and by vote, 10 trees "
     "each on the same data: what a tree moves, how long it takes, and the AUC it reaches.",
     100_000,
-    (3, 4, 6, 7),
 )
 
 OVERVIEW = Notebook(
@@ -286,14 +281,12 @@ Every cell below runs on real local engines at small sizes.""",
         (
             "code",
             """\
-import os
-
 from IPython.display import Image
 
 from jobs import gbdt, kmeans, logreg, sgd
 from scaling import lab
 
-STORE = os.environ.get("SCALING_NOTEBOOK_STORE", "results")  # where the runs go
+STORE = lab.store("overview")  # where its runs go
 JOB = kmeans.JOB  # the running example
 ROWS, FEATURES = 200_000, 16
 """
@@ -428,6 +421,12 @@ def kernel(cwd: Path, timeout: int = 600):
             return nb
 
         yield run
+        # before the kernel is asked to exit: closing Ray, Spark and Dask from its exit hook
+        # can outlast the kernel manager's wait for it (then SIGTERM, and Ray's stack traces)
+        client.nb = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell("from scaling import lab\nlab.close()")]
+        )
+        client.execute_cell(client.nb.cells[0], 0, store_history=False)
 
 
 def main() -> None:

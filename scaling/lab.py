@@ -15,6 +15,7 @@ import atexit
 import dataclasses
 import inspect
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -36,9 +37,20 @@ notebooks starts each once. Idle beside a Dask sweep, Ray's and Spark's left its
 (``benchmarks/results/idle_engines.md``). They close when the kernel exits."""
 
 
+_CALIBRATIONS: dict = {}
+"""The engines calibrated in this kernel (a fact of the host, not of a notebook): each
+notebook's store gets a copy, and a kernel that runs several notebooks calibrates once."""
+
+
+def store(name: str) -> str:
+    """Where notebook ``name`` keeps its runs: a store of its own (its answers cite its runs
+    alone) under ``SCALING_NOTEBOOK_STORE`` (default ``results``, beside the notebooks)."""
+    return os.path.join(os.environ.get("SCALING_NOTEBOOK_STORE", "results"), name)
+
+
 @atexit.register
 def close() -> None:
-    """Close the every-engine check's clusters (the kernel's exit does it too)."""
+    """Close the notebooks' clusters (the kernel's exit does it too)."""
     for clusters in _OPEN.values():
         clusters.close()
     _OPEN.clear()
@@ -126,10 +138,11 @@ def predicted_png(job, config, store, engine: str, rows: int, features: int, rec
     from scaling.figures import curves
     from scaling.report import png, prediction_plot
 
-    cal = calibration.load(store, engine)
+    cal = calibration.load(store, engine) or _CALIBRATIONS.get(engine)
     if cal is None:
         cal = calibration.calibrate(engine, [1, 2], repeat=5)
-        calibration.save(store, cal)
+    _CALIBRATIONS[engine] = cal
+    calibration.save(store, cal)  # where the answers look for it
     workers = [2**i for i in range(11)]
     result, _ = costmodel.curve(job, config, rows, features, workers, cal, records)
     fig = prediction_plot(f"{job.name} on {engine}, {rows:,} x {features} (modelled)", result)

@@ -251,9 +251,6 @@ def _lightgbm(
     after a checkpoint's ``(rounds done, model)`` when ``resumed``."""
     lgb.register_logger(_QUIET)  # its network's per-connection messages would fill the console
     params = lightgbm_params(config)
-    # LightGBM's log level is per thread and set from a config: its network starts before the
-    # training config is read, so read one first, or the network's set-up prints to stdout.
-    lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1}).construct()
     if network and config.mode == "feature":
         return _lightgbm_program(rows, params, config, network, clock)
     if network:

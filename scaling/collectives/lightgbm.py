@@ -5,13 +5,17 @@ of ``host:port``), each listening on its ``local_listen_port``. Each member find
 on its own address and the list is all-gathered; a port can be taken by another process
 between the look-up and LightGBM's bind, so each member then checks it can still bind it, and
 if any cannot, all try new ports. The network is freed on leaving, even when training failed,
-so that the port is not held by a worker process that runs more jobs.
+so that the port is not held by a worker process that runs more jobs. While a member holds
+the network, its process's standard output goes to /dev/null (:class:`_Muted`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import socket
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,7 +43,8 @@ class LightGBMBackend(Backend):
             **self._machines(ctx, timeout),
         }
         try:
-            yield params
+            with _MUTED:
+                yield params
         finally:
             lgb.basic._LIB.LGBM_NetworkFree()
 
@@ -55,6 +60,41 @@ class LightGBMBackend(Backend):
         raise RuntimeError(
             f"could not find {ctx.world} free ports for LightGBM in {self.attempts} tries"
         )
+
+
+class _Muted:
+    """This process's standard output (fd 1) to /dev/null while any member in it trains.
+
+    LightGBM's network prints "[LightGBM] [Info] Listening..." from a listener thread of its
+    own, which neither its log level nor a logger registered from Python reaches (both are
+    per thread in its C++ code); a worker's standard output is its driver's terminal or
+    notebook. Counted: the local engine's members are threads of one process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._members = 0
+        self._saved = -1
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._members == 0:
+                sys.stdout.flush()
+                self._saved = os.dup(1)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.close(null)
+            self._members += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._members -= 1
+            if self._members == 0:
+                os.dup2(self._saved, 1)
+                os.close(self._saved)
+
+
+_MUTED = _Muted()
 
 
 def _can_bind(host: str, port: int) -> bool:

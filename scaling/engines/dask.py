@@ -119,6 +119,9 @@ class DaskEngine(Engine):
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,  # none: it would listen on every interface
+                    # its HTTP server (health, metrics) on a free port, not 8787: a second
+                    # cluster here (another run's, `scaling cluster`'s) warned it was taken
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     env=THREAD_ENV,
                     # the workers' own errors reach the driver as failed futures; at ERROR a
                     # heartbeat that races the scheduler's close printed a 30-line traceback
