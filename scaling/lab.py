@@ -28,13 +28,31 @@ logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 
-_OPEN: dict[str, Clusters] = {}
-"""The notebooks' clusters, one per engine (the sweeps' too), open for the kernel's life as a
-notebook keeps its ``ray.init()`` and its SparkSession: starting them is most of the
-every-engine check's time (Ray 6 s, Spark 15 s on 2 cores), and a kernel that runs several
-notebooks starts each once. Idle beside a Dask sweep, Ray's and Spark's left its medians at
-1.01x and 1.04x (1 and 2 workers), within the trials' noise
-(``benchmarks/results/idle_engines.md``). They close when the kernel exits."""
+class _Pool:
+    """Clusters kept by engine and worker count (Dask's and the local engine's side by side, a
+    sweep's 1- and 2-worker points and the check's; Ray's and Spark's one at a time, as a
+    process holds one), with :class:`~scaling.runner.Clusters`' ``open`` and ``close``."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple, Clusters] = {}
+
+    def open(self, engine: str, workers: int, address, options=None):
+        key = (engine, workers if engine in ("dask", "local") else None)
+        return self._open.setdefault(key, Clusters()).open(engine, workers, address, options)
+
+    def close(self) -> None:
+        for clusters in self._open.values():
+            clusters.close()
+        self._open.clear()
+
+
+_OPEN = _Pool()
+"""The notebooks' clusters, open for the kernel's life as a notebook keeps its ``ray.init()``
+and its SparkSession: starting them is most of the every-engine check's time (Ray 6 s, Spark
+15 s on 2 cores), and a kernel that runs several notebooks starts each once. Idle beside a
+Dask sweep, Ray's and Spark's left its medians at 1.01x and 1.04x (1 and 2 workers), within
+the trials' noise (``benchmarks/results/idle_engines.md``). They close when the kernel
+exits."""
 
 
 _CALIBRATIONS: dict = {}
@@ -51,9 +69,7 @@ def store(name: str) -> str:
 @atexit.register
 def close() -> None:
     """Close the notebooks' clusters (the kernel's exit does it too)."""
-    for clusters in _OPEN.values():
-        clusters.close()
-    _OPEN.clear()
+    _OPEN.close()
 
 
 def step_sources(job, config, workers: int = 2) -> str:
@@ -80,8 +96,7 @@ def on_every_engine(
     ``|value - reference| <= atol + rtol * |reference|``."""
 
     def quality(engine: str, workers: int) -> float:
-        pool = _OPEN.setdefault(engine, Clusters())
-        run = run_job(job, engine, workers, source, config, clusters=pool)
+        run = run_job(job, engine, workers, source, config, clusters=_OPEN)
         return run.record["quality"][job.headline]
 
     reference = quality("local", 1)
@@ -97,9 +112,7 @@ def on_every_engine(
 def _sweeps(plans, store) -> list[list[dict]]:
     """Run ``plans`` into ``store`` (on the engine's open clusters); each one's records. A
     failed run stops the notebook with its error: a curve with a hole in it would mislead."""
-    engines = {e for plan in plans for e in plan.engines}
-    pool = _OPEN.setdefault(engines.pop(), Clusters()) if len(engines) == 1 else None
-    done = [records for _, records in sweep_all(plans, store, progress=False, clusters=pool)]
+    done = [records for _, records in sweep_all(plans, store, progress=False, clusters=_OPEN)]
     for r in (r for records in done for r in records if r["status"] != "ok"):
         raise RuntimeError(f"{r['job']} on {r['engine']} x{r['workers']} failed: {r['error']}")
     return done
