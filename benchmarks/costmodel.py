@@ -3,18 +3,18 @@
     .venv/bin/python benchmarks/costmodel.py                        # the recorded run
     .venv/bin/python benchmarks/costmodel.py --engines dask --jobs kmeans --repeat 1
 
-Per engine: calibrate at 1 and 2 workers (:mod:`scaling.calibration`, empty and synthetic
+Per engine: calibrate at 1 and 2 workers (:mod:`scaling.model.calibration`, empty and synthetic
 work only), then train every job's decompositions (``VARIANTS``: execution styles, solvers,
 SGD strategies, boosted-tree modes) on each of its ``SHAPES`` at 1 and 2 workers, ``--repeat``
 times, interleaved so that the machine's noise falls on every variant alike. The statistic is
 a fit's median time per iteration after the first (as ``scaling run`` records it), and its
 median over the repeats.
 
-- **Fitted** (:func:`scaling.costmodel.fit_compute`): each variant's 1-worker runs on its job's
+- **Fitted** (:func:`scaling.model.costmodel.fit_compute`): each variant's 1-worker runs on its job's
   first two shapes (its compute: a fixed cost per iteration and a factor on the roofline)
   and, where a library brings its own sockets (gloo, XGBoost's, LightGBM's), its 2-worker
   run on the first shape (a factor on that transport's modelled time,
-  :func:`scaling.costmodel.fit_transport`).
+  :func:`scaling.model.costmodel.fit_transport`).
 - **Held out**: every other point: 2 workers on the other shapes, and 1 and 2 on the third
   (other features, or a model size between the fitted two); the model never sees their
   times.
@@ -39,9 +39,9 @@ from common import RESULTS, host_line, write_result
 from tqdm import tqdm
 
 from jobs import get_job
-from scaling import calibration, costmodel
 from scaling.engines import make_engine
-from scaling.report import text_table
+from scaling.model import calibration, costmodel
+from scaling.present.report import text_table
 
 VARIANTS = {name: get_job(name).variants for name in ("kmeans", "logreg", "sgd", "gbdt")}
 """Each job's decompositions, as config options (the jobs' own ``variants``)."""

@@ -30,7 +30,7 @@ from jobs import gbdt
 from scaling.data import Classification
 from scaling.engines import make_engine
 from scaling.results import atomic_write
-from scaling.runner import host_facts
+from scaling.run.runner import host_facts
 
 MODES = {
     "xgboost data": ("xgboost", "data"),

@@ -1,5 +1,5 @@
 """Whether clusters left open and idle move a measurement: the notebooks' every-engine check
-keeps its Ray and Spark clusters open (``scaling.lab``) while Dask is measured.
+keeps its Ray and Spark clusters open (``scaling.present.lab``) while Dask is measured.
 
     .venv/bin/python benchmarks/idle_engines.py             # the recorded run
     .venv/bin/python benchmarks/idle_engines.py --trials 5
@@ -23,8 +23,8 @@ import time
 from common import RESULTS, host_line, write_result
 
 from jobs import kmeans
-from scaling import lab
-from scaling.runner import Clusters
+from scaling.present import lab
+from scaling.run.runner import Clusters
 
 CONDITIONS = ("clean", "idle")
 

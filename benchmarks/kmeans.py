@@ -29,7 +29,7 @@ from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local, 
 
 from jobs import kmeans
 from scaling.data import Blobs, partition_bounds
-from scaling.runner import per_iteration_by_difference, run_job
+from scaling.run.runner import per_iteration_by_difference, run_job
 
 ENGINES = ("local", "ray", "dask", "spark")
 

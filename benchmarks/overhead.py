@@ -34,11 +34,11 @@ from pathlib import Path
 from common import RESULTS, host_line, write_result
 
 from jobs import kmeans
-from scaling import calibration
 from scaling.data import Blobs
 from scaling.engines import make_engine
 from scaling.engines.worker import noop, noop_combine
-from scaling.executor import execute
+from scaling.execution import execute
+from scaling.model import calibration
 
 ENGINES = ("ray", "dask", "spark")
 median_seconds = partial(calibration.median_seconds, warm=3)  # as the table says

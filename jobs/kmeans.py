@@ -12,11 +12,11 @@ Multicore", NIPS 2006, the "summation form"):
 
 1. map (:func:`_partial_sums`): on each partition, assign every row to its nearest centre (a
    BLAS product per row block) and sum the rows and count them, per centre;
-2. combine (:func:`~scaling.executor.add_each`): add the partial results up;
+2. combine (:func:`~scaling.execution.add_each`): add the partial results up;
 3. update (:func:`_update`): centre = sum / count; an empty cluster keeps its previous centre.
 
 The fit (:func:`_fit`) is written once and runs in either execution (``--execution``,
-:mod:`scaling.executor`): ``driver``, one engine call per iteration, the partial results added
+:mod:`scaling.execution`): ``driver``, one engine call per iteration, the partial results added
 in a tree on the workers and the update on the driver (what Spark MLlib and dask-ml do); or
 ``allreduce``, the whole fit inside one gang, the partial results all-reduced among the workers
 and the update applied by each of them.
@@ -36,9 +36,9 @@ from jobs.common import compiled
 from scaling.data import Blobs, Part, Source, row_uniforms
 from scaling.engines import Dataset, Engine
 from scaling.errors import UsageError, check_choice, check_count
-from scaling.executor import EXECUTIONS, Steps, add, add_each, execute
-from scaling.explain import Step, for_execution, tree_depth
+from scaling.execution import EXECUTIONS, Steps, add, add_each, execute
 from scaling.job import Baseline, Job, OnIteration
+from scaling.model.explain import Step, for_execution, tree_depth
 
 ITERATION = "lloyd"
 """Name of the trace span of one iteration (what run records time)."""
@@ -57,7 +57,7 @@ class KMeansConfig:
     scikit-learn: iterations stop when the summed squared centre shift is at most
     ``tol * mean(feature variances)``; ``tol=0`` runs until the centres stop moving.
     ``execution``: ``driver`` (one engine call per step) or ``allreduce`` (the whole fit
-    inside one gang, partial sums all-reduced among the workers; :mod:`scaling.executor`).
+    inside one gang, partial sums all-reduced among the workers; :mod:`scaling.execution`).
     """
 
     k: int = 8
@@ -346,7 +346,7 @@ def fit(
 
 
 def _fit(steps: Steps, config: KMeansConfig) -> KMeansResult:
-    """The whole fit, written once for both executions (:mod:`scaling.executor`)."""
+    """The whole fit, written once for both executions (:mod:`scaling.execution`)."""
     with steps.span("init"):
         centers = initial_centers(steps, config)
         tol = absolute_tol(steps, config.tol)
@@ -460,7 +460,7 @@ class KMeans(Job):
         return config.k * features  # the centres
 
     def interview(self, ask) -> list:
-        from scaling.interview import Answer
+        from scaling.present.interview import Answer
 
         a = Answer("How did you parallelise k-means, and does k-means always converge?")
         a.say(

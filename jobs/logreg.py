@@ -13,7 +13,7 @@ scaled form F / n so that ``tol`` means what it means in scikit-learn. Why it pa
 easily: F and its gradient are sums over rows (Chu et al., NIPS 2006, the "summation form").
 
 - ``lbfgs``: each evaluation is one map-reduce, map (:func:`_loss_grad`: the partition's loss
-  and gradient, d + 2 numbers) -> combine (:func:`~scaling.executor.add_each`: sum) -> update on
+  and gradient, d + 2 numbers) -> combine (:func:`~scaling.execution.add_each`: sum) -> update on
   the driver (scipy's L-BFGS-B picks the next point). What Spark MLlib does with treeAggregate.
 - ``newton``: the map also returns the partition's Hessian (:func:`_loss_grad_hess`, (d + 1)^2
   numbers): more bytes per step, far fewer steps.
@@ -25,7 +25,7 @@ easily: F and its gradient are sums over rows (Chu et al., NIPS 2006, the "summa
   Supports ``penalty="l1"`` (soft thresholding in the consensus step). The local solutions
   come back as a sum (each partition fills its own row of a partitions x (d + 1) array).
 
-The solvers (:func:`_solve`) are written once against :class:`~scaling.executor.Steps`: with
+The solvers (:func:`_solve`) are written once against :class:`~scaling.execution.Steps`: with
 ``execution="driver"`` every sum is an engine call and the update runs on the driver; with
 ``"allreduce"`` the solver runs on every worker inside one gang, the sums are all-reduced among
 them, and every worker takes the same step (scipy's L-BFGS-B is deterministic).
@@ -45,9 +45,9 @@ from jobs.common import compiled
 from scaling.data import Classification, Part, Source, held_out
 from scaling.engines import Dataset, Engine
 from scaling.errors import DataError, UsageError, check_choice, check_count
-from scaling.executor import EXECUTIONS, Steps, add, add_each, execute
-from scaling.explain import Step, for_execution, tree_depth
+from scaling.execution import EXECUTIONS, Steps, add, add_each, execute
 from scaling.job import Baseline, Job, OnIteration
+from scaling.model.explain import Step, for_execution, tree_depth
 
 ITERATION = "step"
 """Trace span of one map-reduce step (one L-BFGS evaluation, Newton or ADMM iteration)."""
@@ -66,7 +66,7 @@ class LogRegConfig:
     ``holdout``: fraction of rows (chosen by row, whatever the partitioning) kept out of
     training and scored separately. ``execution``: ``driver`` (one engine call per step) or
     ``allreduce`` (the solver runs on every worker in one gang, the sums all-reduced among
-    them; :mod:`scaling.executor`).
+    them; :mod:`scaling.execution`).
     """
 
     solver: str = "lbfgs"
@@ -651,7 +651,7 @@ class LogReg(Job):
     def interview(self, ask) -> list:
         from jobs.gbdt import JOB as GBDT
         from jobs.gbdt import GBDTConfig
-        from scaling.interview import Answer
+        from scaling.present.interview import Answer
 
         trees = ask.about(GBDT, GBDTConfig())
         a = Answer("Why is logistic regression easier to parallelise than XGBoost?")

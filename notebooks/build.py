@@ -4,7 +4,7 @@
     .venv/bin/python notebooks/build.py --execute        # all of them, ~1 minute each
     .venv/bin/python notebooks/build.py --execute kmeans
 
-The cells call :mod:`scaling.lab`, so a notebook holds prose and a few lines of code a cell;
+The cells call :mod:`scaling.present.lab`, so a notebook holds prose and a few lines of code a cell;
 each one's runs go to a store of its own under ``SCALING_NOTEBOOK_STORE`` (default
 ``notebooks/results``), which its last cell's interview answers cite. Each runs in a kernel
 of its own, as a reader's would; ``tests/test_notebooks.py`` runs them one after another in
@@ -69,7 +69,7 @@ def algorithm(
 from IPython.display import Image
 
 from jobs import {job}
-from scaling import lab
+from scaling.present import lab
 
 STORE = lab.store("{job}")  # where its runs go
 ENGINES = ["local", "dask", "ray", "spark"]
@@ -284,7 +284,7 @@ Every cell below runs on real local engines at small sizes.""",
 from IPython.display import Image
 
 from jobs import gbdt, kmeans, logreg, sgd
-from scaling import lab
+from scaling.present import lab
 
 STORE = lab.store("overview")  # where its runs go
 JOB = kmeans.JOB  # the running example

@@ -65,5 +65,5 @@ def larger(a, b):
 
 
 def reduce_with(steps, combine) -> float:
-    """A loop of one map-reduce (:func:`scaling.executor.execute`), summing or not."""
+    """A loop of one map-reduce (:func:`scaling.execution.execute`), summing or not."""
     return steps.map_reduce(scaled_sum, combine, 1.0)

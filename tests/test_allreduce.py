@@ -14,7 +14,7 @@ from scaling.data import Blobs
 from scaling.engines.net import free_port
 from scaling.engines.worker import GangContext
 from scaling.errors import EngineError, UsageError
-from scaling.executor import execute
+from scaling.execution import execute
 from scaling.testing import larger, reduce_with
 
 

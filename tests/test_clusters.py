@@ -16,12 +16,12 @@ import psutil
 import pytest
 
 from jobs import kmeans
-from scaling import cluster, submission
 from scaling.cli import main
 from scaling.engines.net import is_loopback
-from scaling.report import write_report
+from scaling.present.report import write_report
 from scaling.results import load
-from scaling.runner import run_job
+from scaling.run import cluster, submission
+from scaling.run.runner import run_job
 
 SHORT = ["kmeans", "--rows", "20000", "--k", "4", "--max-iter", "5", "--tol", "0"]
 # a driver loop of many steps: it runs until stopped, and stopping its driver stops it

@@ -12,15 +12,15 @@ import pytest
 
 from jobs import get_job
 from jobs.kmeans import KMeansConfig
-from scaling import calibration, costmodel
 from scaling.cli import main
-from scaling.costmodel import busiest_bytes
 from scaling.data import Blobs
 from scaling.engines.local import LocalEngine
 from scaling.engines.worker import noop, noop_combine
 from scaling.errors import UsageError
-from scaling.runner import run_job
-from scaling.trace import payload_bytes
+from scaling.measure.trace import payload_bytes
+from scaling.model import calibration, costmodel
+from scaling.model.costmodel import busiest_bytes
+from scaling.run.runner import run_job
 
 A, B = 0.020, 0.005  # the synthetic engine's empty call: A + B p seconds
 BETA_UP, BETA_DOWN = 20e-9, 10e-9  # seconds per byte, workers -> driver and driver -> workers

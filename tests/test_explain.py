@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from jobs import JOBS, get_job, kmeans, logreg, sgd
-from scaling import calibration
 from scaling.cli import main
-from scaling.costmodel import Link
-from scaling.explain import function_of
+from scaling.model import calibration
+from scaling.model.costmodel import Link
+from scaling.model.explain import function_of
 
 CONFIGS = (
     [(name, get_job(name).config()) for name in JOBS]

@@ -16,7 +16,7 @@ import pytest
 
 from jobs import kmeans
 from scaling.cli import main
-from scaling.runner import run_job
+from scaling.run.runner import run_job
 
 KMEANS = kmeans.KMeansConfig(k=4, max_iter=6, tol=0.0)
 SOURCE = kmeans.JOB.synthetic(20_000, 16, 0, KMEANS)
@@ -26,12 +26,12 @@ import dataclasses, json, os, signal, sys, threading, time
 from jobs import gbdt, kmeans
 from jobs.gbdt import train
 from scaling import testing
-from scaling.checkpoint import Checkpoints
+from scaling.run.checkpoint import Checkpoints
 from scaling.data import Blobs, Classification
 from scaling.engines import make_engine
 from scaling.engines.worker import process_id
 from scaling.errors import EngineError, LostWorker, StepTimeout
-from scaling.runner import _drill
+from scaling.run.runner import _drill
 
 def say(what, *words):  # one write a line: the frameworks' own logs share stdout
     print(f"@@{what} " + " ".join(map(str, words)), flush=True)

@@ -132,7 +132,7 @@ def test_the_index_and_every_report_render_in_a_real_browser(swept):
 
     from playwright.sync_api import sync_playwright
 
-    from scaling.report import write_index
+    from scaling.present.report import write_index
 
     chromium = shutil.which("chromium")
     assert chromium, "no chromium on PATH: `apt-get install chromium` (.ci/run installs it)"

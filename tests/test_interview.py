@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from jobs import JOBS, get_job
-from scaling import calibration, costmodel
 from scaling.cli import main
-from scaling.explain import moved
+from scaling.model import calibration, costmodel
+from scaling.model.explain import moved
 
 UNITED = re.compile(r"\d[\d,.]*(?:\s?(?:[kMG]?B|[kMG]?flop|s|ms|us)|x|%)(?![\w])")
 """A number with a unit: what must be a figure of its own (a reference follows it)."""

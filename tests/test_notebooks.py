@@ -5,7 +5,7 @@ answer it gives there resolves to the runs the notebooks made, a calibration, or
 
 They run one after another in one kernel, each in a fresh namespace: what they share is what
 the kernel's process keeps (imported modules, the clusters and the calibration
-:mod:`scaling.lab` keeps), which saves about 20 s a notebook on 2 cores; each writes a store
+:mod:`scaling.present.lab` keeps), which saves about 20 s a notebook on 2 cores; each writes a store
 of its own, as it does when ``build.py`` runs it.
 """
 

@@ -12,10 +12,10 @@ import pytest
 from jobs import kmeans
 from scaling.cli import main
 from scaling.data import Blobs
-from scaling.figures import curves, reading, winners
-from scaling.report import PLOTS, plot, winner_rows, write_report
+from scaling.present.figures import curves, reading, winners
+from scaling.present.report import PLOTS, plot, winner_rows, write_report
 from scaling.results import SCHEMA, append_record, load, sweeps
-from scaling.runner import SweepPlan, per_iteration_by_difference, sweep
+from scaling.run.runner import SweepPlan, per_iteration_by_difference, sweep
 
 CONFIG = kmeans.KMeansConfig(k=3, max_iter=4, tol=0, init="random")
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from jobs import kmeans, sgd
-from scaling import timeline
 from scaling.cli import main
 from scaling.data import Blobs, Classification
+from scaling.measure import timeline
 from scaling.results import load
 
 TOLERANCE = 0.05

@@ -53,8 +53,8 @@ import numpy as np
 
 from scaling.data import Classification, Source
 from scaling.errors import UsageError, check_choice, check_count
-from scaling.explain import Step
 from scaling.job import Baseline, Job, OnIteration
+from scaling.model.explain import Step
 
 if TYPE_CHECKING:
     from scaling.engines import Dataset, Engine
@@ -364,7 +364,7 @@ class GBDT(Job):
     }
 
     def interview(self, ask) -> list:
-        from scaling.interview import Answer
+        from scaling.present.interview import Answer
 
         xd, xf = "xgboost data", "xgboost feature"
         ld, lf, lv = "lightgbm data", "lightgbm feature", "lightgbm voting"

@@ -35,7 +35,6 @@ from jobs.gbdt import (
     round_bytes,
     xgboost_params,
 )
-from scaling.checkpoint import Checkpoints, note_resumed
 from scaling.collectives import Backend, lightgbm_cli, run_gang
 from scaling.collectives.lightgbm import LightGBMBackend
 from scaling.collectives.tcp import allgather, alltoall
@@ -45,7 +44,8 @@ from scaling.engines import Dataset, Engine
 from scaling.engines.worker import GangContext, pin_threads
 from scaling.errors import DataError, UsageError
 from scaling.job import OnIteration
-from scaling.trace import StepLog
+from scaling.measure.trace import StepLog
+from scaling.run.checkpoint import Checkpoints, note_resumed
 
 Resumed = tuple[int, bytes] | None
 """A checkpoint to train on from: (rounds done, the model's bytes)."""

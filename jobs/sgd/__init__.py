@@ -49,13 +49,13 @@ import numpy as np
 
 from scaling.data import Classification, Source
 from scaling.errors import UsageError, check_choice, check_count
-from scaling.executor import EXECUTIONS
+from scaling.execution import EXECUTIONS
 from scaling.job import Baseline, Job, OnIteration
 
 if TYPE_CHECKING:
     from jobs.sgd.strategy import SGDResult, Strategy
     from scaling.engines import Dataset, Engine
-    from scaling.explain import Step
+    from scaling.model.explain import Step
 
 ITERATION = "step"
 """Trace span of one step: one global batch of training rows."""
@@ -81,7 +81,7 @@ class SGDConfig:
     local-SGD's H (0: average once, at the end). ``bucket_mb``: gradient bucket size of
     ring-allreduce (DDP's ``bucket_cap_mb``). ``timeout``: seconds a collective may wait for
     a peer before the run fails. ``execution``: how driver-allreduce runs its loop, on the
-    driver (``driver``) or on every worker in one gang (``allreduce``; :mod:`scaling.executor`).
+    driver (``driver``) or on every worker in one gang (``allreduce``; :mod:`scaling.execution`).
     """
 
     strategy: str = "ring-allreduce"
@@ -233,7 +233,7 @@ class SGD(Job):
         return count_parameters(features, 2, config)  # the weights and biases, two classes
 
     def interview(self, ask) -> list:
-        from scaling.interview import Answer
+        from scaling.present.interview import Answer
 
         ring, local, server = "ring-allreduce", "local-sgd", "parameter-server"
         a = Answer("The training data is too big for one machine: what do you do with SGD?")

@@ -2,9 +2,9 @@
 optimiser step.
 
 Per step: map (:func:`_batch_grad`, each worker's summed gradient over its rows of the global
-batch) -> combine (:func:`~scaling.executor.add_each`, a sum) -> update
+batch) -> combine (:func:`~scaling.execution.add_each`, a sum) -> update
 (:meth:`~jobs.sgd.model.Replica.step`). The loop (:func:`_train`) is written once for both
-executions (``--execution``, :mod:`scaling.executor`): ``driver``, the MapReduce style, where
+executions (``--execution``, :mod:`scaling.execution`): ``driver``, the MapReduce style, where
 the sum is an engine call, the step runs on the driver and the parameters go back to the
 workers with the next step's rows (two driver round trips' worth of latency per step); or
 ``allreduce``, where every worker runs the loop in one gang, picks the batch's rows itself,
@@ -25,9 +25,9 @@ from jobs.sgd.model import Replica, pin_torch
 from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
 from scaling.collectives.allreduce import allreduce_bytes
 from scaling.data import Part, held_out
-from scaling.executor import Steps, add_each, execute
-from scaling.explain import Step, for_execution, tree_depth
+from scaling.execution import Steps, add_each, execute
 from scaling.job import OnIteration
+from scaling.model.explain import Step, for_execution, tree_depth
 
 _REPLICAS = threading.local()
 """A worker's model replica per (shape, config): built once, reused by every step's map. One
@@ -140,7 +140,7 @@ class DriverAllreduce(Strategy):
             ),
             Step(
                 "combine",
-                "scaling.executor.add_each",
+                "scaling.execution.add_each",
                 f"workers, tree of depth {tree_depth(p)}",
                 "add the gradients",
                 P * tree_depth(p),

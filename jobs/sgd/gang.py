@@ -15,13 +15,13 @@ from jobs.sgd import ITERATION, SGDConfig, count_parameters
 from jobs.sgd.batches import Shard
 from jobs.sgd.model import Replica, build_model, pin_torch
 from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
-from scaling.checkpoint import Checkpoints, note_resumed
 from scaling.collectives import run_gang
 from scaling.collectives.torch import Group, TorchBackend
 from scaling.data import Part
 from scaling.engines.worker import GangContext
 from scaling.job import OnIteration
-from scaling.trace import StepLog
+from scaling.measure.trace import StepLog
+from scaling.run.checkpoint import Checkpoints, note_resumed
 
 
 @dataclass(frozen=True)

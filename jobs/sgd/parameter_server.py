@@ -25,8 +25,8 @@ from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
 from scaling.collectives.tcp import recv_into
 from scaling.collectives.torch import Group
-from scaling.explain import Step
-from scaling.trace import StepLog
+from scaling.measure.trace import StepLog
+from scaling.model.explain import Step
 
 _HEADER = struct.Struct("!q")  # a parameter version (or -1: this worker is done)
 

@@ -17,8 +17,8 @@ from jobs.sgd.gang import GangJob, GangStrategy, evaluate, outcome
 from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
 from scaling.collectives.torch import Group
-from scaling.explain import Step
-from scaling.trace import StepLog
+from scaling.measure.trace import StepLog
+from scaling.model.explain import Step
 
 
 def buckets(replica: Replica, cap_bytes: float) -> list[tuple[int, int, int]]:

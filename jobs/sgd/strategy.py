@@ -13,8 +13,8 @@ import numpy as np
 
 from jobs.sgd import SGDConfig
 from scaling.engines import Dataset, Engine
-from scaling.explain import Step
 from scaling.job import OnIteration
+from scaling.model.explain import Step
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """This project's own all-reduce among gang members: the collective of the all-reduce execution
-style (:mod:`scaling.executor`), for jobs' partial sums of a few bytes to a few MB.
+style (:mod:`scaling.execution`), for jobs' partial sums of a few bytes to a few MB.
 
 The members connect once, a full mesh of TCP connections (``TCP_NODELAY``: a partial sum is
 one small message, not to be held back by Nagle's algorithm). Then, per all-reduce, one

@@ -50,10 +50,10 @@ from scaling.errors import (
     UsageError,
     first_line,
 )
-from scaling.trace import Call, Failure, Trace, payload_bytes
+from scaling.measure.trace import Call, Failure, Trace, payload_bytes
 
 if TYPE_CHECKING:
-    from scaling.checkpoint import Checkpoints
+    from scaling.run.checkpoint import Checkpoints
 
 __all__ = ["THREAD_ENV", "Broadcast", "Dataset", "Engine", "GangContext", "Loaded", "PartSpec"]
 

@@ -4,7 +4,7 @@ Every engine runs these same functions where the data lives, so that every engin
 measures exactly the same thing: :func:`load_parts` reads and checks a worker's partitions,
 :func:`run_parts` applies a step to them (timing it), :func:`combine_outs` is one node of a
 combine tree. Each task also stamps its start and end on the worker's wall clock, for the
-per-task timeline (:mod:`scaling.timeline`).
+per-task timeline (:mod:`scaling.measure.timeline`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from scaling.data import Part, Source
-from scaling.trace import TaskEvent, payload_bytes
+from scaling.measure.trace import TaskEvent, payload_bytes
 
 THREAD_ENV = {
     name: "1"

@@ -1,14 +1,14 @@
 """The cost model: time per iteration at any worker count, from a job's declared steps.
 
-One source: the steps :func:`scaling.explain` prints (each with its work, the bytes it sends
+One source: the steps :func:`scaling.model.explain` prints (each with its work, the bytes it sends
 and the pattern they travel in) are what the model prices, with this engine's and host's
-calibration (:mod:`scaling.calibration`)::
+calibration (:mod:`scaling.model.calibration`)::
 
     T(p) = compute(p) x (1 + straggle) + communication(p) + overhead(p)
 
 - **compute**: each step's work on the busiest process on the roofline, its flops at the
   measured GEMM rate plus its bytes read at the measured memory bandwidth (one core each;
-  :meth:`~scaling.calibration.Calibration.roofline`), corrected by the job's measured
+  :meth:`~scaling.model.calibration.Calibration.roofline`), corrected by the job's measured
   1-worker runs (:class:`Correction`): ``fixed + factor x roofline``, where ``fixed`` is the
   per-iteration cost that does not shrink with p (the library's dispatch between kernels:
   Amdahl's serial part inside each worker). One shape measured gives the factor alone; none,
@@ -151,7 +151,7 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
     """The predicted :class:`Terms` at each worker count.
 
     ``steps_at(p)`` gives the job's steps at ``p`` workers (its ``explain``); ``calibration``
-    a :class:`scaling.calibration.Calibration`; ``correction`` what the job's measured runs
+    a :class:`scaling.model.calibration.Calibration`; ``correction`` what the job's measured runs
     correct (:func:`correction`); ``network`` a :class:`Link` replacing the measured ones.
     """
     out = []
@@ -202,7 +202,7 @@ class Correction:
       kernels: it does not shrink with p), ``factor`` how far the kernels sit from the
       roofline;
     - **transport**, a factor on the time of the steps whose library brings its own sockets
-      (:attr:`scaling.explain.Step.transport`: gloo, XGBoost's, LightGBM's), which
+      (:attr:`scaling.model.explain.Step.transport`: gloo, XGBoost's, LightGBM's), which
       ``scaling calibrate`` cannot time: what the model leaves of measured runs at 2 or
       more workers, over its time for that transport at the calibrated links
       (:func:`fit_transport`).
@@ -374,7 +374,7 @@ def seconds(value: float) -> str:
 
 
 def render(title: str, result: dict, assumptions: list[str]) -> str:
-    from scaling.report import text_table
+    from scaling.present.report import text_table
 
     header = (
         "workers",

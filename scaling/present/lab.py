@@ -19,8 +19,8 @@ import os
 import warnings
 from pathlib import Path
 
-from scaling.report import text_table
-from scaling.runner import Clusters, SweepPlan, run_job, sweep_all
+from scaling.present.report import text_table
+from scaling.run.runner import Clusters, SweepPlan, run_job, sweep_all
 
 # In a notebook Ray asks for ipywidgets (an INFO line) and tqdm warns it has no widgets: the
 # notebooks show tables and plots, not progress bars.
@@ -31,7 +31,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 class _Pool:
     """Clusters kept by engine and worker count (Dask's and the local engine's side by side, a
     sweep's 1- and 2-worker points and the check's; Ray's and Spark's one at a time, as a
-    process holds one), with :class:`~scaling.runner.Clusters`' ``open`` and ``close``."""
+    process holds one), with :class:`~scaling.run.runner.Clusters`' ``open`` and ``close``."""
 
     def __init__(self) -> None:
         self._open: dict[tuple, Clusters] = {}
@@ -75,7 +75,7 @@ def close() -> None:
 def step_sources(job, config, workers: int = 2) -> str:
     """The source of every step's function, in the order one iteration runs them (the
     functions ``scaling explain`` names, so what is shown is what runs)."""
-    from scaling.explain import function_of
+    from scaling.model.explain import function_of
 
     out, shown = [], set()
     for step in job.explain(100_000, 16, workers, config):
@@ -130,16 +130,16 @@ def sweep(job, config, store, engine: str, workers=(1, 2), rows: int = 50_000, *
 
 def curves_png(records, kind: str) -> bytes:
     """One of the report's plots (``speedup``, ``throughput``, ``split``) of ``records``."""
-    from scaling.figures import curves
-    from scaling.report import plot, png
+    from scaling.present.figures import curves
+    from scaling.present.report import plot, png
 
     return png(plot(kind, curves(records)))
 
 
 def timeline_png(records) -> bytes:
     """The median iteration at the most workers, bar by bar, as the report draws it."""
-    from scaling.figures import curves
-    from scaling.report import png, timeline_plot
+    from scaling.present.figures import curves
+    from scaling.present.report import png, timeline_plot
 
     return png(timeline_plot(curves(records)))
 
@@ -147,9 +147,9 @@ def timeline_png(records) -> bytes:
 def predicted_png(job, config, store, engine: str, rows: int, features: int, records) -> bytes:
     """The cost model's curve to 1,024 workers on ``engine`` (calibrated here once, kept in
     ``store``), its speedup beside the measured points of ``records`` (drawn as points)."""
-    from scaling import calibration, costmodel
-    from scaling.figures import curves
-    from scaling.report import png, prediction_plot
+    from scaling.model import calibration, costmodel
+    from scaling.present.figures import curves
+    from scaling.present.report import png, prediction_plot
 
     cal = calibration.load(store, engine) or _CALIBRATIONS.get(engine)
     if cal is None:
@@ -179,8 +179,8 @@ def variants(
     into ``store`` (so the answers can cite them): iterations, time per iteration, what an
     iteration moved, and the headline quality (and with ``init`` the seconds the
     initialisation took)."""
-    from scaling.figures import run_figures
-    from scaling.report import si
+    from scaling.present.figures import run_figures
+    from scaling.present.report import si
 
     variants = job.variants if variants is None else variants
     point = {"engines": (engine,), "workers": (workers,), "sizes": (rows,), "features": features}
@@ -204,8 +204,8 @@ def variants(
 def decompositions(jobs, rows: int, features: int, workers: int) -> str:
     """Each job's map, combine and update (where each runs) and the bytes one iteration moves
     at this shape, all workers together (modelled: the jobs' ``explain`` formulas)."""
-    from scaling.explain import moved
-    from scaling.report import si
+    from scaling.model.explain import moved
+    from scaling.present.report import si
 
     out = [("job", "map", "combine", "update", "moves per iteration (modelled)")]
     for job in jobs:
@@ -221,14 +221,14 @@ def decompositions(jobs, rows: int, features: int, workers: int) -> str:
 def summary(records, store) -> str:
     """The demo's summary table of ``records``: speedup and efficiency at the most workers,
     COST against the single-thread baseline, the headline quality."""
-    from scaling.report import summary_rows
+    from scaling.present.report import summary_rows
 
     return text_table(summary_rows(records, store))
 
 
 def answers(job, config, store, questions=None, **shape) -> str:
     """``scaling interview`` on ``store``: the answers (all, or the numbers ``questions``)."""
-    from scaling import interview
+    from scaling.present import interview
 
     ask = interview.Ask(
         job, config, shape.get("rows", 1_000_000), shape.get("features", 32),

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scaling.errors import UsageError
-from scaling.explain import Step
-from scaling.report import si
+from scaling.model.explain import Step
+from scaling.present.report import si
 
 CURVE = (1, 2, 4, 16, 64, 256, 1024)
 """Worker counts of the cost model's curve."""
@@ -70,7 +70,7 @@ class Answer:
         elif unit == "":  # a quality: an AUC, an accuracy, an objective
             text = f"{value:,.6g}"
         elif unit == "s":
-            from scaling.costmodel import seconds
+            from scaling.model.costmodel import seconds
 
             text = seconds(value)
         else:
@@ -96,8 +96,8 @@ class Ask:
     """
 
     def __init__(self, job, config, rows: int, features: int, workers: int, store) -> None:
-        from scaling import calibration
         from scaling.engines import ENGINES
+        from scaling.model import calibration
         from scaling.results import load
 
         if rows < 1 or features < 1 or workers < 2:
@@ -139,8 +139,8 @@ class Ask:
         ``features``, or ``config`` options): ``flops``, the busiest process's work;
         ``sends``, the bytes one of them sends; ``repeats``, its messages per iteration.
         ``kind="*"``: the iteration's, summed over the steps (``moved``: the bytes it moves,
-        all workers together, :func:`scaling.explain.moved`)."""
-        from scaling.explain import moved
+        all workers together, :func:`scaling.model.explain.moved`)."""
+        from scaling.model.explain import moved
 
         workers = workers or self.workers
         steps = self.steps(workers, variant, **shape)
@@ -182,7 +182,7 @@ class Ask:
 
     def predicted(self, engine: str) -> dict | None:
         """The cost model's curve at :data:`CURVE` on ``engine``, if it is calibrated."""
-        from scaling import costmodel
+        from scaling.model import costmodel
 
         cal = self.calibrations.get(engine)
         if cal is None:
@@ -227,9 +227,9 @@ class Ask:
     # ------------------------------------------------------------ measurements
 
     def scaling_curves(self):
-        """The measured curves of the job's runs in the store (:func:`scaling.figures.curves`)
+        """The measured curves of the job's runs in the store (:func:`scaling.present.figures.curves`)
         on the distributed engines: the local engine runs its workers one after another."""
-        from scaling.figures import curves
+        from scaling.present.figures import curves
 
         return [c for c in curves(self.records) if c.engine != "local"]
 
@@ -272,7 +272,7 @@ class Ask:
 
 
 def _on_curve(record: dict, curve) -> bool:
-    from scaling.figures import curve_key
+    from scaling.present.figures import curve_key
 
     return curve_key(record) == curve.key
 
@@ -385,7 +385,7 @@ def _limits(ask: Ask) -> Answer:
             f"{ask.speedup(a, c, last.workers)} at {last.workers} workers, median of "
             f"{last.repeats} run{'s' * (last.repeats != 1)}."
         )
-    from scaling.figures import cores_note
+    from scaling.present.figures import cores_note
 
     if measured and (note := cores_note(ask.records)):
         a.say(note)
@@ -429,7 +429,7 @@ def _alternatives(ask: Ask) -> Answer:
         "of another (a Newton step does the work of many gradient steps; a tree of rows is not "
         "a tree of features), so compare time to the same quality."
     )
-    from scaling.figures import winners
+    from scaling.present.figures import winners
 
     for w in winners(ask.scaling_curves())[-4:]:
         run = _fastest_run(ask, w)

@@ -143,7 +143,7 @@ class GangSteps(Steps):
     """
 
     def __init__(self, mesh: Mesh, parts: list[Part], shape: _Shape) -> None:
-        from scaling.trace import StepLog
+        from scaling.measure.trace import StepLog
 
         self.mesh, self.parts, self.rank = mesh, parts, mesh.rank
         self.rows, self.features, self.partitions = shape.rows, shape.features, shape.partitions
@@ -166,7 +166,7 @@ class GangSteps(Steps):
         if combine not in SUMS:
             raise UsageError(
                 f"the all-reduce execution sums partial results, and {combine.__name__} is "
-                "not add or add_each (scaling.executor); use --execution driver"
+                "not add or add_each (scaling.execution); use --execution driver"
             )
         value = fn(self.parts[0], *args)
         for part in self.parts[1:]:
@@ -208,7 +208,7 @@ class GangSteps(Steps):
         self.measures.append((iteration, measure))
 
     def measured(self) -> dict:
-        """This member's iterations, for :meth:`~scaling.trace.Trace.add_measured`."""
+        """This member's iterations, for :meth:`~scaling.measure.trace.Trace.add_measured`."""
         self.log.sockets = None if self._bytes is None else {f"mesh#{self.rank}": self._bytes}
         return self.log.result()
 

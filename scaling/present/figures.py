@@ -43,7 +43,7 @@ class RunFigures:
     iterations: int
     headline: tuple[str, object]
     sources: dict[str, str]
-    timeline: dict | None = None  # the median iteration, as bars (see scaling.timeline)
+    timeline: dict | None = None  # the median iteration, as bars (see scaling.measure.timeline)
 
     def share(self, part: str) -> float | None:
         """The fraction of an iteration's time in ``part``."""
@@ -82,7 +82,7 @@ class Point:
     figures: RunFigures  # the median run's
     speedup: float | None = None
     efficiency: float | None = None
-    predicted: float | None = None  # seconds per iteration, modelled (scaling.costmodel)
+    predicted: float | None = None  # seconds per iteration, modelled (scaling.model.costmodel)
     fastest: float = 0.0  # the spread over repeats: the fastest and slowest run's seconds
     slowest: float = 0.0
 
@@ -95,7 +95,7 @@ class Curve:
     mode: str
     size: int  # total rows (strong) or rows per worker (weak)
     features: int
-    execution: str = "driver"  # or "allreduce" (scaling.executor)
+    execution: str = "driver"  # or "allreduce" (scaling.execution)
     unit: str = ""
     points: list[Point] = field(default_factory=list)
     baseline: float | None = None  # seconds per iteration of the single-thread reference
@@ -190,9 +190,9 @@ def curves(records: Iterable[dict]) -> list[Curve]:
 def _model(curve: Curve, records: list[dict], store):
     """The cost model of a strong-scaling curve with a 1-worker run on an engine calibrated on
     this host in ``store``: a function of the worker counts giving predicted
-    :class:`~scaling.costmodel.Terms`; ``None`` where there is none."""
+    :class:`~scaling.model.costmodel.Terms`; ``None`` where there is none."""
     from jobs import get_job
-    from scaling import calibration, costmodel
+    from scaling.model import calibration, costmodel
 
     if curve.mode != "strong" or curve.engine == "local":
         return None
@@ -226,7 +226,7 @@ def predict_points(curves_: Iterable[Curve], records: Iterable[dict], store) -> 
     if not done:
         return None
     return (
-        "Predicted times (modelled, scaling.costmodel) use each engine's calibration on this "
+        "Predicted times (modelled, scaling.model.costmodel) use each engine's calibration on this "
         "host and the curve's own 1-worker run to correct compute: the 1-worker point is "
         "fitted, the others are predictions."
     )

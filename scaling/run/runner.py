@@ -29,13 +29,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from scaling import checkpoint, timeline
-from scaling.checkpoint import Checkpoints
 from scaling.data import Source
 from scaling.engines import Engine, make_engine
 from scaling.errors import StoreError, UsageError, check_choice
 from scaling.job import Job, OnIteration
+from scaling.measure import timeline
 from scaling.results import DEFAULT_STORE, SCHEMA, append_record, new_sweep_id
+from scaling.run import checkpoint
+from scaling.run.checkpoint import Checkpoints
 
 MODES = ("strong", "weak")
 
@@ -236,7 +237,7 @@ class Clusters:
 
 def _dashboards(address: str | None) -> dict[str, str]:
     """The dashboards of the cluster at ``address``, where `scaling cluster start` started it."""
-    from scaling import cluster
+    from scaling.run import cluster
 
     found = cluster.find(address) if address else None
     return found.dashboards if found else {}

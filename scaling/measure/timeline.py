@@ -15,7 +15,7 @@ chrome://tracing open.
 from __future__ import annotations
 
 from scaling.engines.worker import worker_id
-from scaling.trace import Call, Span, Trace
+from scaling.measure.trace import Call, Span, Trace
 
 KINDS = ("compute", "communication", "overhead", "wait")
 """What a bar's time is: computing (tasks, and driver-side updates), moving data, the engine's

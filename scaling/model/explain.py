@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from scaling.report import si, text_table
+from scaling.present.report import si, text_table
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Step:
     work of the busiest process and ``reads`` the bytes of data it reads (its place on the
     roofline; 0: compute-bound); ``sends`` the bytes one of them sends on (an update: to each
     worker; a collective among the workers: all that one worker sends in it), in the
-    ``pattern`` of :data:`scaling.costmodel.PATTERNS` (``""``: nothing moves), ``repeats``
+    ``pattern`` of :data:`scaling.model.costmodel.PATTERNS` (``""``: nothing moves), ``repeats``
     times per iteration (a boosted tree all-reduces one histogram per node; local SGD a model
     every H steps: 1 / H). ``transport``: whose sockets carry them, ``""`` for this project's
     (the engine's calls, its all-reduce mesh, its sockets: what ``scaling calibrate``
@@ -40,7 +40,7 @@ class Step:
     transport: str = ""
 
     def __post_init__(self) -> None:
-        from scaling.costmodel import check_pattern
+        from scaling.model.costmodel import check_pattern
 
         check_pattern(self.pattern)
 
@@ -79,7 +79,7 @@ def tree_depth(workers: int) -> int:
 def for_execution(steps: list[Step], execution: str, workers: int) -> list[Step]:
     """A driver loop's steps (map, combine tree, update on the driver) as the ``execution``
     runs them: with ``allreduce`` the combine is an all-reduce among the workers and every
-    worker applies the update (:mod:`scaling.executor`)."""
+    worker applies the update (:mod:`scaling.execution`)."""
     if execution == "driver":
         return steps
     from scaling.collectives.allreduce import RING_BYTES, allreduce_bytes

@@ -19,13 +19,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from scaling.checkpoint import EVERY
-from scaling.costmodel import NETWORKS
 from scaling.data import Source, open_file
 from scaling.engines import ENGINES
 from scaling.engines.base import DTYPES, MAX_FAILURES, STEP_TIMEOUT
 from scaling.errors import ScalingError, UsageError
+from scaling.model.costmodel import NETWORKS
 from scaling.results import DEFAULT_STORE
+from scaling.run.checkpoint import EVERY
 
 GLOBAL_FIELDS = {"seed"}  # config fields set by a global option, not a job option
 
@@ -379,7 +379,7 @@ def _on_cluster(args: argparse.Namespace, engine_attr: str):
     engine, address and workers (asking for more workers than it has fails here, at once,
     with the number it has). Returns the cluster, or None for an embedded one or one
     started elsewhere."""
-    from scaling import cluster
+    from scaling.run import cluster
 
     if args.cluster and args.address:
         raise UsageError("--cluster says the address; leave out --address")
@@ -422,10 +422,10 @@ def _all_cores() -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling.checkpoint import of_run
-    from scaling.report import failure_lines, print_table
+    from scaling.present.report import failure_lines, print_table
     from scaling.results import append_record, new_sweep_id, sweep_file
-    from scaling.runner import config_dict, new_run_id, run_with_progress
+    from scaling.run.checkpoint import of_run
+    from scaling.run.runner import config_dict, new_run_id, run_with_progress
 
     job = get_job(args.job)
     _say_dashboards(_on_cluster(args, "engine"))
@@ -482,7 +482,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling.runner import SweepPlan
+    from scaling.run.runner import SweepPlan
 
     job = get_job(args.job)
     _say_dashboards(_on_cluster(args, "engines"))
@@ -511,8 +511,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _preflight(args: argparse.Namespace, engines, rows: int, features: int) -> None:
     """Before any work: the store (and report directory) writable, the largest data in
-    memory, the most workers on this machine's cores (:mod:`scaling.preflight`)."""
-    from scaling import preflight
+    memory, the most workers on this machine's cores (:mod:`scaling.run.preflight`)."""
+    from scaling.run import preflight
 
     preflight.writable(args.out)
     if getattr(args, "report", None):
@@ -528,7 +528,7 @@ def _sweep_and_report(
 ) -> tuple[int, list[dict]]:
     """Run ``plan``, print its table (unless not ``table``: one line) and write its report;
     the exit status and the records."""
-    from scaling.runner import sweep
+    from scaling.run.runner import sweep
 
     points = len(plan.points())
     print(
@@ -546,7 +546,7 @@ def _report(
 ) -> int:
     """Print a finished sweep's table (unless not ``table``: one line) and write its report;
     the exit status."""
-    from scaling.report import print_table, write_report
+    from scaling.present.report import print_table, write_report
     from scaling.results import sweep_file, sweep_folder
 
     if table:
@@ -566,7 +566,7 @@ def _report(
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from scaling.report import print_table, text_table
+    from scaling.present.report import print_table, text_table
     from scaling.results import load, sweeps
 
     loaded = load(*args.paths)
@@ -599,7 +599,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from scaling.report import predicted_curves, text_table, winner_rows, write_report
+    from scaling.present.report import predicted_curves, text_table, winner_rows, write_report
     from scaling.results import load, new_sweep_id
 
     loaded = load(*args.sweeps)
@@ -624,7 +624,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling.explain import render
+    from scaling.model.explain import render
 
     job = get_job(args.job)
     if args.rows < 1 or args.features < 1 or args.workers < 1:
@@ -639,7 +639,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _predicted_lines(job, config, args: argparse.Namespace) -> str:
     """A few lines of the predicted curve, from the first engine calibrated on this host."""
-    from scaling import calibration, costmodel
+    from scaling.model import calibration, costmodel
 
     engines = [e for e in ENGINES if e != "local"]
     cal = next((c for e in engines if (c := calibration.load(args.store, e))), None)
@@ -665,7 +665,7 @@ def _predicted_lines(job, config, args: argparse.Namespace) -> str:
 
 def cmd_interview(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling import interview
+    from scaling.present import interview
 
     job = get_job(args.job)
     ask = interview.Ask(job, _config(job, args), args.rows, args.features, args.workers, args.store)
@@ -682,7 +682,7 @@ def cmd_interview(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from scaling import calibration
+    from scaling.model import calibration
 
     _engines(args.engine)
     cal = calibration.calibrate(
@@ -695,7 +695,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _calibration_lines(cal) -> str:
-    from scaling.costmodel import seconds
+    from scaling.model.costmodel import seconds
 
     a, b = cal.call
     return "\n".join(
@@ -719,7 +719,7 @@ def _bandwidth(beta: float) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling import calibration, costmodel
+    from scaling.model import calibration, costmodel
 
     job = get_job(args.job)
     if args.rows < 1 or args.features < 1:
@@ -758,7 +758,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     title = f"{job.name} on {engine}: {args.rows:,} rows x {args.features} features"
     print(costmodel.render(title, result, [assumptions[0], links, *assumptions[1:]]))
     if args.png:
-        from scaling.report import png, prediction_plot
+        from scaling.present.report import png, prediction_plot
         from scaling.results import atomic_write
 
         atomic_write(Path(args.png), png(prediction_plot(title, result)))
@@ -768,7 +768,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _prediction(job, config, args: argparse.Namespace, cal, network=None) -> tuple[dict, list]:
     """The cost model's curve for ``args``' rows, features and workers, and its assumptions."""
-    from scaling import costmodel
+    from scaling.model import costmodel
     from scaling.results import load
 
     records = load(args.store).records if Path(args.store).is_dir() else []
@@ -808,11 +808,11 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import JOBS, get_job
-    from scaling import preflight
-    from scaling.figures import cores_note
-    from scaling.report import summary_rows, text_table, write_index
+    from scaling.present.figures import cores_note
+    from scaling.present.report import summary_rows, text_table, write_index
     from scaling.results import load
-    from scaling.runner import SweepPlan, sweep_all
+    from scaling.run import preflight
+    from scaling.run.runner import SweepPlan, sweep_all
 
     engines = _engines(args.engines)
     workers = tuple(_all_cores())
@@ -855,7 +855,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from scaling import cluster, preflight, submission
+    from scaling.run import cluster, preflight, submission
 
     if not args.cluster:
         raise UsageError(
@@ -900,8 +900,8 @@ def _forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from scaling import cluster
-    from scaling.report import text_table
+    from scaling.present.report import text_table
+    from scaling.run import cluster
 
     if args.action == "start":
         c = cluster.start(args.engine, args.workers, join=args.join)
@@ -936,8 +936,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from scaling import submission
-    from scaling.report import text_table
+    from scaling.present.report import text_table
+    from scaling.run import submission
 
     if args.action in (None, "list"):
         rows = [("id", "engine", "status", "submitted", "command", "reason")]
@@ -991,7 +991,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scaling: interrupted; results already written are intact", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

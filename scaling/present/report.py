@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scaling.errors import UsageError
-from scaling.figures import (
+from scaling.present.figures import (
     PARTS,
     Curve,
     Point,
@@ -563,7 +563,7 @@ def _html(
 
 def _run_rows(cs: Sequence[Curve], records: Sequence[dict]) -> list[tuple]:
     """What each curve ran: its shape, the job's options and the versions, header first."""
-    from scaling import cluster
+    from scaling.run import cluster
 
     first = {curve_key(r): r for r in reversed(records) if r.get("status") == "ok"}
     attached = any(first[c.key].get("address") for c in cs)
@@ -652,7 +652,7 @@ def _table(rows: Sequence[Sequence]) -> str:
 
 
 def winner_rows(cs: Sequence[Curve]) -> list[tuple]:
-    """:func:`scaling.figures.winners` as table rows, header first (none: no shared cell)."""
+    """:func:`scaling.present.figures.winners` as table rows, header first (none: no shared cell)."""
     found = winners(cs)
     if not found:
         return []

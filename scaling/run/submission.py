@@ -6,7 +6,7 @@ cluster's own Job Submission API (its REST endpoints on the dashboard: the job r
 head node, and the dashboard lists it). Dask has no job service, and Spark's standalone master
 runs a Python application's driver where ``spark-submit`` runs it (cluster deploy mode is for
 JVM applications), so there the driver is a detached process of this host, started in a
-session of its own under a small supervisor (``python -m scaling.submission ID``) that records
+session of its own under a small supervisor (``python -m scaling.run.submission ID``) that records
 how it ended. Either way the run writes its records to the results store like any run, with
 the job id in each record (``SCALING_JOB_ID``).
 """
@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scaling.cluster import Cluster, Process, end_groups, get_json, home
 from scaling.errors import EngineError, UsageError
 from scaling.results import atomic_write
+from scaling.run.cluster import Cluster, Process, end_groups, get_json, home
 
 FINAL = ("succeeded", "failed", "stopped")
 
@@ -100,7 +100,7 @@ def submit(cluster: Cluster, argv: list[str]) -> Job:
     job.save()  # before the supervisor starts: it reads the job
     with open(os.devnull, "wb") as null:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scaling.submission", job.id],
+            [sys.executable, "-m", "scaling.run.submission", job.id],
             stdin=subprocess.DEVNULL,
             stdout=null,
             stderr=null,

@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from scaling.collectives.allreduce import allreduce_bytes
-from scaling.costmodel import Link, busiest_bytes, hops
 from scaling.data import Blobs
 from scaling.engines.worker import noop, noop_combine
 from scaling.errors import UsageError
+from scaling.model.costmodel import Link, busiest_bytes, hops
 from scaling.results import atomic_write
-from scaling.runner import host_facts, versions
+from scaling.run.runner import host_facts, versions
 
 SIZES = (0, 1 << 18, 1 << 21, 1 << 23)
 """Payloads (bytes per worker) the links are timed with: 0, 256 kB, 2 MB, 8 MB."""
@@ -183,8 +183,8 @@ def _mesh_times(ctx, parts, sizes: tuple[int, ...], repeat: int) -> dict[int, fl
 
 def empty_loop(steps, iterations: int) -> int:
     """An all-reduce loop that computes nothing: one number per worker, summed (run it with
-    :func:`scaling.executor.execute`; its iterations are the gang's own cost)."""
-    from scaling.executor import add
+    :func:`scaling.execution.execute`; its iterations are the gang's own cost)."""
+    from scaling.execution import add
 
     for _ in range(iterations):
         with steps.iteration():
@@ -220,7 +220,7 @@ def _slope(xs: list[float], ys: list[float]) -> float:
 
 def measure(engine, repeat: int = 15) -> dict:
     """Every calibration point on one running engine (``engine.workers`` workers)."""
-    from scaling.executor import execute
+    from scaling.execution import execute
 
     p = engine.workers
     ds = engine.load(Blobs(rows=256 * p, features=4, centers=2, seed=0), partitions=p)
