@@ -16,8 +16,8 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 from scaling.data import partition_bounds
 from scaling.engines.worker import THREAD_ENV
+from scaling.measure.host import host_facts
 from scaling.results import atomic_write
-from scaling.run.runner import host_facts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

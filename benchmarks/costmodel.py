@@ -10,8 +10,8 @@ times, interleaved so that the machine's noise falls on every variant alike. The
 a fit's median time per iteration after the first (as ``scaling run`` records it), and its
 median over the repeats.
 
-- **Fitted** (:func:`scaling.model.costmodel.fit_compute`): each variant's 1-worker runs on its job's
-  first two shapes (its compute: a fixed cost per iteration and a factor on the roofline)
+- **Fitted** (:func:`scaling.model.costmodel.fit_compute`): each variant's 1-worker runs on its
+  job's first two shapes (its compute: a fixed cost per iteration and a factor on the roofline)
   and, where a library brings its own sockets (gloo, XGBoost's, LightGBM's), its 2-worker
   run on the first shape (a factor on that transport's modelled time,
   :func:`scaling.model.costmodel.fit_transport`).
@@ -41,7 +41,8 @@ from tqdm import tqdm
 from jobs import get_job
 from scaling.engines import make_engine
 from scaling.model import calibration, costmodel
-from scaling.present.report import text_table
+from scaling.present.text import text_table
+from scaling.run import calibrate
 
 VARIANTS = {name: get_job(name).variants for name in ("kmeans", "logreg", "sgd", "gbdt")}
 """Each job's decompositions, as config options (the jobs' own ``variants``)."""
@@ -372,7 +373,7 @@ def predict_seconds(cal, repeat: int = 5) -> float:
         calibration.save(store, cal)
         command = [str(scaling), "predict", "kmeans", "--engine", cal.engine, "--store", store]
         command += ["--workers", "1,2,4,8,16,32,64,128,256,512,1024"]
-        return calibration.median_seconds(
+        return calibrate.median_seconds(
             lambda: subprocess.run(command, check=True, capture_output=True), repeat
         )
 
@@ -387,7 +388,7 @@ def main() -> None:
     args = parser.parse_args()
     args.engines, args.jobs = args.engines.split(","), args.jobs.split(",")
     args.workers = [int(p) for p in args.workers.split(",")]
-    cals = {e: calibration.calibrate(e, args.workers, say=print) for e in args.engines}
+    cals = {e: calibrate.calibrate(e, args.workers, say=print) for e in args.engines}
     points = measure_all(args)
     predict_all(points, cals)
     answer = predict_seconds(next(iter(cals.values())))

@@ -10,7 +10,7 @@ LightGBM data-, feature- (its command-line program) and voting-parallel, one aft
 and the whole training (the gang call: for feature-parallel that includes sending every worker
 all rows of its columns, or every row for LightGBM's). Bytes per round
 are what the kernel counted on the workers' sockets, beside each mode's formula
-(:func:`jobs.gbdt.round_bytes`); the communication share is the median round's (its wall time
+(:func:`jobs.gbdt.steps.round_bytes`); the communication share is the median round's (its wall time
 less the same round trained on the worker's own rows without the network). Writes
 ``benchmarks/results/gbdt-modes/{README.md,modes.json,modes.png}``; the reading in README.md
 is written by hand after looking at the numbers.
@@ -29,8 +29,8 @@ from tqdm import tqdm
 from jobs import gbdt
 from scaling.data import Classification
 from scaling.engines import make_engine
+from scaling.measure.host import host_facts
 from scaling.results import atomic_write
-from scaling.run.runner import host_facts
 
 MODES = {
     "xgboost data": ("xgboost", "data"),

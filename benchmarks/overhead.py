@@ -38,10 +38,10 @@ from scaling.data import Blobs
 from scaling.engines import make_engine
 from scaling.engines.worker import noop, noop_combine
 from scaling.execution import execute
-from scaling.model import calibration
+from scaling.run import calibrate
 
 ENGINES = ("ray", "dask", "spark")
-median_seconds = partial(calibration.median_seconds, warm=3)  # as the table says
+median_seconds = partial(calibrate.median_seconds, warm=3)  # as the table says
 
 
 def one(_=None) -> int:
@@ -118,7 +118,7 @@ def ours(engine, repeat: int) -> dict[str, float]:
         "map_reduce": median_seconds(lambda: engine.map_reduce(ds, noop, noop_combine), repeat),
     }
     engine.trace.reset()
-    execute(engine, ds, "allreduce", calibration.empty_loop, 10 * repeat, iteration="empty")
+    execute(engine, ds, "allreduce", calibrate.empty_loop, 10 * repeat, iteration="empty")
     out["allreduce"] = statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])
     for execution in ("driver", "allreduce"):
         engine.trace.reset()

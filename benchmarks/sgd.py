@@ -36,9 +36,9 @@ from jobs import sgd
 from scaling.engines import make_engine
 from scaling.engines.net import free_port
 from scaling.engines.worker import THREAD_ENV
-from scaling.present.report import text_table
+from scaling.measure.host import host_facts
+from scaling.present.text import text_table
 from scaling.results import atomic_write
-from scaling.run.runner import host_facts
 
 SIZES = {"small (64-64, B=512)": ("64,64", 512), "large (256-256, B=4096)": ("256,256", 4096)}
 WARMUP = 10

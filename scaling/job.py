@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from scaling.data import Source
     from scaling.engines import Dataset, Engine
-    from scaling.model.explain import Step
+    from scaling.model.steps import Step
 
 OnIteration = Callable[[int, float], None]
 """``on_iteration(iteration, measure)``: called after each iteration (gang jobs: after training,
@@ -118,12 +118,6 @@ class Job(ABC):
         """Whether its gang keeps checkpoints and goes on from them
         (:mod:`scaling.run.checkpoint`); default not."""
         return False
-
-    def interview(self, ask: Any) -> list:
-        """Answers to the interview questions of this job's own
-        (:class:`scaling.present.interview.Answer`, built with ``ask``, a
-        :class:`scaling.present.interview.Ask`); default none."""
-        return []
 
     def rows_per_iteration(self, config: Any, rows: int) -> int:
         """Units (see ``unit``) one iteration processes; default: every row."""

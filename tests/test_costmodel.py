@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 
 from jobs import get_job
-from jobs.kmeans import KMeansConfig
+from jobs.kmeans.config import KMeansConfig
 from scaling.cli import main
 from scaling.data import Blobs
 from scaling.engines.local import LocalEngine
 from scaling.engines.worker import noop, noop_combine
 from scaling.errors import UsageError
+from scaling.measure.host import host_facts
 from scaling.measure.trace import payload_bytes
 from scaling.model import calibration, costmodel
 from scaling.model.costmodel import busiest_bytes
+from scaling.run import calibrate
 from scaling.run.runner import run_job
 
 A, B = 0.020, 0.005  # the synthetic engine's empty call: A + B p seconds
@@ -49,8 +51,8 @@ class Synthetic(LocalEngine):
 
 
 def test_calibration_recovers_a_synthetic_engine(monkeypatch):
-    monkeypatch.setattr(calibration, "SIZES", SIZES)
-    cal = calibration.calibrate(
+    monkeypatch.setattr(calibrate, "SIZES", SIZES)
+    cal = calibrate.calibrate(
         "synthetic", [1, 2, 3], make=lambda name, p: Synthetic(workers=p), repeat=5
     )
     # Its known costs come on top of the local engine's own empty call (~0.5 ms, growing with
@@ -61,7 +63,7 @@ def test_calibration_recovers_a_synthetic_engine(monkeypatch):
         with LocalEngine(workers=p) as plain:
             ds = plain.load(Blobs(rows=256 * p, features=4, seed=0))
             own.append(
-                calibration.median_seconds(
+                calibrate.median_seconds(
                     lambda e=plain, d=ds: e.map_reduce(d, noop, noop_combine), 5
                 )
             )
@@ -78,7 +80,7 @@ def test_calibration_recovers_a_synthetic_engine(monkeypatch):
 
 def test_calibration_is_reused_only_on_its_host(tmp_path):
     cal = calibration.Calibration(
-        "dask", calibration.host_facts(), {}, "now", [1], (0.01, 0.0), 1e-4,
+        "dask", host_facts(), {}, "now", [1], (0.01, 0.0), 1e-4,
         costmodel.Link(0, 1e-9), costmodel.Link(0, 1e-9), costmodel.Link(1e-5, 1e-9),
         1e10, 1e10, 0.0,
     )  # fmt: skip
@@ -92,12 +94,12 @@ def test_calibration_is_reused_only_on_its_host(tmp_path):
 
 def test_local_engine_is_not_predicted():
     with pytest.raises(UsageError, match="one after another"):
-        calibration.calibrate("local", [1])
+        calibrate.calibrate("local", [1])
 
 
 @pytest.fixture(scope="module")
 def dask_calibration():
-    return calibration.calibrate("dask", [1, 2], repeat=5)
+    return calibrate.calibrate("dask", [1, 2], repeat=5)
 
 
 def test_model_bytes_are_what_a_real_run_moved(dask_calibration):

@@ -9,9 +9,10 @@ import pytest
 
 from jobs import JOBS, get_job, kmeans, logreg, sgd
 from scaling.cli import main
+from scaling.measure.host import host_facts
 from scaling.model import calibration
 from scaling.model.costmodel import Link
-from scaling.model.explain import function_of
+from scaling.model.steps import function_of
 
 CONFIGS = (
     [(name, get_job(name).config()) for name in JOBS]
@@ -67,7 +68,7 @@ def test_help_explain_and_predict_import_no_training_library(tmp_path):
     they import no training library and start no engine (numba and scipy's optimisers load
     where the kernels run)."""
     cal = calibration.Calibration(
-        "dask", calibration.host_facts(), {}, "now", [1, 2], (0.01, 0.001), 1e-4,
+        "dask", host_facts(), {}, "now", [1, 2], (0.01, 0.001), 1e-4,
         Link(0, 1e-9), Link(0, 1e-9), Link(2e-5, 1e-9), 1e10, 1e10, 0.05,
     )  # fmt: skip
     calibration.save(tmp_path, cal)

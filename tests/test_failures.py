@@ -24,8 +24,7 @@ SOURCE = kmeans.JOB.synthetic(20_000, 16, 0, KMEANS)
 FAULTS = """
 import dataclasses, json, os, signal, sys, threading, time
 from jobs import gbdt, kmeans
-from jobs.gbdt import train
-from scaling import testing
+from jobs.gbdt import train from scaling import testing
 from scaling.run.checkpoint import Checkpoints
 from scaling.data import Blobs, Classification
 from scaling.engines import make_engine

@@ -15,7 +15,7 @@ import pytest
 from jobs import JOBS, get_job
 from scaling.cli import main
 from scaling.model import calibration, costmodel
-from scaling.model.explain import moved
+from scaling.model.steps import moved
 
 UNITED = re.compile(r"\d[\d,.]*(?:\s?(?:[kMG]?B|[kMG]?flop|s|ms|us)|x|%)(?![\w])")
 """A number with a unit: what must be a figure of its own (a reference follows it)."""

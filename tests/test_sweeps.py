@@ -13,7 +13,8 @@ from jobs import kmeans
 from scaling.cli import main
 from scaling.data import Blobs
 from scaling.present.figures import curves, reading, winners
-from scaling.present.report import PLOTS, plot, winner_rows, write_report
+from scaling.present.plots import PLOTS, plot
+from scaling.present.report import winner_rows, write_report
 from scaling.results import SCHEMA, append_record, load, sweeps
 from scaling.run.runner import SweepPlan, per_iteration_by_difference, sweep
 

@@ -26,15 +26,15 @@ import xgboost as xgb
 from xgboost.core import DataSplitMode
 
 from jobs.common import label_classes
-from jobs.gbdt import (
+from jobs.gbdt.config import (
     ITERATION,
     GBDTConfig,
     GBDTResult,
     lightgbm_params,
     memory_needed,
-    round_bytes,
     xgboost_params,
 )
+from jobs.gbdt.steps import round_bytes
 from scaling.collectives import Backend, lightgbm_cli, run_gang
 from scaling.collectives.lightgbm import LightGBMBackend
 from scaling.collectives.tcp import allgather, alltoall
@@ -360,7 +360,7 @@ def fit(
     -----
     A round costs O(n F / p) per worker to build histograms (data, voting: its n / p rows;
     feature: all n rows of its F / p columns) plus O(F B) per node to scan them. What moves
-    per tree (:func:`~jobs.gbdt.round_bytes`): data-parallel ~ nodes x F B histogram bins,
+    per tree (:func:`~jobs.gbdt.steps.round_bytes`): data-parallel ~ nodes x F B histogram bins,
     all-reduced (XGBoost) or reduce-scattered (LightGBM, ~ half); voting ~ nodes x 2k B
     bins; feature ~ depth x n / 8 bytes of row decisions plus best splits, after a one-time
     replica of n F (p - 1) / p values per worker. Each round is a trace span ``round``,

@@ -40,122 +40,26 @@ strategies, only when a run or ``explain`` needs one.
 
 from __future__ import annotations
 
-import importlib
-import itertools
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from jobs.sgd.config import (
+    ITERATION,
+    STRATEGIES,
+    SGDConfig,
+    count_parameters,
+    get_strategy,
+    step_bytes,
+)
 from scaling.data import Classification, Source
-from scaling.errors import UsageError, check_choice, check_count
-from scaling.execution import EXECUTIONS
 from scaling.job import Baseline, Job, OnIteration
 
 if TYPE_CHECKING:
-    from jobs.sgd.strategy import SGDResult, Strategy
+    from jobs.sgd.strategy import SGDResult
     from scaling.engines import Dataset, Engine
-    from scaling.model.explain import Step
-
-ITERATION = "step"
-"""Trace span of one step: one global batch of training rows."""
-STRATEGIES = {
-    "driver-allreduce": "jobs.sgd.driver_allreduce",
-    "ring-allreduce": "jobs.sgd.ring_allreduce",
-    "local-sgd": "jobs.sgd.local_sgd",
-    "parameter-server": "jobs.sgd.parameter_server",
-}
-"""Strategy name -> its module, which defines ``STRATEGY``."""
-MODELS = ("mlp", "softmax")
-OPTIMIZERS = ("sgd", "adam")
-
-
-@dataclass(frozen=True)
-class SGDConfig:
-    """Validated settings of a data-parallel SGD run.
-
-    ``batch_size`` is the global batch (all workers together). ``max_steps`` counts global
-    batches. ``target_accuracy`` (0: none): stop at the first evaluation, every ``eval_every``
-    steps, whose held-out accuracy reaches it (the parameter server, being asynchronous, trains
-    to ``max_steps`` and finds the first snapshot that reached it afterwards). ``sync_every``:
-    local-SGD's H (0: average once, at the end). ``bucket_mb``: gradient bucket size of
-    ring-allreduce (DDP's ``bucket_cap_mb``). ``timeout``: seconds a collective may wait for
-    a peer before the run fails. ``execution``: how driver-allreduce runs its loop, on the
-    driver (``driver``) or on every worker in one gang (``allreduce``; :mod:`scaling.execution`).
-    """
-
-    strategy: str = "ring-allreduce"
-    model: str = "mlp"
-    hidden: str = "64,64"
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    batch_size: int = 512
-    max_steps: int = 200
-    target_accuracy: float = 0.0
-    eval_every: int = 10
-    sync_every: int = 8
-    bucket_mb: float = 25.0
-    holdout: float = 0.1
-    timeout: float = 120.0
-    seed: int = 0
-    execution: str = "driver"
-
-    def __post_init__(self) -> None:
-        check_choice("strategy", self.strategy, STRATEGIES)
-        check_choice("model", self.model, MODELS)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("execution", self.execution, EXECUTIONS)
-        if self.execution == "allreduce" and self.strategy != "driver-allreduce":
-            raise UsageError(
-                "--execution allreduce is for --strategy driver-allreduce; the other "
-                f"strategies already train inside a gang, got {self.strategy!r}"
-            )
-        self.widths  # noqa: B018 - validates hidden
-        for name in ("batch_size", "max_steps", "eval_every"):
-            check_count(name, getattr(self, name))
-        check_count("sync_every", self.sync_every, minimum=0)
-        if not self.lr > 0 or self.momentum < 0 or self.weight_decay < 0:
-            raise UsageError("lr must be > 0, momentum and weight_decay >= 0")
-        if not 0 <= self.target_accuracy <= 1:
-            raise UsageError(f"target_accuracy must be in [0, 1], got {self.target_accuracy}")
-        if not 0 < self.holdout < 1:
-            raise UsageError("holdout must be in (0, 1): accuracy is held-out accuracy")
-        if not self.bucket_mb > 0 or not self.timeout > 0:
-            raise UsageError("bucket_mb and timeout must be > 0")
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """The MLP's hidden widths (none for softmax regression)."""
-        if self.model == "softmax":
-            return ()
-        try:
-            widths = tuple(int(w) for w in self.hidden.split(",") if w.strip())
-        except ValueError:
-            widths = ()
-        if not widths or min(widths) < 1:
-            raise UsageError(
-                f"hidden must be positive widths like 64 or 256,256, got {self.hidden!r}"
-            )
-        return widths
-
-
-def count_parameters(features: int, classes: int, config: SGDConfig) -> int:
-    """Weights and biases of the model: sum of (fan_in + 1) x fan_out over its layers."""
-    sizes = (features, *config.widths, classes)
-    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-
-
-def get_strategy(name: str) -> Strategy:
-    """The strategy registered as ``name`` (imports it, and torch)."""
-    return importlib.import_module(STRATEGIES[name]).STRATEGY
-
-
-def step_bytes(config: SGDConfig, features: int, classes: int, dtype: str, workers: int) -> int:
-    """Bytes all workers together send and receive per step, by the strategy's algorithm."""
-    size = count_parameters(features, classes, config) * np.dtype(dtype).itemsize
-    return get_strategy(config.strategy).step_bytes(config, size, workers)
+    from scaling.model.steps import Step
 
 
 class SGD(Job):
@@ -232,48 +136,6 @@ class SGD(Job):
     def parameters(self, features: int, config: SGDConfig) -> int:
         return count_parameters(features, 2, config)  # the weights and biases, two classes
 
-    def interview(self, ask) -> list:
-        from scaling.present.interview import Answer
-
-        ring, local, server = "ring-allreduce", "local-sgd", "parameter-server"
-        a = Answer("The training data is too big for one machine: what do you do with SGD?")
-        a.say(
-            "Shard the rows over the workers and keep a replica of the model on each (data "
-            f"parallelism): each worker holds {ask.data_bytes(a)} of the rows, which never "
-            "move. Each step every worker computes the gradient of its share of the batch "
-            f"({ask.step(a, 'map', 'flops', variant=ring)} for the busiest), and the "
-            "workers all-reduce the gradients in a ring while backward is still running "
-            "(buckets, as PyTorch's DistributedDataParallel does): each sends "
-            f"{ask.step(a, 'combine', 'sends', variant=ring)} per step for the model's "
-            f"{ask.parameters(a)} parameters, whatever the rows, and every replica takes the "
-            "same step: synchronous SGD, the single-machine algorithm on the same batch, "
-            "split p ways."
-        )
-        a.say(
-            "When the all-reduce costs too much, local SGD averages the models every H steps "
-            f"instead ({ask.step(a, 'combine', 'sends', variant=local)} per step on average), "
-            "at the price of replicas drifting apart between averages. A parameter server "
-            "takes every gradient and sends back parameters through one process: "
-            f"{ask.step(a, '*', 'moved', variant=server)} a step all through rank 0, its hot "
-            "spot; asynchronous updates hide stragglers but apply stale gradients. If the "
-            "model, not the data, is too big for one machine, shard the model instead "
-            "(tensor or pipeline parallelism, or ZeRO/FSDP's sharded optimiser state)."
-        )
-        bigger = {"batch_size": 4 * ask.config.batch_size}
-        follow = Answer("Follow-up: why do larger batches scale better, and what stops them?")
-        follow.say(
-            "Per step the compute grows with the batch and the communication does not: four "
-            f"times the batch makes the busiest worker's gradient "
-            f"{ask.step(follow, 'map', 'flops', variant=ring, config=bigger)} instead of "
-            f"{ask.step(follow, 'map', 'flops', variant=ring)}, while each worker still sends "
-            f"{ask.step(follow, 'combine', 'sends', variant=ring, config=bigger)}. What stops "
-            "it is statistics, not systems: past a critical batch size a step does not "
-            "reduce the loss more, so steps to a target stop falling (Shallue et al., JMLR "
-            "2019; Goyal et al.'s linear learning-rate scaling with warm-up holds up to a "
-            "point)."
-        )
-        return [a, follow]
-
     def iterations(self, config: SGDConfig) -> int:
         return config.max_steps
 
@@ -289,3 +151,5 @@ class SGD(Job):
 
 
 JOB = SGD()
+
+__all__ = ["ITERATION", "JOB", "STRATEGIES", "SGDConfig", "count_parameters", "step_bytes"]

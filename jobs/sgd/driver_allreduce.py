@@ -19,15 +19,15 @@ import threading
 import numpy as np
 import torch
 
-from jobs.sgd import ITERATION, SGDConfig, count_parameters
 from jobs.sgd.batches import GlobalBatches
+from jobs.sgd.config import ITERATION, SGDConfig, count_parameters
 from jobs.sgd.model import Replica, pin_torch
 from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
 from scaling.collectives.allreduce import allreduce_bytes
 from scaling.data import Part, held_out
 from scaling.execution import Steps, add_each, execute
 from scaling.job import OnIteration
-from scaling.model.explain import Step, for_execution, tree_depth
+from scaling.model.steps import Step, for_execution, tree_depth
 
 _REPLICAS = threading.local()
 """A worker's model replica per (shape, config): built once, reused by every step's map. One

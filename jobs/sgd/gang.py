@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from jobs.sgd import ITERATION, SGDConfig, count_parameters
 from jobs.sgd.batches import Shard
+from jobs.sgd.config import ITERATION, SGDConfig, count_parameters
 from jobs.sgd.model import Replica, build_model, pin_torch
 from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
 from scaling.collectives import run_gang

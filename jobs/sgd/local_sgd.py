@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 import time
 
-from jobs.sgd import SGDConfig, count_parameters
 from jobs.sgd.batches import LocalBatches, Shard, local_share
+from jobs.sgd.config import SGDConfig, count_parameters
 from jobs.sgd.gang import GangJob, GangStrategy, evaluate, outcome
 from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
 from scaling.collectives.torch import Group
 from scaling.measure.trace import StepLog
-from scaling.model.explain import Step
+from scaling.model.steps import Step
 
 
 class LocalSGD(GangStrategy):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from jobs.sgd import SGDConfig
+from jobs.sgd.config import SGDConfig
 from scaling.engines.worker import pin_threads
 
 EVAL_BLOCK = 65_536

@@ -18,15 +18,15 @@ import time
 import numpy as np
 import torch
 
-from jobs.sgd import SGDConfig, count_parameters
 from jobs.sgd.batches import LocalBatches, Shard, local_share
+from jobs.sgd.config import SGDConfig, count_parameters
 from jobs.sgd.gang import GangJob, GangStrategy, dump, load, outcome
 from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
 from scaling.collectives.tcp import recv_into
 from scaling.collectives.torch import Group
 from scaling.measure.trace import StepLog
-from scaling.model.explain import Step
+from scaling.model.steps import Step
 
 _HEADER = struct.Struct("!q")  # a parameter version (or -1: this worker is done)
 

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from jobs.common import label_classes
-from jobs.sgd import SGDConfig, count_parameters, get_strategy
 from jobs.sgd.batches import GlobalBatches
+from jobs.sgd.config import SGDConfig, count_parameters, get_strategy
 from jobs.sgd.model import build_model, make_optimizer
 from jobs.sgd.strategy import Problem, SGDResult
 from scaling.data import Source

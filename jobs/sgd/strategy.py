@@ -11,10 +11,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from jobs.sgd import SGDConfig
+from jobs.sgd.config import SGDConfig
 from scaling.engines import Dataset, Engine
 from scaling.job import OnIteration
-from scaling.model.explain import Step
+from scaling.model.steps import Step
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Strategy(ABC):
     """One way to train data-parallel: its training loop, what it sends, what it holds.
 
     A strategy module defines a subclass and ``STRATEGY``, its instance, registered by name in
-    :data:`jobs.sgd.STRATEGIES`. Its training records one trace span ``step`` per step.
+    :data:`jobs.sgd.config.STRATEGIES`. Its training records one trace span ``step`` per step.
     """
 
     name: ClassVar[str]

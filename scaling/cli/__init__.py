@@ -422,7 +422,7 @@ def _all_cores() -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling.present.report import failure_lines, print_table
+    from scaling.present.text import failure_lines, print_table
     from scaling.results import append_record, new_sweep_id, sweep_file
     from scaling.run.checkpoint import of_run
     from scaling.run.runner import config_dict, new_run_id, run_with_progress
@@ -546,7 +546,8 @@ def _report(
 ) -> int:
     """Print a finished sweep's table (unless not ``table``: one line) and write its report;
     the exit status."""
-    from scaling.present.report import print_table, write_report
+    from scaling.present.report import write_report
+    from scaling.present.text import print_table
     from scaling.results import sweep_file, sweep_folder
 
     if table:
@@ -566,7 +567,7 @@ def _report(
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from scaling.present.report import print_table, text_table
+    from scaling.present.text import print_table, text_table
     from scaling.results import load, sweeps
 
     loaded = load(*args.paths)
@@ -599,7 +600,8 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from scaling.present.report import predicted_curves, text_table, winner_rows, write_report
+    from scaling.present.report import predicted_curves, winner_rows, write_report
+    from scaling.present.text import text_table
     from scaling.results import load, new_sweep_id
 
     loaded = load(*args.sweeps)
@@ -624,7 +626,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling.model.explain import render
+    from scaling.present.text import steps_text as render
 
     job = get_job(args.job)
     if args.rows < 1 or args.features < 1 or args.workers < 1:
@@ -639,7 +641,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _predicted_lines(job, config, args: argparse.Namespace) -> str:
     """A few lines of the predicted curve, from the first engine calibrated on this host."""
-    from scaling.model import calibration, costmodel
+    from scaling.model import calibration
+    from scaling.units import seconds
 
     engines = [e for e in ENGINES if e != "local"]
     cal = next((c for e in engines if (c := calibration.load(args.store, e))), None)
@@ -653,7 +656,7 @@ def _predicted_lines(job, config, args: argparse.Namespace) -> str:
     )
     result, _ = _prediction(job, config, curve, cal)
     points = ", ".join(
-        f"{r['workers']}: {costmodel.seconds(r['seconds_per_iteration'])} "
+        f"{r['workers']}: {seconds(r['seconds_per_iteration'])} "
         f"({r['efficiency']:.0%}, {r['dominant']})"
         for r in result["rows"]
     )
@@ -683,9 +686,10 @@ def cmd_interview(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from scaling.model import calibration
+    from scaling.run import calibrate
 
     _engines(args.engine)
-    cal = calibration.calibrate(
+    cal = calibrate.calibrate(
         args.engine, args.workers, repeat=args.repeat, say=lambda s: print(s, file=sys.stderr)
     )
     path = calibration.save(args.store, cal)
@@ -695,7 +699,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _calibration_lines(cal) -> str:
-    from scaling.model.costmodel import seconds
+    from scaling.units import seconds
 
     a, b = cal.call
     return "\n".join(
@@ -720,6 +724,7 @@ def _bandwidth(beta: float) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from jobs import get_job
     from scaling.model import calibration, costmodel
+    from scaling.run import calibrate
 
     job = get_job(args.job)
     if args.rows < 1 or args.features < 1:
@@ -736,7 +741,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"(`scaling calibrate {engine}` does it again)",
             file=sys.stderr,
         )
-        cal = calibration.calibrate(
+        cal = calibrate.calibrate(
             engine, _calibration_workers(), say=lambda s: print(s, file=sys.stderr)
         )
         calibration.save(args.store, cal)
@@ -756,9 +761,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(json.dumps({"job": job.name, "engine": engine, **row}))
         return 0
     title = f"{job.name} on {engine}: {args.rows:,} rows x {args.features} features"
-    print(costmodel.render(title, result, [assumptions[0], links, *assumptions[1:]]))
+    from scaling.present.text import prediction_text
+
+    print(prediction_text(title, result, [assumptions[0], links, *assumptions[1:]]))
     if args.png:
-        from scaling.present.report import png, prediction_plot
+        from scaling.present.plots import png, prediction_plot
         from scaling.results import atomic_write
 
         atomic_write(Path(args.png), png(prediction_plot(title, result)))
@@ -809,7 +816,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import JOBS, get_job
     from scaling.present.figures import cores_note
-    from scaling.present.report import summary_rows, text_table, write_index
+    from scaling.present.report import write_index
+    from scaling.present.text import summary_rows, text_table
     from scaling.results import load
     from scaling.run import preflight
     from scaling.run.runner import SweepPlan, sweep_all
@@ -900,7 +908,7 @@ def _forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from scaling.present.report import text_table
+    from scaling.present.text import text_table
     from scaling.run import cluster
 
     if args.action == "start":
@@ -936,7 +944,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from scaling.present.report import text_table
+    from scaling.present.text import text_table
     from scaling.run import submission
 
     if args.action in (None, "list"):

@@ -31,8 +31,9 @@ from contextlib import contextmanager, suppress
 import numpy as np
 
 from scaling.collectives import Backend
-from scaling.collectives.tcp import allgather, own_address, recv_into, tcp_counters
+from scaling.collectives.tcp import allgather, own_address, recv_into
 from scaling.engines.worker import GangContext
+from scaling.measure.sockets import tcp_counters
 
 RING_BYTES = 1 << 18
 """Buffers from 256 kB on (with more than 2 members) go round the ring: below it, latency

@@ -10,7 +10,6 @@ per-task timeline (:mod:`scaling.measure.timeline`).
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from scaling.data import Part, Source
+from scaling.measure.host import worker_id
 from scaling.measure.trace import TaskEvent, payload_bytes
 
 THREAD_ENV = {
@@ -77,11 +77,6 @@ class GangContext:
     world: int
     host: str
     port: int
-
-
-def worker_id() -> str:
-    """``host:pid`` of this worker process (threads of the local engine share one)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 _pinned = False

@@ -14,7 +14,7 @@ chrome://tracing open.
 
 from __future__ import annotations
 
-from scaling.engines.worker import worker_id
+from scaling.measure.host import worker_id
 from scaling.measure.trace import Call, Span, Trace
 
 KINDS = ("compute", "communication", "overhead", "wait")

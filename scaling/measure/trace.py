@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scaling.collectives.tcp import bytes_between, merge_socket_bytes, socket_bytes
+from scaling.measure.host import worker_id
+from scaling.measure.sockets import bytes_between, merge_socket_bytes, socket_bytes
 
 
 def payload_bytes(obj: object) -> int:
@@ -146,7 +147,6 @@ class StepLog:
 
     def result(self) -> dict:
         """What the member sends back to the driver, for :meth:`Trace.add_measured`."""
-        from scaling.engines.worker import worker_id
 
         self.close()
         return {

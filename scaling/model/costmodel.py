@@ -1,6 +1,6 @@
 """The cost model: time per iteration at any worker count, from a job's declared steps.
 
-One source: the steps :func:`scaling.model.explain` prints (each with its work, the bytes it sends
+One source: the steps :func:`scaling.model.steps` prints (each with its work, the bytes it sends
 and the pattern they travel in) are what the model prices, with this engine's and host's
 calibration (:mod:`scaling.model.calibration`)::
 
@@ -51,6 +51,7 @@ import statistics
 from dataclasses import dataclass, replace
 
 from scaling.errors import UsageError
+from scaling.units import seconds
 
 PATTERNS = (
     "",
@@ -202,7 +203,7 @@ class Correction:
       kernels: it does not shrink with p), ``factor`` how far the kernels sit from the
       roofline;
     - **transport**, a factor on the time of the steps whose library brings its own sockets
-      (:attr:`scaling.model.explain.Step.transport`: gloo, XGBoost's, LightGBM's), which
+      (:attr:`scaling.model.steps.Step.transport`: gloo, XGBoost's, LightGBM's), which
       ``scaling calibrate`` cannot time: what the model leaves of measured runs at 2 or
       more workers, over its time for that transport at the calibrated links
       (:func:`fit_transport`).
@@ -362,61 +363,3 @@ def summary(terms: list[Terms]) -> dict:
     best = min(rows, key=lambda r: r["seconds_per_iteration"])["workers"]
     under = next((r["workers"] for r in rows if r["efficiency"] < 0.5), None)
     return {"rows": rows, "best_workers": best, "efficiency_under_half_at": under}
-
-
-def seconds(value: float) -> str:
-    """``1.23 s``, ``4.56 ms``, ``78 us``."""
-    if abs(value) >= 1:
-        return f"{value:.2f} s"
-    if abs(value) >= 1e-3:
-        return f"{value * 1e3:.2f} ms"
-    return f"{value * 1e6:.0f} us"
-
-
-def render(title: str, result: dict, assumptions: list[str]) -> str:
-    from scaling.present.report import text_table
-
-    header = (
-        "workers",
-        "s / iteration",
-        "speedup",
-        "efficiency",
-        "compute",
-        "straggle",
-        "communication",
-        "overhead",
-        "dominant",
-    )
-    table = [header]
-    for r in result["rows"]:
-        t = r["terms"]
-        table.append(
-            (
-                str(r["workers"]),
-                seconds(r["seconds_per_iteration"]),
-                f"{r['speedup']:.2f}x",
-                f"{r['efficiency']:.0%}",
-                seconds(t["compute"]),
-                seconds(t["straggle"]),
-                seconds(t["communication"]),
-                seconds(t["overhead"]),
-                r["dominant"],
-            )
-        )
-    under = result["efficiency_under_half_at"]
-    lines = [
-        f"{title} (modelled, not measured)",
-        "",
-        text_table(table),
-        "",
-        f"fastest at {result['best_workers']} workers; "
-        + (
-            f"efficiency falls under 50% at {under} workers"
-            if under
-            else "efficiency stays at or above 50% over these worker counts"
-        ),
-        "",
-        "assumptions:",
-        *(f"  - {a}" for a in assumptions),
-    ]
-    return "\n".join(lines)

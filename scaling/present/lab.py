@@ -19,7 +19,7 @@ import os
 import warnings
 from pathlib import Path
 
-from scaling.present.report import text_table
+from scaling.present.text import text_table
 from scaling.run.runner import Clusters, SweepPlan, run_job, sweep_all
 
 # In a notebook Ray asks for ipywidgets (an INFO line) and tqdm warns it has no widgets: the
@@ -75,7 +75,7 @@ def close() -> None:
 def step_sources(job, config, workers: int = 2) -> str:
     """The source of every step's function, in the order one iteration runs them (the
     functions ``scaling explain`` names, so what is shown is what runs)."""
-    from scaling.model.explain import function_of
+    from scaling.model.steps import function_of
 
     out, shown = [], set()
     for step in job.explain(100_000, 16, workers, config):
@@ -131,7 +131,7 @@ def sweep(job, config, store, engine: str, workers=(1, 2), rows: int = 50_000, *
 def curves_png(records, kind: str) -> bytes:
     """One of the report's plots (``speedup``, ``throughput``, ``split``) of ``records``."""
     from scaling.present.figures import curves
-    from scaling.present.report import plot, png
+    from scaling.present.plots import plot, png
 
     return png(plot(kind, curves(records)))
 
@@ -139,7 +139,7 @@ def curves_png(records, kind: str) -> bytes:
 def timeline_png(records) -> bytes:
     """The median iteration at the most workers, bar by bar, as the report draws it."""
     from scaling.present.figures import curves
-    from scaling.present.report import png, timeline_plot
+    from scaling.present.plots import png, timeline_plot
 
     return png(timeline_plot(curves(records)))
 
@@ -149,11 +149,12 @@ def predicted_png(job, config, store, engine: str, rows: int, features: int, rec
     ``store``), its speedup beside the measured points of ``records`` (drawn as points)."""
     from scaling.model import calibration, costmodel
     from scaling.present.figures import curves
-    from scaling.present.report import png, prediction_plot
+    from scaling.present.plots import png, prediction_plot
+    from scaling.run import calibrate
 
     cal = calibration.load(store, engine) or _CALIBRATIONS.get(engine)
     if cal is None:
-        cal = calibration.calibrate(engine, [1, 2], repeat=5)
+        cal = calibrate.calibrate(engine, [1, 2], repeat=5)
     _CALIBRATIONS[engine] = cal
     calibration.save(store, cal)  # where the answers look for it
     workers = [2**i for i in range(11)]
@@ -180,7 +181,7 @@ def variants(
     iteration moved, and the headline quality (and with ``init`` the seconds the
     initialisation took)."""
     from scaling.present.figures import run_figures
-    from scaling.present.report import si
+    from scaling.units import si
 
     variants = job.variants if variants is None else variants
     point = {"engines": (engine,), "workers": (workers,), "sizes": (rows,), "features": features}
@@ -204,8 +205,8 @@ def variants(
 def decompositions(jobs, rows: int, features: int, workers: int) -> str:
     """Each job's map, combine and update (where each runs) and the bytes one iteration moves
     at this shape, all workers together (modelled: the jobs' ``explain`` formulas)."""
-    from scaling.model.explain import moved
-    from scaling.present.report import si
+    from scaling.model.steps import moved
+    from scaling.units import si
 
     out = [("job", "map", "combine", "update", "moves per iteration (modelled)")]
     for job in jobs:
@@ -221,7 +222,7 @@ def decompositions(jobs, rows: int, features: int, workers: int) -> str:
 def summary(records, store) -> str:
     """The demo's summary table of ``records``: speedup and efficiency at the most workers,
     COST against the single-thread baseline, the headline quality."""
-    from scaling.present.report import summary_rows
+    from scaling.present.text import summary_rows
 
     return text_table(summary_rows(records, store))
 

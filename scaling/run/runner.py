@@ -16,8 +16,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import platform
-import socket
 import statistics
 import sys
 import threading
@@ -25,7 +23,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
@@ -34,6 +31,7 @@ from scaling.engines import Engine, make_engine
 from scaling.errors import StoreError, UsageError, check_choice
 from scaling.job import Job, OnIteration
 from scaling.measure import timeline
+from scaling.measure.host import host_facts, versions
 from scaling.results import DEFAULT_STORE, SCHEMA, append_record, new_sweep_id
 from scaling.run import checkpoint
 from scaling.run.checkpoint import Checkpoints
@@ -529,31 +527,3 @@ def config_dict(config: object) -> dict:
         value = getattr(config, f.name)
         out[f.name] = f"array{list(value.shape)}" if isinstance(value, np.ndarray) else value
     return out
-
-
-def versions(engine: str, engine_version: str) -> dict:
-    found = {"python": platform.python_version(), engine: engine_version}
-    for package in ("scaling", "numpy", "scipy", "scikit-learn"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = None
-    return found
-
-
-def host_facts() -> dict:
-    """Cores, memory and CPU model of this machine, for comparing runs across machines."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "hostname": socket.gethostname(),
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "memory_gib": round(memory, 1),
-        "platform": platform.platform(),
-    }

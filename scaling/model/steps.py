@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from scaling.present.report import si, text_table
-
 
 @dataclass(frozen=True)
 class Step:
@@ -120,24 +118,3 @@ def moved(steps: list[Step], workers: int) -> tuple[float, float, float]:
     down = workers * sum(s.sends for s in steps if s.kind == "update")
     peer = workers * sum(s.sends for s in steps if s.where.startswith(("ring", "peers")))
     return up, down, peer
-
-
-def render(
-    job: str, steps: list[Step], rows: int, features: int, workers: int, note: str = ""
-) -> str:
-    """A table of the steps, then the totals per iteration."""
-    lines = [f"{job}: one iteration on {rows:,} rows x {features} features, {workers} workers", ""]
-    header = ("step", "function", "where", "work (busiest)", "sends (each)", "what it does")
-    rows_ = [header] + [
-        (s.kind, s.function, s.where, si(s.flops, "flop"), si(s.sends, "B"), s.does) for s in steps
-    ]
-    lines.append(text_table(rows_))
-    up, down, peer = moved(steps, workers)
-    moved_ = f"~{si(up, 'B')} up, ~{si(down, 'B')} down"
-    where = f"combine tree depth {tree_depth(workers)}"
-    if peer:
-        moved_, where = f"~{si(peer, 'B')} peer to peer", "no driver in the loop"
-    lines += ["", f"bytes moved per iteration: {moved_} ({where})"]
-    if note:
-        lines += ["", note]
-    return "\n".join(lines)
