@@ -24,7 +24,7 @@ from common import RESULTS, host_line, write_result
 
 from jobs import kmeans
 from scaling.present import lab
-from scaling.run.runner import Clusters
+from scaling.run.pool import Clusters
 
 CONDITIONS = ("clean", "idle")
 

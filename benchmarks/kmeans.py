@@ -29,7 +29,8 @@ from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local, 
 
 from jobs import kmeans
 from scaling.data import Blobs, partition_bounds
-from scaling.run.runner import per_iteration_by_difference, run_job
+from scaling.run.runner import run_job
+from scaling.run.sweep import per_iteration_by_difference
 
 ENGINES = ("local", "ray", "dask", "spark")
 

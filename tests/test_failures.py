@@ -30,8 +30,7 @@ from scaling.data import Blobs, Classification
 from scaling.engines import make_engine
 from scaling.engines.worker import process_id
 from scaling.errors import EngineError, LostWorker, StepTimeout
-from scaling.run.runner import _drill
-
+from scaling.run.drill import drill
 def say(what, *words):  # one write a line: the frameworks' own logs share stdout
     print(f"@@{what} " + " ".join(map(str, words)), flush=True)
 
@@ -83,7 +82,7 @@ if __name__ == "__main__":
         for _ in range(2):  # a load that recovers is a failure of its own; then the drill
             engine.trace.reset()
             ds = engine.load(source)
-        result = kmeans.JOB.fit(engine, ds, config, on_iteration=_drill(engine, ds, 2, None))
+        result = kmeans.JOB.fit(engine, ds, config, on_iteration=drill(engine, ds, 2, None))
         failures = [dataclasses.asdict(f) for f in engine.trace.failures]
         say("drill", json.dumps({"inertia": result.inertia, "failures": failures}))
         # gang members that never join, then die: the gang fails in time, the engine goes on

@@ -17,7 +17,8 @@ from scaling.data import Classification, NpyFile
 from scaling.engines import make_engine
 from scaling.errors import DataError, UsageError
 from scaling.results import load
-from scaling.run.runner import SweepPlan, run_job, sweep
+from scaling.run.runner import run_job
+from scaling.run.sweep import SweepPlan, sweep
 
 SOURCE = Classification(rows=6_000, features=8, seed=3)
 BASE = sgd.SGDConfig(hidden="16", batch_size=128, lr=0.1, momentum=0.9, max_steps=50)

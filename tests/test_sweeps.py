@@ -16,7 +16,7 @@ from scaling.present.figures import curves, reading, winners
 from scaling.present.plots import PLOTS, plot
 from scaling.present.report import winner_rows, write_report
 from scaling.results import SCHEMA, append_record, load, sweeps
-from scaling.run.runner import SweepPlan, per_iteration_by_difference, sweep
+from scaling.run.sweep import SweepPlan, per_iteration_by_difference, sweep
 
 CONFIG = kmeans.KMeansConfig(k=3, max_iter=4, tol=0, init="random")
 

@@ -8,20 +8,21 @@ Subclasses implement seven hooks (``_start``, ``_load``, ``_map``, ``_map_reduce
 ``_broadcast``, ``_gang``, ``_stop``) with the worker-side functions of
 :mod:`scaling.engines.worker`, so that every engine computes and measures the same thing; this
 class validates arguments, wraps framework failures into :class:`~scaling.errors.EngineError`,
-and records every call, with its tasks, in :attr:`Engine.trace`.
+and records every call, with its tasks, in :attr:`Engine.trace`. What it does when a worker
+dies or freezes (recovery, deadlines, the failure drill) is :class:`~scaling.engines.recovery.Recovery`,
+a part of this class in a file of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import statistics
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,6 +31,7 @@ import numpy as np
 
 from scaling.data import Source, partition_bounds
 from scaling.engines.net import check_reachable, driver_host, free_port
+from scaling.engines.recovery import Recovery
 from scaling.engines.worker import (
     THREAD_ENV,
     GangContext,
@@ -39,14 +41,12 @@ from scaling.engines.worker import (
     clock,
     noop,
     noop_combine,
-    process_id,
 )
 from scaling.errors import (
     DataError,
     EngineError,
     LostWorker,
     ScalingError,
-    StepTimeout,
     UsageError,
     first_line,
 )
@@ -73,29 +73,6 @@ Loaded = tuple[Any, list[LoadStat]]
 """What an engine's ``_load`` returns: its handle on the cached partitions, and their stats."""
 
 
-def dead(pids: Mapping[Any, int]) -> list:
-    """The keys of ``pids`` (processes on this machine) whose processes are gone; a
-    SIGKILLed one may be a zombie until its parent reaps it.
-
-    Notes
-    -----
-    A gang member fails on its dead peer's broken connection at once, often before the
-    framework has noticed the death: an embedded cluster's engine looks at the processes
-    themselves to tell a lost worker from the gang's own error.
-    """
-    import psutil
-
-    out = []
-    for key, pid in pids.items():
-        try:
-            gone = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            gone = True
-        if gone:
-            out.append(key)
-    return out
-
-
 @dataclass(frozen=True)
 class Dataset:
     """A dataset cached on an engine's workers (a handle; the data stays on the workers)."""
@@ -117,7 +94,7 @@ class Broadcast:
     nbytes: int
 
 
-class Engine(ABC):
+class Engine(Recovery, ABC):
     """A pool of ``workers`` processes that hold data and run tasks next to it.
 
     Parameters
@@ -228,7 +205,7 @@ class Engine(ABC):
     def _stop(self) -> None:
         """Shut the embedded cluster down, or disconnect."""
 
-    def _release(self, ds: Dataset) -> None:  # noqa: B027 - optional hook, default keeps data
+    def _release(self, ds: Dataset) -> None:
         """Drop a dataset's cached partitions (default: left to the framework's GC)."""
 
     def _replace_lost(self) -> list[int]:
@@ -422,84 +399,6 @@ class Engine(ABC):
         )
         self.trace.record(call)
         return outs
-
-    def recovering(self, op: str, attempt: Callable[[], Any]) -> Any:
-        """``attempt()``, again after each lost worker is replaced and its partitions are
-        re-read (:meth:`recover`), up to ``max_failures`` losses in the run."""
-        while True:
-            t0 = time.perf_counter()
-            try:
-                return attempt()
-            except LostWorker as e:
-                used = sum(f.detected is not None for f in self.trace.failures)  # the engine's
-                itself = self.recovers_itself and op != "gang"
-                if itself or used >= self.max_failures:
-                    raise LostWorker(f"{e} {self._recoveries_spent(used, itself)}") from e
-                self.recover(op, e, time.perf_counter() - t0)
-
-    def _recoveries_spent(self, used: int, itself: bool) -> str:
-        if not self.max_failures:
-            return "(--max-failures 0: no recovery)"
-        if itself:
-            return f"(after {self.name} ran it {self.max_failures} more times: --max-failures)"
-        n = self.max_failures
-        return f"(after {used} recover{'y' if used == 1 else 'ies'}: --max-failures {n})"
-
-    def timed_out(self, op: str) -> StepTimeout:
-        """The error of a call that got no answer within ``step_timeout``."""
-        return StepTimeout(
-            f"no answer from the {self.name} workers within {self.step_timeout:g} s during {op}: "
-            "a worker is frozen or unreachable (--step-timeout SECONDS sets this bound)"
-        )
-
-    def recover(self, op: str, error: BaseException, detected: float) -> Failure:
-        """Replace the workers that died and re-read their partitions of every cached dataset
-        from the specs; the :class:`Failure`, also kept in ``trace.failures``."""
-        t0 = time.perf_counter()
-        lost = self._guard("recover", self._replace_lost)
-        reread = []
-        for uid, (specs, dtype) in self._held.items():
-            for w in lost:
-                stats = self._guard("recover", self._reload, uid, w, specs[w], dtype)
-                if bad := [s for s in stats if s.error]:
-                    raise DataError(f"cannot re-read partition {bad[0].index}: {bad[0].error}")
-                reread += [s.index for s in specs[w]]
-        cause = error.__cause__ or error
-        datasets = len(self._held)
-        how = (
-            f"replaced worker{'s' * (len(lost) > 1)} {lost}, re-read its {len(reread)} "
-            f"partitions of {datasets} cached dataset{'s' * (datasets != 1)} from their specs, "
-            "ran the call again"
-            if lost
-            else f"{self.name} started a new worker itself; ran the call again, its tasks "
-            "re-reading what they miss from their specs"
-        )
-        failure = Failure(
-            op, f"{type(cause).__name__}: {self._error_summary(cause)}"[:160], how,
-            detected, time.perf_counter() - t0, tuple(lost), tuple(sorted(set(reread))),
-        )  # fmt: skip
-        self.trace.failures.append(failure)
-        return failure
-
-    def kill_worker(self, ds: Dataset, pid: int | None = None) -> int:
-        """Kill (SIGKILL) the worker process that holds partition 0 of ``ds`` (its
-        :meth:`worker_pid`, or ``pid``), as the out-of-memory killer would: the failure drill
-        (``--kill-worker-at``). Its pid."""
-        pid = self.worker_pid(ds) if pid is None else pid
-        os.kill(pid, signal.SIGKILL)
-        return pid
-
-    def worker_pid(self, ds: Dataset, gang: bool = False) -> int:
-        """The process id of the worker that holds partition 0 of ``ds`` (embedded clusters
-        only: it is a process on this machine); ``gang``: the one its gang member will run
-        in."""
-        if self.address is not None:
-            raise UsageError(
-                "--kill-worker-at kills a worker process of an embedded cluster, on this "
-                "machine: leave out --address"
-            )
-        outs = self._guard("map", self._map, ds, process_id, ())
-        return dict(pair for out in outs for pair in out.value)[0]
 
     def _calibrate(self, ds: Dataset, repeats: int = 5) -> None:
         """Measure what an empty call costs here (the per-call overhead of this engine), and

@@ -26,7 +26,8 @@ import dask
 import distributed
 from distributed import Client, Future, KilledWorker, LocalCluster
 
-from scaling.engines.base import Dataset, Engine, Loaded, dead
+from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.recovery import dead
 from scaling.engines.worker import (
     THREAD_ENV,
     GangContext,

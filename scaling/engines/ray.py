@@ -37,8 +37,9 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from scaling.engines.base import Dataset, Engine, Loaded, dead
+from scaling.engines.base import Dataset, Engine, Loaded
 from scaling.engines.net import is_loopback
+from scaling.engines.recovery import dead
 from scaling.engines.worker import (
     THREAD_ENV,
     GangContext,

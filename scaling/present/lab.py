@@ -20,7 +20,9 @@ import warnings
 from pathlib import Path
 
 from scaling.present.text import text_table
-from scaling.run.runner import Clusters, SweepPlan, run_job, sweep_all
+from scaling.run.pool import Clusters
+from scaling.run.runner import run_job
+from scaling.run.sweep import SweepPlan, sweep_all
 
 # In a notebook Ray asks for ipywidgets (an INFO line) and tqdm warns it has no widgets: the
 # notebooks show tables and plots, not progress bars.
@@ -28,25 +30,14 @@ logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 
-class _Pool:
-    """Clusters kept by engine and worker count (Dask's and the local engine's side by side, a
-    sweep's 1- and 2-worker points and the check's; Ray's and Spark's one at a time, as a
-    process holds one), with :class:`~scaling.run.runner.Clusters`' ``open`` and ``close``."""
-
-    def __init__(self) -> None:
-        self._open: dict[tuple, Clusters] = {}
-
-    def open(self, engine: str, workers: int, address, options=None):
-        key = (engine, workers if engine in ("dask", "local") else None)
-        return self._open.setdefault(key, Clusters()).open(engine, workers, address, options)
-
-    def close(self) -> None:
-        for clusters in self._open.values():
-            clusters.close()
-        self._open.clear()
+def _notebook_slot(engine: str, workers: int) -> tuple:
+    """Clusters kept by engine, and Dask's and the local engine's by worker count too (a
+    sweep's 1- and 2-worker points and the check's side by side); Ray's and Spark's one at a
+    time, as a process holds one."""
+    return engine, workers if engine in ("dask", "local") else None
 
 
-_OPEN = _Pool()
+_OPEN = Clusters(slot=_notebook_slot)
 """The notebooks' clusters, open for the kernel's life as a notebook keeps its ``ray.init()``
 and its SparkSession: starting them is most of the every-engine check's time (Ray 6 s, Spark
 15 s on 2 cores), and a kernel that runs several notebooks starts each once. Idle beside a
@@ -230,8 +221,9 @@ def summary(records, store) -> str:
 def answers(job, config, store, questions=None, **shape) -> str:
     """``scaling interview`` on ``store``: the answers (all, or the numbers ``questions``)."""
     from scaling.present import interview
+    from scaling.present.answers import Ask
 
-    ask = interview.Ask(
+    ask = Ask(
         job, config, shape.get("rows", 1_000_000), shape.get("features", 32),
         shape.get("workers", 16), Path(store),
     )  # fmt: skip

@@ -1,0 +1,122 @@
+"""``scaling cluster``, ``submit`` and ``jobs``: a local cluster that keeps running, jobs
+submitted to it, and following them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from scaling.cli.common import (
+    on_cluster,
+)
+from scaling.cli.options import verb_options
+from scaling.errors import UsageError
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from scaling.run import cluster, preflight, submission
+
+    if not args.cluster:
+        raise UsageError(
+            "submit runs on a cluster of `scaling cluster start`; add --cluster ENGINE"
+        )
+    verb, args.job = ("sweep", args.sweep_job) if args.job == "sweep" else ("run", args.job)
+    on_cluster(args, "engines" if verb == "sweep" else "engine")
+    preflight.writable(args.out)  # the job checks the rest as it starts
+    argv = [verb, args.job, *forwarded(verb_options(verb, args.job), args)]
+    job = submission.submit(cluster.running(args.cluster), argv)
+    print(job.id)
+    print(
+        f"`scaling jobs logs {job.id} --follow` follows it; watch it on {job.dashboard}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+PATH_OPTIONS = {"data", "out", "report"}
+
+
+def forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """``args`` as the options of ``parser`` that say them, for a job that runs elsewhere: as
+    parsed here (an abbreviated option spelled out, worker counts resolved from the cluster),
+    with absolute paths, as the job may run in another directory. ``--cluster`` is left out:
+    it has become ``--engine``/``--engines`` and ``--address``."""
+    argv = []
+    for action in parser._actions:  # argparse has no public list of a parser's options
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "cluster" or value is None:
+            continue
+        if value is False:  # a flag not given (0 is a value: --tol 0)
+            continue
+        option = max(action.option_strings, key=len)
+        if value is True:
+            argv.append(option)
+            continue
+        if action.dest in PATH_OPTIONS:
+            value = Path(value).resolve()
+        argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return argv
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from scaling.present.text import text_table
+    from scaling.run import cluster
+
+    if args.action == "start":
+        c = cluster.start(args.engine, args.workers, join=args.join)
+        verb = f"{args.workers} workers joined" if args.join else f"started, {c.workers} workers"
+        print(f"{c.engine} cluster {verb}: --cluster {c.engine} (address {c.address})")
+        for name, url in c.dashboards.items():
+            print(f"  {name}: {url}")
+        return 0
+    if args.action == "stop":
+        ended = cluster.stop(args.engine)
+        print(f"{args.engine}: {len(ended)} processes ended" if ended else "nothing to stop")
+        return 0
+    rows = [("engine", "address", "workers", "processes", "started", "dashboards")]
+    for engine in [args.engine] if args.engine else cluster.ENGINES:
+        c = cluster.Cluster.load(engine)
+        if c is None:
+            continue
+        live = sum(p.alive() for p in c.processes)
+        workers = c.live_workers()
+        rows.append(
+            (
+                engine,
+                c.address,
+                f"{'-' if workers is None else workers} of {c.workers}",
+                f"{live} of {len(c.processes)} running",
+                c.started_at,
+                " ".join(c.dashboards.values()),
+            )
+        )
+    print(text_table(rows) if len(rows) > 1 else "no clusters started here")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from scaling.present.text import text_table
+    from scaling.run import submission
+
+    if args.action in (None, "list"):
+        rows = [("id", "engine", "status", "submitted", "command", "reason")]
+        for job in submission.jobs():
+            command = " ".join(job.argv[:2])
+            rows.append((job.id, job.engine, job.status, job.submitted_at, command, job.reason))
+        print(text_table(rows) if len(rows) > 1 else "no jobs submitted")
+        return 0
+    job = submission.Job.load(args.id)
+    if args.action == "logs":
+        if args.follow:
+            submission.follow(job, sys.stdout)
+        else:
+            sys.stdout.write(submission.logs(job))
+        return 0
+    job = {
+        "status": submission.refresh,
+        "stop": submission.stop,
+        "wait": lambda job: submission.wait(job, args.timeout),
+    }[args.action](job)
+    print(f"{job.id}: {job.status}" + (f" ({job.reason})" if job.reason else ""))
+    return 1 if args.action == "wait" and job.status != "succeeded" else 0

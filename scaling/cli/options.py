@@ -1,0 +1,337 @@
+"""The command line's parser: every command and its options; each job's options come from its
+config dataclass, one per field."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Iterator
+
+from scaling.engines import ENGINES
+from scaling.engines.base import DTYPES, MAX_FAILURES, STEP_TIMEOUT
+from scaling.model.costmodel import NETWORKS
+from scaling.results import DEFAULT_STORE
+from scaling.run.checkpoint import EVERY
+
+DESCRIPTION = "scaling: run jobs on local, Ray, Dask or Spark workers and see how they scale."
+
+GLOBAL_FIELDS = {"seed"}  # config fields set by a global option, not a job option
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _counts(what: str):
+    def parse(text: str) -> list[int]:
+        try:
+            counts = [int(w.replace("_", "")) for w in text.split(",")]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be positive integers like 2 or 1,2,4, got {text!r}"
+            )
+        return counts
+
+    return parse
+
+
+def _job_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One option per field of the job's config dataclass, defaulting to the field's default."""
+    group = parser.add_argument_group(f"{config_cls.__name__} options")
+    for f in dataclasses.fields(config_cls):
+        if f.name in GLOBAL_FIELDS:
+            continue
+        kind = type(f.default) if isinstance(f.default, int | float) else str
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=kind,
+            default=f.default,
+            help=f"(default: {f.default})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from jobs import JOBS, get_job
+
+    parser = _Parser(prog="scaling", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command, help_ in (
+        ("run", "run one job on one engine at one or more worker counts"),
+        ("sweep", "run a job over engines x workers x sizes, then report"),
+        (
+            "submit",
+            "run (or `submit sweep JOB`: sweep) a job on a cluster of `scaling cluster start`, "
+            "detached: prints its id",
+        ),
+    ):
+        sub = commands.add_parser(command, help=help_)
+        verbs = [*JOBS, "sweep"] if command == "submit" else JOBS
+        jobs = sub.add_subparsers(
+            dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(verbs) + "}"
+        )
+        for name in JOBS:
+            verb = "run" if command == "submit" else command
+            jobs.add_parser(name, help=f"{command} {name}", parents=[verb_options(verb, name)])
+        if command == "submit":
+            sweep = jobs.add_parser("sweep", help="submit sweep JOB [the sweep's options]")
+            sweep_jobs = sweep.add_subparsers(
+                dest="sweep_job", required=True, parser_class=_Parser, metavar="JOB"
+            )
+            for name in JOBS:
+                sweep_jobs.add_parser(
+                    name, help=f"submit sweep {name}", parents=[verb_options("sweep", name)]
+                )
+
+    results = commands.add_parser("results", help="list the sweeps in the results store")
+    results.add_argument(
+        "paths", nargs="*", help=f"stores, sweep files or sweep ids (default: {DEFAULT_STORE})"
+    )
+    results.add_argument(
+        "--runs", action="store_true", help="every run's row (the table `scaling run` prints)"
+    )
+
+    compare = commands.add_parser("compare", help="one report over one or more sweeps")
+    compare.add_argument("sweeps", nargs="+", help="sweep ids, sweep files or store directories")
+    compare.add_argument("--report", help="report directory (default: results/compare-…)")
+    compare.add_argument("--title", default="Scaling comparison")
+
+    for name, job_parser in _per_job(
+        commands, "explain", "what one iteration of a job does and sends"
+    ):
+        job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+        _model_options(job_parser, get_job(name).config, "calibrations, for the predicted curve")
+
+    for name, job_parser in _per_job(
+        commands, "interview", "model answers to the system-design questions about a job"
+    ):
+        job_parser.add_argument(
+            "--workers", type=int, default=16, help="the worker count answers talk about"
+        )
+        job_parser.add_argument("--question", type=int, metavar="N", help="only question N")
+        job_parser.add_argument(
+            "--json", action="store_true", help="each answer as JSON, its figures' sources too"
+        )
+        _model_options(job_parser, get_job(name).config, "runs and calibrations to cite")
+
+    calibrate = commands.add_parser(
+        "calibrate", help="measure an engine's overhead, links and roofline (for predict)"
+    )
+    calibrate.add_argument("engine", help="ray, dask or spark")
+    calibrate.add_argument(
+        "--workers",
+        type=_counts("workers"),
+        default=calibration_workers(),
+        help="worker counts to measure at (default: 1 and this machine's cores)",
+    )
+    calibrate.add_argument("--repeat", type=int, default=15, help="calls per point (median)")
+    calibrate.add_argument("--store", default=DEFAULT_STORE, help="where calibrations are kept")
+
+    for name, job_parser in _per_job(
+        commands, "predict", "predicted time per iteration, speedup and efficiency (the cost model)"
+    ):
+        job_parser.add_argument("--engine", default="ray", help="ray, dask or spark")
+        job_parser.add_argument(
+            "--workers",
+            type=_counts("workers"),
+            default=[2**i for i in range(11)],
+            help="worker counts (default: 1,2,4,...,1024)",
+        )
+        job_parser.add_argument(
+            "--network",
+            default="loopback",
+            choices=("loopback", *NETWORKS),
+            help="links between the processes: loopback (this host's, measured) or a named "
+            "network's assumed latency and bandwidth",
+        )
+        job_parser.add_argument("--alpha", type=float, help="latency per message, seconds")
+        job_parser.add_argument("--beta", type=float, help="seconds per byte (1 / bandwidth)")
+        job_parser.add_argument("--json", action="store_true", help="one JSON object per count")
+        job_parser.add_argument("--png", help="also draw the curves to this PNG file")
+        _model_options(job_parser, get_job(name).config, "calibrations and runs")
+
+    timeline = commands.add_parser(
+        "timeline", help="a run's per-task timeline as Chrome trace-event JSON (Perfetto)"
+    )
+    timeline.add_argument("run_id", help="a run id, as in the records (`scaling results --runs`)")
+    timeline.add_argument("--out", help="where to write it (default: timeline-RUN_ID.json, here)")
+    timeline.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"results store directory (default: {DEFAULT_STORE})"
+    )
+
+    demo = commands.add_parser("demo", help="a strong-scaling sweep of every job on every engine")
+    demo.add_argument("--rows", type=int, help="rows of every job (default: each job's own)")
+    demo.add_argument("--engines", default=",".join(ENGINES))
+    demo.add_argument("--out", default=DEFAULT_STORE, help="results store directory")
+
+    cluster = commands.add_parser("cluster", help="start, show or stop a local cluster")
+    actions = cluster.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    start = actions.add_parser("start", help="start a cluster that keeps running, dashboard on")
+    start.add_argument("engine", help="ray, dask or spark")
+    start.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    start.add_argument("--join", metavar="ADDRESS", help="only add workers to this cluster")
+    status = actions.add_parser("status", help="the clusters started here, live")
+    status.add_argument("engine", nargs="?", help="one engine (default: all)")
+    stop = actions.add_parser("stop", help="stop what `start` started, and nothing else")
+    stop.add_argument("engine", help="ray, dask or spark")
+
+    jobs_parser = commands.add_parser("jobs", help="submitted jobs: list, status, logs, stop, wait")
+    actions = jobs_parser.add_subparsers(dest="action", parser_class=_Parser)
+    actions.add_parser("list", help="every submitted job (the default)")
+    for action, help_ in (
+        ("status", "one job's status"),
+        ("logs", "its output so far"),
+        ("stop", "stop it; what it wrote stays"),
+        ("wait", "wait until it ends; exit 0 if it succeeded"),
+    ):
+        one = actions.add_parser(action, help=help_)
+        one.add_argument("id")
+        if action == "logs":
+            one.add_argument("--follow", "-f", action="store_true", help="until the job ends")
+        if action == "wait":
+            one.add_argument("--timeout", type=float, help="seconds (default: no limit)")
+    return parser
+
+
+def verb_options(verb: str, name: str) -> argparse.ArgumentParser:
+    """The options of ``scaling VERB NAME`` (``run`` or ``sweep``), as a parent parser: the
+    same for the command itself and for ``submit``, which forwards them (:func:`forwarded`)."""
+    from jobs import get_job
+
+    p = argparse.ArgumentParser(add_help=False)
+    _data_options(p)
+    (_sweep_options if verb == "sweep" else _run_options)(p)
+    _job_options(p, get_job(name).config)
+    return p
+
+
+def _per_job(commands, command: str, help: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """``scaling COMMAND JOB``: the command, then each job's name and its parser."""
+    from jobs import JOBS
+
+    parser = commands.add_parser(command, help=help)
+    jobs = parser.add_subparsers(
+        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
+    )
+    for name in JOBS:
+        yield name, jobs.add_parser(name, help=f"{command} {name}")
+
+
+def _model_options(p: argparse.ArgumentParser, config_cls: type, store: str) -> None:
+    """What explain and predict describe: the data's shape, the job's options, the store."""
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"{store} (default: {DEFAULT_STORE})")
+    _job_options(p, config_cls)
+
+
+def calibration_workers() -> list[int]:
+    cores = os.cpu_count() or 1
+    return [1, cores] if cores > 1 else [1]
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", type=int, default=16, help="synthetic features (default: 16)")
+    p.add_argument("--seed", type=int, default=0, help="data and algorithm seed (default: 0)")
+    p.add_argument("--data", help="a .npy, .parquet or .csv file instead of synthetic data")
+    p.add_argument("--label", help="label column of --data, left out of the features")
+    p.add_argument("--dtype", default="float64", choices=DTYPES)
+    p.add_argument(
+        "--address",
+        help="connect to a running cluster instead of starting one "
+        "(ray://host:port or host:port, tcp://scheduler:port, spark://master:port)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="ENGINE",
+        help="the running cluster of `scaling cluster start ENGINE`: its engine, address and "
+        "(by default) all its workers",
+    )
+    p.add_argument(
+        "--out", default=DEFAULT_STORE, help=f"results store directory (default: {DEFAULT_STORE})"
+    )
+    p.add_argument(
+        "--step-timeout",
+        type=float,
+        default=STEP_TIMEOUT,
+        metavar="SECONDS",
+        help="a step with no answer for this long fails the run: a frozen or unreachable "
+        f"worker (default: {STEP_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        default=MAX_FAILURES,
+        metavar="N",
+        help="lost workers a run recovers from: replaced, their partitions re-read, the step "
+        f"run again (default: {MAX_FAILURES}; 0 fails at the first)",
+    )
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="local", help=f"one of {', '.join(ENGINES)}")
+    p.add_argument(
+        "--workers",
+        type=_counts("workers"),
+        help="worker counts, e.g. 1,2: one run per count (default: 1, or a --cluster's workers)",
+    )
+    p.add_argument("--partitions", type=int, help="partitions (default: one per worker)")
+    p.add_argument("--rows", type=int, default=100_000, help="synthetic rows (default: 100000)")
+    p.add_argument("--json", action="store_true", help="print the records as JSON lines")
+    p.add_argument(
+        "--kill-worker-at",
+        type=int,
+        metavar="ITER",
+        help="the failure drill: kill one worker after iteration ITER and record what the "
+        "engine did (its detection time, the recovery or the failure, the work lost)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=EVERY,
+        metavar="ROUNDS",
+        help="a gang (gbdt, sgd's gangs) keeps its model every ROUNDS rounds (steps) in the "
+        f"store: a member that dies costs the rounds since, not all (default: {EVERY}; 0: none)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="go on with an interrupted run from its last checkpoint, with the options it "
+        "was started with (its id is in its error line, and in STORE/checkpoints/)",
+    )
+
+
+def _sweep_options(p: argparse.ArgumentParser) -> None:
+    cores = os.cpu_count() or 1
+    p.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated (default: {','.join(ENGINES)})",
+    )
+    p.add_argument(
+        "--workers",
+        type=_counts("workers"),
+        help=f"worker counts (default: 1..{cores}, this machine's cores, or a --cluster's)",
+    )
+    p.add_argument(
+        "--rows",
+        type=_counts("rows"),
+        default=[100_000],
+        help="data sizes: total rows (strong) or rows per worker (weak), e.g. "
+        "100000,1000000 (default: 100000)",
+    )
+    p.add_argument(
+        "--scaling",
+        choices=("strong", "weak"),
+        default="strong",
+        help="strong: fixed total rows; weak: fixed rows per worker",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="runs per point; the median is used")
+    p.add_argument(
+        "--no-baseline", action="store_true", help="skip the single-thread baseline (and so COST)"
+    )
+    p.add_argument("--report", help="report directory (default: the sweep's, results/SWEEP_ID)")

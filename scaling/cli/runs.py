@@ -1,0 +1,202 @@
+"""``scaling run``, ``sweep`` and ``demo``: jobs run here, on embedded clusters or on a running
+one, their records kept and reported."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from scaling.cli.common import (
+    all_cores,
+    check_before_work,
+    engine_names,
+    engine_options,
+    job_config,
+    job_source,
+    on_cluster,
+    say_dashboards,
+)
+from scaling.errors import ScalingError, UsageError
+from scaling.run.checkpoint import EVERY
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from jobs import get_job
+    from scaling.present.text import failure_lines, print_table
+    from scaling.results import append_record, new_sweep_id, sweep_file
+    from scaling.run.checkpoint import of_run
+    from scaling.run.runner import config_dict, new_run_id, run_with_progress
+
+    job = get_job(args.job)
+    say_dashboards(on_cluster(args, "engine"))
+    engine_names(args.engine)
+    config = job_config(job, args)
+    source = job_source(job, args, args.rows, config)
+    check_before_work(args, [args.engine], source.rows, source.features)
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every takes rounds >= 0, got {args.checkpoint_every}")
+    if args.resume and len(args.workers) > 1:
+        raise UsageError("--resume goes on with one run: give one worker count (--workers N)")
+    sweep_id, records = new_sweep_id(), []
+    for workers in args.workers:
+        run_id = args.resume or new_run_id()
+        checkpoints = None
+        if args.checkpoint_every or args.resume:
+            what = {"job": job.name, "config": config_dict(config), "data": source.describe()}
+            what["dtype"] = args.dtype
+            every = args.checkpoint_every or EVERY
+            checkpoints = of_run(args.out, run_id, what, every, resume=bool(args.resume))
+        try:
+            run = run_with_progress(
+                job,
+                args.engine,
+                workers,
+                source,
+                config,
+                address=args.address,
+                partitions=args.partitions,
+                dtype=args.dtype,
+                sweep_id=sweep_id,
+                engine_options=engine_options(args),
+                kill_worker_at=args.kill_worker_at,
+                run_id=run_id,
+                checkpoints=checkpoints,
+            )
+        except ScalingError as e:
+            if checkpoints and (kept := checkpoints.latest()):
+                e.args = (
+                    f"{e}; its checkpoint after round {kept[0]} is kept: add --resume {run_id} "
+                    "to go on from it",
+                )
+            raise
+        records.append(append_record(args.out, run.record, run.arrays, run.files))
+        if args.json:
+            print(json.dumps(records[-1], sort_keys=True, default=str), flush=True)
+    if not args.json:
+        print_table(records)
+        for line in failure_lines(records):
+            print(line)
+        print(f"\nrecords: {sweep_file(args.out, sweep_id)}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from jobs import get_job
+    from scaling.run.sweep import SweepPlan
+
+    job = get_job(args.job)
+    say_dashboards(on_cluster(args, "engines"))
+    config = job_config(job, args)
+    data = job_source(job, args, 1, config) if args.data else None
+    plan = SweepPlan(
+        job=job,
+        config=config,
+        engines=engine_names(args.engines),
+        workers=tuple(args.workers),
+        sizes=(data.rows,) if data else tuple(args.rows),
+        mode=args.scaling,
+        features=args.features,
+        seed=args.seed,
+        repeat=args.repeat,
+        dtype=args.dtype,
+        address=args.address,
+        data=data,
+        baseline=not args.no_baseline,
+        engine_options=tuple(engine_options(args).items()),
+    )
+    most = max(plan.sizes) * (max(plan.workers) if plan.mode == "weak" else 1)
+    check_before_work(args, plan.engines, data.rows if data else most, plan.features)
+    return _sweep_and_report(plan, args.out, args.report)[0]
+
+
+def _sweep_and_report(
+    plan, out: str, report_dir: str | None, table: bool = True
+) -> tuple[int, list[dict]]:
+    """Run ``plan``, print its table (unless not ``table``: one line) and write its report;
+    the exit status and the records."""
+    from scaling.run.sweep import sweep
+
+    points = len(plan.points())
+    print(
+        f"sweep: {plan.job.name} ({plan.mode} scaling) on {', '.join(plan.engines)} at "
+        f"{','.join(map(str, plan.workers))} workers, sizes "
+        f"{', '.join(f'{s:,}' for s in plan.sizes)}: {points} runs",
+        file=sys.stderr,
+    )
+    sweep_id, records = sweep(plan, out)
+    return _report(plan, out, sweep_id, records, report_dir, table), records
+
+
+def _report(
+    plan, out: str, sweep_id: str, records: list[dict], report_dir: str | None, table: bool
+) -> int:
+    """Print a finished sweep's table (unless not ``table``: one line) and write its report;
+    the exit status."""
+    from scaling.present.report import write_report
+    from scaling.present.text import print_table
+    from scaling.results import sweep_file, sweep_folder
+
+    if table:
+        print_table(records)
+        print(f"\nrecords: {sweep_file(out, sweep_id)}")
+    ok = [r for r in records if r["status"] == "ok" and r["engine"] != "baseline"]
+    if ok:
+        report = write_report(
+            records,
+            report_dir or sweep_folder(out, sweep_id),
+            title=f"{plan.job.name}: {plan.mode} scaling ({sweep_id})",
+            store=out,
+        )
+        print(f"report:  {report}" if table else f"{plan.job.name}: {report}")
+    failed = len(records) - len(ok) - sum(r["engine"] == "baseline" for r in records)
+    return 0 if ok and not failed else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from jobs import JOBS, get_job
+    from scaling.present.figures import cores_note
+    from scaling.present.report import write_index
+    from scaling.present.text import summary_rows, text_table
+    from scaling.results import load
+    from scaling.run import preflight
+    from scaling.run.sweep import SweepPlan, sweep_all
+
+    engines = engine_names(args.engines)
+    workers = tuple(all_cores())
+    preflight.writable(args.out)
+    plans = [
+        SweepPlan(
+            job=get_job(name),
+            config=get_job(name).demo_config,
+            engines=engines,
+            workers=workers,
+            sizes=(args.rows or get_job(name).demo_rows,),
+            features=32,
+        )
+        for name in JOBS
+    ]
+    runs = sum(len(plan.points()) for plan in plans)
+    print(
+        f"demo: {', '.join(JOBS)} (strong scaling) on {', '.join(engines)} at "
+        f"{','.join(map(str, workers))} workers: {runs} runs, one cluster per engine and "
+        "worker count",
+        file=sys.stderr,
+    )
+    status, records = 0, []
+    for plan, (sweep_id, done) in zip(plans, sweep_all(plans, args.out), strict=True):
+        status = max(status, _report(plan, args.out, sweep_id, done, None, table=False))
+        records += done
+    print()
+    print(text_table(summary_rows(records, args.out), right_from=3, rule=True))
+    print(
+        "\nAt the most workers each curve reached: speedup and efficiency against its 1-worker "
+        "run; COST: the fewest workers faster than the single-thread baseline (its time per "
+        "iteration in brackets); quality: the job's headline measure; best p: the worker count "
+        "the cost model predicts fastest, up to 1,024 (`scaling calibrate ENGINE` once for it)."
+    )
+    if note := cores_note(records):
+        print(f"\n{note}")
+    index = write_index(args.out, load(args.out).records)
+    print(f"\nevery sweep's report: {index}")
+    return status
