@@ -9,8 +9,8 @@ Subclasses implement seven hooks (``_start``, ``_load``, ``_map``, ``_map_reduce
 :mod:`scaling.engines.worker`, so that every engine computes and measures the same thing; this
 class validates arguments, wraps framework failures into :class:`~scaling.errors.EngineError`,
 and records every call, with its tasks, in :attr:`Engine.trace`. What it does when a worker
-dies or freezes (recovery, deadlines, the failure drill) is :class:`~scaling.engines.recovery.Recovery`,
-a part of this class in a file of its own.
+dies or freezes (recovery, deadlines, the failure drill) is
+:class:`~scaling.engines.recovery.Recovery`, a part of this class in a file of its own.
 """
 
 from __future__ import annotations
