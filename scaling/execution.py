@@ -1,6 +1,6 @@
 """How an iterative job's steps run: a driver loop, or all-reduce inside one gang.
 
-A job writes its loop once, as a function ``loop(steps, *args)`` of :class:`Steps`: it maps
+A job writes its loop once, as a function ``loop(steps, *args)`` of :class:`Loop`: it maps
 (``steps.map``), map-reduces partial sums (``steps.map_reduce(fn, add_each, ...)``) and applies
 its update, one ``with steps.iteration():`` block per iteration. :func:`execute` runs that
 same function in one of two styles (Agarwal et al., "A Reliable Effective Terascale Linear
@@ -65,7 +65,7 @@ SUMS = (add, add_each)
 """
 
 
-class Steps(ABC):
+class Loop(ABC):
     """What an iterative job's loop is written against (see the module docstring).
 
     ``rows``, ``features`` and ``partitions`` describe the whole dataset; ``rank`` is 0 on the
@@ -98,7 +98,7 @@ class Steps(ABC):
         """Report an iteration's progress measure (a shift, a gradient norm)."""
 
 
-class DriverSteps(Steps):
+class DriverLoop(Loop):
     """The driver loop: each step is an engine call."""
 
     def __init__(
@@ -133,7 +133,7 @@ class _Shape:
     timeout: float  # seconds a member waits for a peer
 
 
-class GangSteps(Steps):
+class GangLoop(Loop):
     """One member of the all-reduce execution: its partitions, its mesh, its measurements.
 
     Per iteration it records its wall time, communication (the all-reduces and all-gathers:
@@ -250,7 +250,7 @@ def _member(
 ) -> dict:
     try:
         with backend.member(ctx, started, shape.timeout) as mesh:
-            steps = GangSteps(mesh, parts, shape)
+            steps = GangLoop(mesh, parts, shape)
             result = loop(steps, *args)
     except ScalingError as e:  # the user's (bad data): every member finds it alike
         return {"error": e}
@@ -310,7 +310,7 @@ def execute(
     """
     check_choice("execution", execution, EXECUTIONS)
     if execution == "driver":
-        return loop(DriverSteps(engine, ds, iteration, on_iteration), *args)
+        return loop(DriverLoop(engine, ds, iteration, on_iteration), *args)
     if ds.partitions < engine.workers:
         raise UsageError(
             f"the all-reduce execution needs a partition per worker, got {ds.partitions} "

@@ -83,7 +83,7 @@ def test_start_submit_watch_stop(engine, home, capsys):
 
         store = home / "results"
         short = submit(*SHORT, "--cluster", engine, "--out", str(store))
-        assert submission.wait(submission.Job.load(short), timeout=300).status == "succeeded"
+        assert submission.wait(submission.Submission.load(short), timeout=300).status == "succeeded"
         capsys.readouterr()
         assert main(["jobs", "logs", short]) == 0
         assert "records:" in capsys.readouterr().out
@@ -132,7 +132,9 @@ def test_start_submit_watch_stop(engine, home, capsys):
         if engine == "dask":  # a sweep goes the same way (the same code on every engine)
             swept = home / "swept"
             job = submit("sweep", *SHORT, "--no-baseline", "--cluster", engine, "--out", str(swept))
-            assert submission.wait(submission.Job.load(job), timeout=300).status == "succeeded"
+            assert (
+                submission.wait(submission.Submission.load(job), timeout=300).status == "succeeded"
+            )
             records = load(swept).records
             assert [(r["workers"], r["job_id"], r["status"]) for r in records] == [
                 (1, job, "ok"),
@@ -142,7 +144,9 @@ def test_start_submit_watch_stop(engine, home, capsys):
             # and a job whose cluster goes away (stopped below) is marked failed
             doomed = submit(*LONG, "--cluster", engine, "--out", str(home / "doomed"))
             json.loads((submission.jobs_dir() / f"{doomed}.json").read_text())  # at once
-            assert submission.wait(submission.Job.load(doomed), timeout=3).status == "running"
+            assert (
+                submission.wait(submission.Submission.load(doomed), timeout=3).status == "running"
+            )
     finally:
         procs = everything(c)
         assert main(["cluster", "stop", engine]) == 0
@@ -150,7 +154,7 @@ def test_start_submit_watch_stop(engine, home, capsys):
     assert not [port for port in c.ports if listening(port)]
     assert cluster.running(engine) is None
     if engine == "dask":
-        ended = submission.wait(submission.Job.load(doomed), timeout=120)
+        ended = submission.wait(submission.Submission.load(doomed), timeout=120)
         assert ended.status == "failed" and ended.reason.startswith("scaling: error:")
 
 

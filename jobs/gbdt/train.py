@@ -59,7 +59,7 @@ SPLIT = (
 
 
 @dataclasses.dataclass(frozen=True)
-class _GangJob:
+class _GangBrief:
     """What every member gets: the config, the data's shape, and where the run's checkpoints
     are (None: the gang starts from round 0 every time)."""
 
@@ -117,7 +117,7 @@ class _RoundClock(xgb.callback.TrainingCallback):
         return np.diff(self.times)
 
 
-def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: _GangJob) -> dict:
+def member(ctx: GangContext, parts: list[Part], backend: Backend, started, job: _GangBrief) -> dict:
     """One gang member: (feature mode: get all rows of its columns), train from the latest
     checkpoint or from the start, score held-out."""
     pin_threads()
@@ -184,7 +184,7 @@ def _own_columns(ctx: GangContext, rows: _Rows, config: GBDTConfig) -> _Rows:
     return _Rows(rows.X[:, cols], rows.y, rows.index, rows.train)
 
 
-def _replicate(ctx: GangContext, rows: _Rows, job: _GangJob) -> tuple[_Rows, int]:
+def _replicate(ctx: GangContext, rows: _Rows, job: _GangBrief) -> tuple[_Rows, int]:
     """All rows of this member's block of columns (an all-to-all); and the bytes it received.
 
     Notes
@@ -209,7 +209,7 @@ def _replicate(ctx: GangContext, rows: _Rows, job: _GangJob) -> tuple[_Rows, int
     )
 
 
-def _replicate_all(ctx: GangContext, rows: _Rows, job: _GangJob) -> tuple[_Rows, int]:
+def _replicate_all(ctx: GangContext, rows: _Rows, job: _GangBrief) -> tuple[_Rows, int]:
     """Every row, on every member (an all-gather, for LightGBM's feature-parallel learner);
     and the bytes this member received: (p - 1) / p of the n F values."""
     got = allgather(ctx, (rows.X, rows.y, rows.index, rows.train), timeout=job.config.timeout)
@@ -386,7 +386,7 @@ def train(
     from sklearn.metrics import log_loss, roc_auc_score
 
     backend = XGBoostBackend() if config.library == "xgboost" else LightGBMBackend()
-    job = _GangJob(config, ds.rows, ds.features, engine.checkpoints)
+    job = _GangBrief(config, ds.rows, ds.features, engine.checkpoints)
     t0 = time.perf_counter()
     failed_before = len(engine.trace.failures)
     outs = run_gang(engine, ds, backend, member, job, *args, timeout=config.timeout)

@@ -20,11 +20,11 @@ from jobs.kmeans.kernels import (
 from scaling.data import Blobs, Source
 from scaling.engines import Dataset, Engine
 from scaling.errors import UsageError
-from scaling.execution import Steps, add, add_each, execute
+from scaling.execution import Loop, add, add_each, execute
 from scaling.job import Baseline, OnIteration
 
 
-def take_rows(steps: Steps, rows: np.ndarray) -> np.ndarray:
+def take_rows(steps: Loop, rows: np.ndarray) -> np.ndarray:
     """Fetch the rows with these global indices (in that order) from the workers."""
     pieces = steps.map(_take_rows, np.asarray(rows))
     index = np.concatenate([p[0] for p in pieces])
@@ -33,7 +33,7 @@ def take_rows(steps: Steps, rows: np.ndarray) -> np.ndarray:
     return values[order][np.searchsorted(index[order], rows)]
 
 
-def kmeans_parallel_init(steps: Steps, config: KMeansConfig) -> np.ndarray:
+def kmeans_parallel_init(steps: Loop, config: KMeansConfig) -> np.ndarray:
     """k-means|| (Bahmani et al. 2012, algorithm 2): k initial centres in few passes.
 
     Notes
@@ -71,7 +71,7 @@ def _recluster(candidates: np.ndarray, weights: np.ndarray, k: int, seed: int) -
     return km.fit(candidates, sample_weight=weights).cluster_centers_
 
 
-def initial_centers(steps: Steps, config: KMeansConfig) -> np.ndarray:
+def initial_centers(steps: Loop, config: KMeansConfig) -> np.ndarray:
     """The starting centres for ``config.init``."""
     given = config.given_centers(steps.features)
     if given is not None:
@@ -82,7 +82,7 @@ def initial_centers(steps: Steps, config: KMeansConfig) -> np.ndarray:
     return kmeans_parallel_init(steps, config)
 
 
-def absolute_tol(steps: Steps, tol: float) -> float:
+def absolute_tol(steps: Loop, tol: float) -> float:
     """scikit-learn's tolerance: ``tol`` times the mean variance of the features."""
     if tol == 0:
         return 0.0
@@ -129,7 +129,7 @@ def fit(
     )
 
 
-def _fit(steps: Steps, config: KMeansConfig) -> KMeansResult:
+def _fit(steps: Loop, config: KMeansConfig) -> KMeansResult:
     """The whole fit, written once for both executions (:mod:`scaling.execution`)."""
     with steps.span("init"):
         centers = initial_centers(steps, config)

@@ -28,7 +28,7 @@ easily: F and its gradient are sums over rows (Chu et al., NIPS 2006, the "summa
   come back as a sum (each partition fills its own row of a partitions x (d + 1) array).
 
 The solvers (:func:`~jobs.logreg.solver._solve`) are written once against
-:class:`~scaling.execution.Steps`: with ``execution="driver"`` every sum is an engine call and
+:class:`~scaling.execution.Loop`: with ``execution="driver"`` every sum is an engine call and
 the update runs on the driver; with ``"allreduce"`` the solver runs on every worker inside one
 gang, the sums are all-reduced among them, and every worker takes the same step (scipy's
 L-BFGS-B is deterministic).

@@ -24,7 +24,7 @@ from jobs.logreg.kernels import (
 from scaling.data import Classification, Source
 from scaling.engines import Dataset, Engine
 from scaling.errors import DataError
-from scaling.execution import Steps, add, add_each, execute
+from scaling.execution import Loop, add, add_each, execute
 from scaling.job import Baseline, OnIteration
 
 
@@ -32,7 +32,7 @@ from scaling.job import Baseline, OnIteration
 class _Problem:
     """What every step needs: where the data is, its labels, and the objective's scaling."""
 
-    steps: Steps
+    steps: Loop
     config: LogRegConfig
     positive: object
     n: int  # training rows
@@ -55,7 +55,7 @@ class _Problem:
         return loss + self.penalty(wb)[0]
 
 
-def _check(steps: Steps, config: LogRegConfig) -> tuple[list, int, list[str]]:
+def _check(steps: Loop, config: LogRegConfig) -> tuple[list, int, list[str]]:
     """Binary labels and enough rows; the classes, the training rows and warnings (returned,
     not raised: on a gang member a warning would not reach the user)."""
     # Column ranges only matter without a penalty (constant columns are then unidentifiable).
@@ -125,7 +125,7 @@ def fit(
     return result
 
 
-def _solve(steps: Steps, config: LogRegConfig) -> LogRegResult:
+def _solve(steps: Loop, config: LogRegConfig) -> LogRegResult:
     """The checks, the solver and the final metrics, written once for both executions."""
     with steps.span("init"):
         classes, n, notes = _check(steps, config)

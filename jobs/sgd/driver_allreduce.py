@@ -25,7 +25,7 @@ from jobs.sgd.model import Replica, pin_torch
 from jobs.sgd.strategy import Clock, Problem, SGDResult, Strategy
 from scaling.collectives.allreduce import allreduce_bytes
 from scaling.data import Part, held_out
-from scaling.execution import Steps, add_each, execute
+from scaling.execution import Loop, add_each, execute
 from scaling.job import OnIteration
 from scaling.model.steps import Step, for_execution, tree_depth
 
@@ -71,7 +71,7 @@ def _held_correct(part: Part, params: np.ndarray, classes: np.ndarray, config: S
     return replica.correct(X, y), len(X)
 
 
-def _train(steps: Steps, dtype: str, classes: np.ndarray, config: SGDConfig) -> SGDResult:
+def _train(steps: Loop, dtype: str, classes: np.ndarray, config: SGDConfig) -> SGDResult:
     """The training loop, written once for both executions."""
     replica = Replica(steps.features, len(classes), config, dtype)
     batches = GlobalBatches(steps.rows, config.holdout, config.seed, config.batch_size)

@@ -25,7 +25,7 @@ from scaling.run.checkpoint import Checkpoints, note_resumed
 
 
 @dataclass(frozen=True)
-class GangJob:
+class GangBrief:
     """What every gang member gets: the config, data shape, classes and initial parameters,
     and where the run's checkpoints are (None: a strategy that cannot go on from one)."""
 
@@ -98,11 +98,11 @@ class GangStrategy(Strategy):
 
     split = "compute and waits on the collectives, timed inside each worker"
     resumable = False
-    """Its members go on from the run's checkpoints (:meth:`GangJob.resume`)."""
+    """Its members go on from the run's checkpoints (:meth:`GangBrief.resume`)."""
 
     @abstractmethod
     def member(
-        self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
+        self, group: Group, shard: Shard, replica: Replica, job: GangBrief, log: StepLog
     ) -> dict:
         """Train one replica, timing each step in ``log`` (open it when training starts,
         close it when it ends); return :func:`outcome` (rank 0: and what it alone has)."""
@@ -113,7 +113,7 @@ class GangStrategy(Strategy):
             build_model(ds.features, len(problem.classes), config, ds.dtype).parameters()
         )
         checkpoints = engine.checkpoints if self.resumable else None
-        job = GangJob(config, ds.rows, problem.classes, init.detach().numpy(), checkpoints)
+        job = GangBrief(config, ds.rows, problem.classes, init.detach().numpy(), checkpoints)
         failed_before = len(engine.trace.failures)
         with engine.trace.span("train"):
             outs = run_gang(engine, ds, TorchBackend(), _member, self, job)
@@ -139,7 +139,7 @@ class GangStrategy(Strategy):
 
 
 def _member(
-    ctx: GangContext, parts: list[Part], backend: TorchBackend, started, strategy, job: GangJob
+    ctx: GangContext, parts: list[Part], backend: TorchBackend, started, strategy, job: GangBrief
 ) -> dict:
     """One replica of a gang strategy; rank 0 also returns the final parameters."""
     config = job.config

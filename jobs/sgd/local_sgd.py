@@ -13,7 +13,7 @@ import time
 
 from jobs.sgd.batches import LocalBatches, Shard, local_share
 from jobs.sgd.config import SGDConfig, count_parameters
-from jobs.sgd.gang import GangJob, GangStrategy, evaluate, outcome
+from jobs.sgd.gang import GangBrief, GangStrategy, evaluate, outcome
 from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
 from scaling.collectives.torch import Group
@@ -26,7 +26,7 @@ class LocalSGD(GangStrategy):
     resumable = True  # from an average: the parameters agree there, each its own optimiser
 
     def member(
-        self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
+        self, group: Group, shard: Shard, replica: Replica, job: GangBrief, log: StepLog
     ) -> dict:
         """Per step O(B P / p) flops; every H steps each replica sends 2 (p - 1) / p x P
         numbers."""

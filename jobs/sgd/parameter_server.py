@@ -20,7 +20,7 @@ import torch
 
 from jobs.sgd.batches import LocalBatches, Shard, local_share
 from jobs.sgd.config import SGDConfig, count_parameters
-from jobs.sgd.gang import GangJob, GangStrategy, dump, load, outcome
+from jobs.sgd.gang import GangBrief, GangStrategy, dump, load, outcome
 from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
 from scaling.collectives.tcp import recv_into
@@ -37,7 +37,7 @@ class ParameterServer(GangStrategy):
     resumable = True  # from the server's state; each replica from the pushes it had made
 
     def member(
-        self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
+        self, group: Group, shard: Shard, replica: Replica, job: GangBrief, log: StepLog
     ) -> dict:
         """Per local step a replica computes ~B / p rows (O(B P / p) flops) and exchanges
         2 P numbers with the server."""
@@ -156,7 +156,7 @@ class _Server:
     restarted gang goes on from (``state``).
     """
 
-    def __init__(self, replica: Replica, job: GangJob, group: Group, state: dict | None) -> None:
+    def __init__(self, replica: Replica, job: GangBrief, group: Group, state: dict | None) -> None:
         config, world = job.config, group.world
         self.replica, self.world, self.timeout = replica, world, config.timeout
         dtype = str(replica.flat.dtype).split(".")[-1]

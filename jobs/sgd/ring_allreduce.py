@@ -13,7 +13,7 @@ import time
 
 from jobs.sgd.batches import GlobalBatches, Shard
 from jobs.sgd.config import SGDConfig, count_parameters
-from jobs.sgd.gang import GangJob, GangStrategy, evaluate, outcome
+from jobs.sgd.gang import GangBrief, GangStrategy, evaluate, outcome
 from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
 from scaling.collectives.torch import Group
@@ -45,7 +45,7 @@ class RingAllreduce(GangStrategy):
     resumable = True
 
     def member(
-        self, group: Group, shard: Shard, replica: Replica, job: GangJob, log: StepLog
+        self, group: Group, shard: Shard, replica: Replica, job: GangBrief, log: StepLog
     ) -> dict:
         """Per step each replica computes its ~B / p rows (O(B P / p) flops) and sends
         2 (p - 1) / p x P numbers in the ring all-reduce."""

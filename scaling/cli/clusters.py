@@ -106,7 +106,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             rows.append((job.id, job.engine, job.status, job.submitted_at, command, job.reason))
         print(text_table(rows) if len(rows) > 1 else "no jobs submitted")
         return 0
-    job = submission.Job.load(args.id)
+    job = submission.Submission.load(args.id)
     if args.action == "logs":
         if args.follow:
             submission.follow(job, sys.stdout)

@@ -3,7 +3,7 @@
 LightGBM's Python package cannot train feature-parallel: the C API behind it rejects
 ``tree_learner=feature``; the command-line program ``lightgbm`` has it. PyPI ships no such
 program, so :func:`program` builds it once from LightGBM's own source release (the sdist of the
-installed version, from PyPI, checked against its SHA-256) with CMake and a C++ compiler, and
+installed version, fetched by ``pip download``) with CMake and a C++ compiler, and
 keeps it in ``<venv>/share/scaling/lightgbm-<version>/``. ``make test`` builds it in the set-up
 (``python -m scaling.collectives.lightgbm_cli``); otherwise the first feature-parallel LightGBM
 run does, on the driver, before its gang.
@@ -16,9 +16,7 @@ iteration" line of its log timed as it arrives.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,15 +24,11 @@ import tarfile
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
 from scaling.errors import UsageError
-
-SIMPLE = "https://pypi.org/simple/lightgbm/"
 
 
 def version() -> str:
@@ -52,7 +46,7 @@ def program(say: Callable[[str], None] = lambda line: print(line, file=sys.stder
     Raises
     ------
     UsageError
-        When it cannot be built here (no CMake or C++ compiler, no network to PyPI).
+        When it cannot be built here (no CMake or C++ compiler, no package index).
     """
     path = program_path()
     if path.is_file():
@@ -99,27 +93,20 @@ def program(say: Callable[[str], None] = lambda line: print(line, file=sys.stder
 
 
 def _fetch_source(into: Path) -> Path:
-    """The installed version's source release from PyPI's simple index (PEP 503: a link per
-    file, with its SHA-256), checked, unpacked; its root."""
-    name = f"lightgbm-{version()}.tar.gz"
-    try:
-        with urllib.request.urlopen(SIMPLE, timeout=60) as reply:
-            page = reply.read().decode()
-        found = re.search(rf'href="([^"#]*/{re.escape(name)})#sha256=([0-9a-f]{{64}})"', page)
-        if found is None:
-            raise ValueError(f"{name} is not on {SIMPLE}")
-        url, sha256 = found.groups()
-        archive = into / name
-        with urllib.request.urlopen(urllib.parse.urljoin(SIMPLE, url), timeout=300) as reply:
-            archive.write_bytes(reply.read())
-    except (OSError, ValueError) as e:
+    """The installed version's source release, unpacked; its root. pip fetches it, so the
+    user's pip configuration holds (index, mirror, proxy, certificates), and pip checks it
+    against the index's hash."""
+    command = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+               "--quiet", "--dest", str(into), f"lightgbm=={version()}"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    archives = sorted(into.glob("lightgbm-*.tar.gz"))
+    if done.returncode != 0 or not archives:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no source release"]
         raise UsageError(
-            f"cannot download LightGBM {version()}'s source release from PyPI ({e}); "
-            "build on a machine that reaches pypi.org, or use --library xgboost --mode feature"
-        ) from e
-    if hashlib.sha256(archive.read_bytes()).hexdigest() != sha256:
-        raise UsageError(f"{name} does not match PyPI's SHA-256: download it again")
-    with tarfile.open(archive) as tar:
+            f"cannot download LightGBM {version()}'s source release with pip ({last[0]}); "
+            "build where pip reaches a package index, or use --library xgboost --mode feature"
+        )
+    with tarfile.open(archives[0]) as tar:
         tar.extractall(into, filter="data")
     return into / f"lightgbm-{version()}"
 

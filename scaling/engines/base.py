@@ -55,7 +55,7 @@ from scaling.measure.trace import Call, Failure, Trace, payload_bytes
 if TYPE_CHECKING:
     from scaling.run.checkpoint import Checkpoints
 
-__all__ = ["THREAD_ENV", "Broadcast", "Dataset", "Engine", "GangContext", "Loaded", "PartSpec"]
+__all__ = ["THREAD_ENV", "Broadcast", "Cached", "Dataset", "Engine", "GangContext", "PartSpec"]
 
 DTYPES = ("float64", "float32")
 
@@ -69,7 +69,7 @@ MAX_FAILURES = 1
 """Lost workers a run recovers from (replaced, their partitions re-read, the call retried)
 before a further loss fails it."""
 
-Loaded = tuple[Any, list[LoadStat]]
+Cached = tuple[Any, list[LoadStat]]
 """What an engine's ``_load`` returns: its handle on the cached partitions, and their stats."""
 
 
@@ -179,7 +179,7 @@ class Engine(Recovery, ABC):
         """Start the embedded cluster or connect to ``self.address``."""
 
     @abstractmethod
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Cached:
         """Make worker ``w`` read ``specs[w]`` and cache them; return a handle and the stats."""
 
     @abstractmethod

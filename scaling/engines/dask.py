@@ -26,7 +26,7 @@ import dask
 import distributed
 from distributed import Client, Future, KilledWorker, LocalCluster
 
-from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.base import Cached, Dataset, Engine
 from scaling.engines.recovery import dead
 from scaling.engines.worker import (
     THREAD_ENV,
@@ -202,7 +202,7 @@ class DaskEngine(Engine):
         except TimeoutError:
             raise self.timed_out(op) from None
 
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Cached:
         held = [self._submit(w, _load, s, dtype) for w, s in enumerate(specs)]
         self._held_futures[uid] = held
         stats = self._step([self._submit(w, _stats, h) for w, h in enumerate(held)], "load")

@@ -14,7 +14,7 @@ from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
-from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.base import Cached, Dataset, Engine
 from scaling.engines.worker import (
     GangContext,
     LoadStat,
@@ -45,7 +45,7 @@ class LocalEngine(Engine):
             "one: use the ray, dask or spark engine"
         )
 
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Cached:
         stats: list[LoadStat] = []
         with self._threads.limit(limits=1):
             loaded = [load_parts(s, dtype) for s in specs]

@@ -37,7 +37,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.base import Cached, Dataset, Engine
 from scaling.engines.net import is_loopback
 from scaling.engines.recovery import dead
 from scaling.engines.worker import (
@@ -205,7 +205,7 @@ class RayEngine(Engine):
         except GetTimeoutError:
             raise self.timed_out(op) from None
 
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Cached:
         loads = [a.load.remote(uid, s, dtype) for a, s in zip(self._actors, specs, strict=True)]
         return uid, [s for worker in self._get(loads, "load") for s in worker]
 

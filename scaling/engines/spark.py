@@ -33,7 +33,7 @@ from pyspark.broadcast import Broadcast as SparkBroadcast
 from pyspark.sql import SparkSession
 
 from scaling.data import Part
-from scaling.engines.base import Dataset, Engine, Loaded
+from scaling.engines.base import Cached, Dataset, Engine
 from scaling.engines.worker import (
     THREAD_ENV,
     GangContext,
@@ -242,7 +242,7 @@ class SparkEngine(Engine):
         except TimeoutError:
             raise self.timed_out(op) from None
 
-    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Loaded:
+    def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Cached:
         flat = sorted((s for worker in specs for s in worker), key=lambda s: s.index)
         rdd = self._sc.parallelize(flat, numSlices=len(flat)).cache()
         stats = self._step(rdd.mapPartitions(partial(_load, uid, dtype)).collect, "load")

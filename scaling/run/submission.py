@@ -33,7 +33,7 @@ FINAL = ("succeeded", "failed", "stopped")
 
 
 @dataclass
-class Job:
+class Submission:
     """A submitted job: what it runs, where, and how it stands."""
 
     id: str
@@ -60,7 +60,7 @@ class Job:
         atomic_write(self.path, json.dumps(asdict(self), indent=1).encode())
 
     @classmethod
-    def load(cls, job_id: str) -> Job:
+    def load(cls, job_id: str) -> Submission:
         path = jobs_dir() / f"{job_id}.json"
         if not path.exists():
             raise UsageError(f"no job {job_id!r}; `scaling jobs` lists them")
@@ -71,10 +71,10 @@ def jobs_dir() -> Path:
     return home() / "jobs"
 
 
-def submit(cluster: Cluster, argv: list[str]) -> Job:
+def submit(cluster: Cluster, argv: list[str]) -> Submission:
     """Start ``scaling ARGV`` (a run) on ``cluster``, detached; returns at once."""
     now = datetime.now(UTC)
-    job = Job(
+    job = Submission(
         id=f"job-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
         engine=cluster.engine,
         address=cluster.address,
@@ -115,7 +115,7 @@ def submit(cluster: Cluster, argv: list[str]) -> Job:
     return job
 
 
-def refresh(job: Job) -> Job:
+def refresh(job: Submission) -> Submission:
     """The job's status now (from Ray's job API, or the supervisor's record and process)."""
     if job.status in FINAL:
         return job
@@ -128,20 +128,20 @@ def refresh(job: Job) -> Job:
         if status in FINAL:
             return _end(job, status, "" if status == "succeeded" else info.get("message") or "")
         return job
-    job = Job.load(job.id)  # the supervisor may have ended it
+    job = Submission.load(job.id)  # the supervisor may have ended it
     if job.status not in FINAL and not _supervisor(job).alive():
         return _end(job, "failed", "its driver process ended without a status")
     return job
 
 
-def jobs() -> list[Job]:
+def jobs() -> list[Submission]:
     """Every recorded job, oldest first, refreshed."""
     if not jobs_dir().exists():
         return []
-    return [refresh(Job.load(p.stem)) for p in sorted(jobs_dir().glob("*.json"))]
+    return [refresh(Submission.load(p.stem)) for p in sorted(jobs_dir().glob("*.json"))]
 
 
-def logs(job: Job) -> str:
+def logs(job: Submission) -> str:
     if job.engine == "ray":
         try:
             return _ray_request(job, f"/api/jobs/{job.id}/logs")["logs"]
@@ -150,7 +150,7 @@ def logs(job: Job) -> str:
     return job.log.read_text(errors="replace") if job.log.exists() else ""
 
 
-def follow(job: Job, out, poll: float = 0.5) -> Job:
+def follow(job: Submission, out, poll: float = 0.5) -> Submission:
     """Write the job's log to ``out`` as it grows, until the job ends."""
     shown = 0
     while True:
@@ -164,7 +164,7 @@ def follow(job: Job, out, poll: float = 0.5) -> Job:
         time.sleep(poll)
 
 
-def stop(job: Job) -> Job:
+def stop(job: Submission) -> Submission:
     """Stop a running job; what it already wrote to the results store stays."""
     job = refresh(job)
     if job.status in FINAL:
@@ -172,13 +172,13 @@ def stop(job: Job) -> Job:
     if job.engine == "ray":
         _ray_request(job, f"/api/jobs/{job.id}/stop", {})
         wait(job, timeout=60)
-        return _end(Job.load(job.id), "stopped", "stopped by `scaling jobs stop`")
+        return _end(Submission.load(job.id), "stopped", "stopped by `scaling jobs stop`")
     job = _end(job, "stopped", "stopped by `scaling jobs stop`")  # first: the supervisor sees it
     end_groups([_supervisor(job)], grace=10)
     return job
 
 
-def wait(job: Job, timeout: float | None = None, poll: float = 0.5) -> Job:
+def wait(job: Submission, timeout: float | None = None, poll: float = 0.5) -> Submission:
     """Block until the job ends (or ``timeout`` seconds pass: then it is returned running)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while (job := refresh(job)).status not in FINAL:
@@ -188,14 +188,14 @@ def wait(job: Job, timeout: float | None = None, poll: float = 0.5) -> Job:
     return job
 
 
-def _end(job: Job, status: str, reason: str) -> Job:
+def _end(job: Submission, status: str, reason: str) -> Submission:
     job.status, job.reason = status, reason
     job.ended_at = datetime.now(UTC).isoformat(timespec="seconds")
     job.save()
     return job
 
 
-def _supervisor(job: Job) -> Process:
+def _supervisor(job: Submission) -> Process:
     """A detached job's supervisor, the leader of its driver's process group."""
     return Process(job.pid, job.started, "supervisor", str(job.log))
 
@@ -205,7 +205,7 @@ AGENT_WAIT = 60.0
 answer "No available agent to submit job, please try again later" for a few seconds."""
 
 
-def _ray_request(job: Job, path: str, body: dict | None = None) -> dict:
+def _ray_request(job: Submission, path: str, body: dict | None = None) -> dict:
     """One call of Ray's Job Submission REST API on the cluster's dashboard (again, for up
     to :data:`AGENT_WAIT` s, while its job agent is not up yet)."""
     deadline = time.monotonic() + AGENT_WAIT
@@ -225,7 +225,7 @@ def _ray_request(job: Job, path: str, body: dict | None = None) -> dict:
 def _supervise(job_id: str) -> int:
     """The detached driver's supervisor: run the job, then record how it ended (unless
     ``scaling jobs stop`` already did)."""
-    job = Job.load(job_id)
+    job = Submission.load(job_id)
     with open(job.log, "ab") as log:
         code = subprocess.call(
             [sys.executable, "-m", "scaling.cli", *job.argv],
@@ -233,7 +233,7 @@ def _supervise(job_id: str) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    job = Job.load(job_id)
+    job = Submission.load(job_id)
     if job.status not in FINAL:
         lines = job.log.read_text(errors="replace").strip().splitlines()
         reason = "" if code == 0 else (lines[-1] if lines else f"exit status {code}")
