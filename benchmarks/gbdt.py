@@ -33,6 +33,7 @@ import numpy as np
 from common import RESULTS, host_line, scatter_rows, write_result
 
 from jobs import gbdt
+from jobs.gbdt.config import lightgbm_params, xgboost_params
 from scaling.data import Classification, row_uniforms
 from scaling.engines import make_engine
 
@@ -50,7 +51,7 @@ def xgboost_dask(client, X, y, config: gbdt.GBDTConfig, workers: int) -> float:
     Xd, yd = scatter_rows(client, X, workers), scatter_rows(client, y, workers)
     t0 = time.perf_counter()
     dtrain = xgb_dask.DaskDMatrix(client, Xd, yd)
-    xgb_dask.train(client, gbdt.xgboost_params(config), dtrain, config.rounds)
+    xgb_dask.train(client, xgboost_params(config), dtrain, config.rounds)
     return time.perf_counter() - t0
 
 
@@ -58,7 +59,7 @@ def lightgbm_dask(client, X, y, config: gbdt.GBDTConfig, workers: int) -> float:
     import lightgbm as lgb
 
     Xd, yd = scatter_rows(client, X, workers), scatter_rows(client, y, workers)
-    params = gbdt.lightgbm_params(config)
+    params = lightgbm_params(config)
     params.pop("num_threads")
     model = lgb.DaskLGBMClassifier(
         client=client, n_estimators=config.rounds, tree_learner="data", n_jobs=1, **params

@@ -30,6 +30,7 @@ from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local, 
 from jobs import kmeans
 from scaling.data import Blobs, partition_bounds
 from scaling.run.runner import run_job
+from scaling.run.spec import RunSpec
 from scaling.run.sweep import per_iteration_by_difference
 
 ENGINES = ("local", "ray", "dask", "spark")
@@ -85,7 +86,9 @@ def ours(
     config = kmeans.KMeansConfig(
         k=len(start), init=start, max_iter=iters, tol=0, execution=execution
     )
-    run = run_job(kmeans.JOB, engine, workers, source, config)
+    run = run_job(
+        RunSpec(job=kmeans.JOB, engine=engine, workers=workers, source=source, config=config)
+    )
     r = run.record
     return {
         "per_iteration": r["timings"]["per_iteration"],

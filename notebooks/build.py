@@ -424,7 +424,7 @@ def kernel(cwd: Path, timeout: int = 600):
         # before the kernel is asked to exit: closing Ray, Spark and Dask from its exit hook
         # can outlast the kernel manager's wait for it (then SIGTERM, and Ray's stack traces)
         client.nb = nbformat.v4.new_notebook(
-            cells=[nbformat.v4.new_code_cell("from scaling import lab\nlab.close()")]
+            cells=[nbformat.v4.new_code_cell("from scaling.present import lab\nlab.close()")]
         )
         client.execute_cell(client.nb.cells[0], 0, store_history=False)
 

@@ -26,7 +26,7 @@ BLOCK = 16_384
 """Rows per generator block (the unit of reproducibility of synthetic data)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Part:
     """One partition as it lives on a worker.
 
@@ -105,7 +105,7 @@ class Source(ABC):
         return {"kind": type(self).__name__.lower(), "rows": self.rows, "features": self.features}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Blobs(Source):
     """Isotropic Gaussian blobs for clustering (like ``sklearn.datasets.make_blobs``).
 

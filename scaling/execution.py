@@ -125,7 +125,7 @@ class DriverLoop(Loop):
             self.on_iteration(iteration, measure)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Shape:
     rows: int
     features: int
@@ -316,7 +316,9 @@ def execute(
             f"the all-reduce execution needs a partition per worker, got {ds.partitions} "
             f"partitions for {engine.workers} workers; load with partitions >= workers"
         )
-    shape = _Shape(ds.rows, ds.features, ds.partitions, engine.gang_timeout)
+    shape = _Shape(
+        rows=ds.rows, features=ds.features, partitions=ds.partitions, timeout=engine.gang_timeout
+    )
     outs = run_gang(engine, ds, MeshBackend(), _member, loop, shape, state, args)
     errors = [o["error"] for o in outs if "error" in o]
     if errors:

@@ -7,9 +7,16 @@ what one iteration is called in the trace, what its throughput counts, which qua
 heads a table, what its steps are and what its single-thread baseline is.
 
 Subclasses set the class attributes and implement the abstract methods; the others have
-defaults. A job's module should import its heavy libraries (torch, XGBoost) only inside
-``fit``, ``baseline`` and the steps, so that ``scaling --help`` and ``scaling explain`` stay
-fast (see :mod:`jobs`).
+defaults. A job is generic over its config and its result (``Job[KMeansConfig, KMeansResult]``),
+so that every method says what it takes and gives. A job's package should import its heavy
+libraries (torch, XGBoost) only inside ``fit``, ``baseline`` and the steps, so that ``scaling
+--help`` and ``scaling explain`` stay fast (see :mod:`jobs`). What one run carries into
+``fit`` besides the engine, the data and the config is a :class:`RunContext`.
+
+Adding a job: one package under ``jobs/`` (its config, kernels, solver, declared steps and,
+optionally, an ``interview`` module of its own questions), one line in :data:`jobs.JOBS`, and a
+test against its single-machine reference; :func:`scaling.testing.check_job` checks the rest of
+the contract, as scikit-learn's ``check_estimator`` does (``docs/ARCHITECTURE.md``).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,6 +32,10 @@ if TYPE_CHECKING:
     from scaling.data import Source
     from scaling.engines import Dataset, Engine
     from scaling.model.steps import Step
+    from scaling.run.checkpoint import Checkpoints
+
+ConfigT = TypeVar("ConfigT")
+ResultT = TypeVar("ResultT")
 
 OnIteration = Callable[[int, float], None]
 """``on_iteration(iteration, measure)``: called after each iteration (gang jobs: after training,
@@ -44,7 +55,38 @@ class Baseline:
     fit: Callable[[int], object]
 
 
-class Job(ABC):
+@dataclass(frozen=True)
+class RunContext:
+    """What one run carries into :meth:`Job.fit`, besides the engine, the data and the config.
+
+    Attributes
+    ----------
+    on_iteration : OnIteration or None
+        Told of each iteration: the run's progress bar, and the failure drill's kill.
+    checkpoints : Checkpoints or None
+        Where the run's gangs keep their latest state (:mod:`scaling.run.checkpoint`); None:
+        a gang whose member dies starts again from its first round.
+
+    Notes
+    -----
+    The engine keeps its own record of its calls (``engine.trace``): it is the engine's
+    measurement, not the run's state.
+    """
+
+    on_iteration: OnIteration | None = None
+    checkpoints: Checkpoints | None = None
+
+    def progress(self, iteration: int, measure: float) -> None:
+        """Tell ``on_iteration`` of an iteration, where there is one."""
+        if self.on_iteration is not None:
+            self.on_iteration(iteration, measure)
+
+
+NO_CONTEXT = RunContext()
+"""A run with no progress, no drill and no checkpoints (a test's, a notebook's own fit)."""
+
+
+class Job(ABC, Generic[ConfigT, ResultT]):
     """One algorithm: its config, its fit, its steps, and how its runs are measured.
 
     Class attributes
@@ -75,8 +117,8 @@ class Job(ABC):
     """
 
     name: ClassVar[str]
-    config: ClassVar[type]
-    demo_config: ClassVar[Any]
+    config: ClassVar[type]  # type[ConfigT]: a ClassVar cannot name a type variable
+    demo_config: ClassVar[Any]  # a ConfigT
     demo_rows: ClassVar[int] = 500_000
     iteration: ClassVar[str]
     unit: ClassVar[str] = "rows"
@@ -86,55 +128,58 @@ class Job(ABC):
 
     @abstractmethod
     def fit(
-        self, engine: Engine, ds: Dataset, config: Any, on_iteration: OnIteration | None = None
-    ) -> Any:
-        """Fit on a dataset cached on ``engine``; each iteration a trace span ``iteration``."""
+        self, engine: Engine, ds: Dataset, config: ConfigT, context: RunContext = NO_CONTEXT
+    ) -> ResultT:
+        """Fit on a dataset cached on ``engine``; each iteration a trace span ``iteration``,
+        told to ``context.on_iteration``."""
 
     @abstractmethod
-    def synthetic(self, rows: int, features: int, seed: int, config: Any) -> Source:
+    def synthetic(self, rows: int, features: int, seed: int, config: ConfigT) -> Source:
         """The data ``scaling run/sweep`` use without ``--data``."""
 
     @abstractmethod
-    def baseline(self, source: Source, config: Any, dtype: str) -> Baseline:
+    def baseline(self, source: Source, config: ConfigT, dtype: str = "float64") -> Baseline:
         """The strong single-thread implementation on ``source`` (for COST)."""
 
     @abstractmethod
-    def explain(self, rows: int, features: int, workers: int, config: Any) -> list[Step]:
+    def explain(self, rows: int, features: int, workers: int, config: ConfigT) -> list[Step]:
         """One iteration as the named steps ``fit`` runs (``scaling explain``)."""
 
     @abstractmethod
-    def quality(self, result: Any) -> dict:
+    def quality(self, result: ResultT) -> dict:
         """What a run record reports about the fit (JSON values; ``headline`` among them)."""
 
     @abstractmethod
-    def iterations(self, config: Any) -> int:
+    def iterations(self, config: ConfigT) -> int:
         """The most iterations a run of ``config`` does (what a progress bar counts)."""
 
     @abstractmethod
-    def parameters(self, features: int, config: Any) -> int:
+    def parameters(self, features: int, config: ConfigT) -> int:
         """The numbers the fitted model holds (centres, coefficients, weights, tree nodes)."""
 
-    def resumable(self, config: Any) -> bool:
+    def resumable(self, config: ConfigT) -> bool:
         """Whether its gang keeps checkpoints and goes on from them
         (:mod:`scaling.run.checkpoint`); default not."""
         return False
 
-    def rows_per_iteration(self, config: Any, rows: int) -> int:
+    def rows_per_iteration(self, config: ConfigT, rows: int) -> int:
         """Units (see ``unit``) one iteration processes; default: every row."""
         return rows
 
-    def execution(self, config: Any) -> str:
+    def execution(self, config: ConfigT) -> str:
         """How an iteration runs: ``driver`` (the MapReduce style: the driver holds the loop and
         makes an engine call per step) or ``allreduce`` (a gang of workers holds the loop and
-        combines among themselves); default: the config's ``execution``, else ``driver``."""
+        combines among themselves), or the name of a gang's own scheme (SGD's ``parameter
+        server``): anything but ``driver`` runs inside one gang call. Default: the config's
+        ``execution``, else ``driver``."""
         return getattr(config, "execution", "driver")
 
-    def weak_config(self, config: Any, workers: int) -> Any:
+    def weak_config(self, config: ConfigT, workers: int) -> ConfigT:
         """The config of a weak-scaling point at ``workers``: the default keeps it (the rows
         grow with p); a job whose per-iteration work is set by its config grows that too."""
         return config
 
-    def arrays(self, result: Any) -> dict[str, np.ndarray]:
+    def arrays(self, result: ResultT) -> dict[str, np.ndarray]:
         """Arrays a run saves beside its record (centres, coefficients); default none."""
         return {}
 

@@ -24,7 +24,9 @@ def _members(world: int, member) -> list:
 
     def run(rank: int) -> None:
         try:
-            mesh = Mesh(GangContext(rank, world, "127.0.0.1", port), timeout=30)
+            mesh = Mesh(
+                GangContext(rank=rank, world=world, host="127.0.0.1", port=port), timeout=30
+            )
             out[rank] = member(mesh)
             mesh.close()
         except BaseException as e:

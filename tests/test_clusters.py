@@ -22,6 +22,7 @@ from scaling.present.report import write_report
 from scaling.results import load
 from scaling.run import cluster, submission
 from scaling.run.runner import run_job
+from scaling.run.spec import RunSpec
 
 SHORT = ["kmeans", "--rows", "20000", "--k", "4", "--max-iter", "5", "--tol", "0"]
 # a driver loop of many steps: it runs until stopped, and stopping its driver stops it
@@ -113,7 +114,9 @@ def test_start_submit_watch_stop(engine, home, capsys):
         assert all(url in report for url in c.dashboards.values())  # while the cluster lives
         config = kmeans.KMeansConfig(k=4, max_iter=5, tol=0)
         source = kmeans.JOB.synthetic(20_000, 16, 0, config)
-        local = run_job(kmeans.JOB, "local", 2, source, config).record
+        local = run_job(
+            RunSpec(job=kmeans.JOB, engine="local", workers=2, source=source, config=config)
+        ).record
         assert record["quality"]["inertia"] == pytest.approx(local["quality"]["inertia"], 1e-9)
 
         # asking for more workers than it has fails at once, with the number it has

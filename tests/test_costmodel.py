@@ -23,6 +23,7 @@ from scaling.model import calibration, costmodel
 from scaling.model.costmodel import busiest_bytes
 from scaling.run import calibrate
 from scaling.run.runner import run_job
+from scaling.run.spec import RunSpec
 
 A, B = 0.020, 0.005  # the synthetic engine's empty call: A + B p seconds
 BETA_UP, BETA_DOWN = 20e-9, 10e-9  # seconds per byte, workers -> driver and driver -> workers
@@ -80,10 +81,20 @@ def test_calibration_recovers_a_synthetic_engine(monkeypatch):
 
 def test_calibration_is_reused_only_on_its_host(tmp_path):
     cal = calibration.Calibration(
-        "dask", host_facts(), {}, "now", [1], (0.01, 0.0), 1e-4,
-        costmodel.Link(0, 1e-9), costmodel.Link(0, 1e-9), costmodel.Link(1e-5, 1e-9),
-        1e10, 1e10, 0.0,
-    )  # fmt: skip
+        engine="dask",
+        host=host_facts(),
+        versions={},
+        measured_at="now",
+        workers=[1],
+        call=(0.01, 0.0),
+        gang_iteration=1e-4,
+        up=costmodel.Link(0, 1e-9),
+        down=costmodel.Link(0, 1e-9),
+        peer=costmodel.Link(1e-5, 1e-9),
+        gemm=1e10,
+        bandwidth=1e10,
+        straggle=0.0,
+    )
     calibration.save(tmp_path, cal)
     assert calibration.load(tmp_path, "dask") == cal
     moved = replace(cal, host={**cal.host, "hostname": "elsewhere"})
@@ -107,7 +118,15 @@ def test_model_bytes_are_what_a_real_run_moved(dask_calibration):
     the steps) against what the kernel counted on the mesh's sockets in a real run."""
     job = get_job("kmeans")
     config = KMeansConfig(k=8, max_iter=4, tol=0.0, init="random", execution="allreduce")
-    run = run_job(job, "dask", 2, job.synthetic(20_000, 8, 0, config), config)
+    run = run_job(
+        RunSpec(
+            job=job,
+            engine="dask",
+            workers=2,
+            source=job.synthetic(20_000, 8, 0, config),
+            config=config,
+        )
+    )
     steps = job.explain(20_000, 8, 2, config)
     modelled = 2 * 2 * sum(s.sends for s in steps if s.pattern)  # sent and received, by two
     assert run.record["sources"]["bytes"].startswith("measured")
@@ -125,7 +144,18 @@ def test_prediction_meets_the_measured_times_it_was_fitted_on(dask_calibration):
     job = get_job("kmeans")
     config = KMeansConfig(k=16, max_iter=6, tol=0.0, init="random")
     shapes = [(400_000, 16), (1_600_000, 16)]  # both past the caches
-    runs = [run_job(job, "dask", 1, job.synthetic(n, d, 0, config), config) for n, d in shapes]
+    runs = [
+        run_job(
+            RunSpec(
+                job=job,
+                engine="dask",
+                workers=1,
+                source=job.synthetic(n, d, 0, config),
+                config=config,
+            )
+        )
+        for n, d in shapes
+    ]
     records = [r.record for r in runs]
     fitted = costmodel.correction(job, "dask", config, records, dask_calibration)
     assert "2 measured 1-worker runs" in fitted.where[0]
@@ -151,7 +181,10 @@ def test_a_library_transport_is_fitted_on_a_wider_run(dask_calibration):
     job = get_job("gbdt")
     config = job.config(rounds=4)
     source = job.synthetic(20_000, 16, 0, config)
-    records = [run_job(job, "dask", p, source, config).record for p in (1, 2)]
+    records = [
+        run_job(RunSpec(job=job, engine="dask", workers=p, source=source, config=config)).record
+        for p in (1, 2)
+    ]
     fitted = costmodel.correction(job, "dask", config, records, dask_calibration)
     assert "library's own transport" in fitted.where[1] and fitted.transport > 0
     one, two = costmodel.predict(

@@ -68,9 +68,20 @@ def test_help_explain_and_predict_import_no_training_library(tmp_path):
     they import no training library and start no engine (numba and scipy's optimisers load
     where the kernels run)."""
     cal = calibration.Calibration(
-        "dask", host_facts(), {}, "now", [1, 2], (0.01, 0.001), 1e-4,
-        Link(0, 1e-9), Link(0, 1e-9), Link(2e-5, 1e-9), 1e10, 1e10, 0.05,
-    )  # fmt: skip
+        engine="dask",
+        host=host_facts(),
+        versions={},
+        measured_at="now",
+        workers=[1, 2],
+        call=(0.01, 0.001),
+        gang_iteration=1e-4,
+        up=Link(0, 1e-9),
+        down=Link(0, 1e-9),
+        peer=Link(2e-5, 1e-9),
+        gemm=1e10,
+        bandwidth=1e10,
+        straggle=0.05,
+    )
     calibration.save(tmp_path, cal)
     code = (
         "import sys\n"

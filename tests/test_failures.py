@@ -17,6 +17,7 @@ import pytest
 from jobs import kmeans
 from scaling.cli import main
 from scaling.run.runner import run_job
+from scaling.run.spec import RunSpec
 
 KMEANS = kmeans.KMeansConfig(k=4, max_iter=6, tol=0.0)
 SOURCE = kmeans.JOB.synthetic(20_000, 16, 0, KMEANS)
@@ -24,13 +25,16 @@ SOURCE = kmeans.JOB.synthetic(20_000, 16, 0, KMEANS)
 FAULTS = """
 import dataclasses, json, os, signal, sys, threading, time
 from jobs import gbdt, kmeans
-from jobs.gbdt import train from scaling import testing
-from scaling.run.checkpoint import Checkpoints
+from jobs.gbdt import train
+from scaling import testing
 from scaling.data import Blobs, Classification
 from scaling.engines import make_engine
 from scaling.engines.worker import process_id
 from scaling.errors import EngineError, LostWorker, StepTimeout
+from scaling.job import RunContext
+from scaling.run.checkpoint import Checkpoints
 from scaling.run.drill import drill
+
 def say(what, *words):  # one write a line: the frameworks' own logs share stdout
     print(f"@@{what} " + " ".join(map(str, words)), flush=True)
 
@@ -82,7 +86,8 @@ if __name__ == "__main__":
         for _ in range(2):  # a load that recovers is a failure of its own; then the drill
             engine.trace.reset()
             ds = engine.load(source)
-        result = kmeans.JOB.fit(engine, ds, config, on_iteration=drill(engine, ds, 2, None))
+        drilled = RunContext(on_iteration=drill(engine, ds, 2, None))
+        result = kmeans.JOB.fit(engine, ds, config, drilled)
         failures = [dataclasses.asdict(f) for f in engine.trace.failures]
         say("drill", json.dumps({"inertia": result.inertia, "failures": failures}))
         # gang members that never join, then die: the gang fails in time, the engine goes on
@@ -107,9 +112,8 @@ if __name__ == "__main__":
         gconfig = dataclasses.replace(gconfig, rounds=12, timeout=30)
         undisturbed = gbdt.JOB.fit(engine, ds, gconfig)
         engine.trace.reset()
-        engine.checkpoints = Checkpoints(os.path.dirname(sys.argv[3]) + "/checkpoints", 4)
-        once = train.train(engine, ds, gconfig, member, "once", sys.argv[3])
-        engine.checkpoints = None
+        kept = Checkpoints(os.path.dirname(sys.argv[3]) + "/checkpoints", 4)
+        once = train.train(engine, ds, gconfig, member, "once", sys.argv[3], checkpoints=kept)
         same = bool((once.predictions == undisturbed.predictions).all())
         failures = json.dumps([dataclasses.asdict(f) for f in engine.trace.failures])
         say("once", same, once.rounds, len(engine.trace.spans), failures)
@@ -156,7 +160,9 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
     assert said["died"].endswith("(--max-failures 0: no recovery)")
 
     drill = json.loads(said["drill"])
-    undisturbed = run_job(kmeans.JOB, "local", 2, SOURCE, KMEANS).result
+    undisturbed = run_job(
+        RunSpec(job=kmeans.JOB, engine="local", workers=2, source=SOURCE, config=KMEANS)
+    ).result
     assert drill["inertia"] == undisturbed.inertia
     (failure,) = drill["failures"]
     assert failure["op"] == "map_reduce" and failure["partitions"] == [0]
@@ -208,7 +214,9 @@ def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
     assert failure["workers"] == [0] and "KilledWorker" in failure["error"]
     assert (
         record["quality"]["inertia"]
-        == run_job(kmeans.JOB, "local", 2, SOURCE, KMEANS).record["quality"]["inertia"]
+        == run_job(
+            RunSpec(job=kmeans.JOB, engine="local", workers=2, source=SOURCE, config=KMEANS)
+        ).record["quality"]["inertia"]
     )
     assert err.count("\n") <= 1  # nothing a framework logs
 
@@ -227,7 +235,9 @@ def test_the_drill_in_a_gang_kills_a_worker_once_its_checkpoint_has_the_rounds(t
 
     config = gbdt.GBDTConfig(rounds=200, max_depth=3)
     source = gbdt.JOB.synthetic(20000, 8, 0, config)
-    undisturbed = run_job(gbdt.JOB, "local", 2, source, config).record["quality"]
+    undisturbed = run_job(
+        RunSpec(job=gbdt.JOB, engine="local", workers=2, source=source, config=config)
+    ).record["quality"]
     assert record["quality"]["heldout_logloss"] == undisturbed["heldout_logloss"]
 
 
@@ -301,7 +311,15 @@ def test_an_interrupted_gang_resumes_from_its_checkpoint(tmp_path, capsys, name,
     assert record["run_id"] == folder.name and not folder.exists()
     job = get_job(name)
     config = job.config(**options)
-    undisturbed = run_job(job, "local", 2, job.synthetic(20000, 8, 0, config), config)
+    undisturbed = run_job(
+        RunSpec(
+            job=job,
+            engine="local",
+            workers=2,
+            source=job.synthetic(20000, 8, 0, config),
+            config=config,
+        )
+    )
     if not keys:  # each replica went on from its own pushes: at most the server's steps
         assert len(record["timings"]["iterations"]) <= 400 - kept
         quality, expected = record["quality"], undisturbed.record["quality"]

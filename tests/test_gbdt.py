@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from jobs import gbdt
+from jobs.gbdt.config import XGBOOST_SPLIT
 from jobs.gbdt.train import reference
 from scaling.cli import main
 from scaling.data import Blobs, Classification, held_out
@@ -112,7 +113,7 @@ def test_payloads_follow_the_modes():
     assert data == 2 * 7 * 8 * F * 63 * 16
     assert voting < lgb  # 2k = 6 of 28 features' histograms
     bits = 2 * (800_000 // 8) * 4  # two bit vectors over the training rows, per level
-    assert feature == 2 * 7 * bits + 2 * p * (p - 1) * 15 * gbdt.XGBOOST_SPLIT
+    assert feature == 2 * 7 * bits + 2 * p * (p - 1) * 15 * XGBOOST_SPLIT
     assert gbdt.round_bytes(SMALL, rows, F, 1) == 0
 
 

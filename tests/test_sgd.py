@@ -18,6 +18,7 @@ from scaling.engines import make_engine
 from scaling.errors import DataError, UsageError
 from scaling.results import load
 from scaling.run.runner import run_job
+from scaling.run.spec import RunSpec
 from scaling.run.sweep import SweepPlan, sweep
 
 SOURCE = Classification(rows=6_000, features=8, seed=3)
@@ -99,7 +100,7 @@ collective (~2.3 kB a step in all at 2 workers), 1.5% of this model's all-reduce
 @pytest.mark.parametrize("strategy", ["ring-allreduce", "parameter-server"])
 def test_a_run_records_samples_per_second_and_measured_communication(strategy):
     config = replace(BASE, hidden="64,64", max_steps=20, eval_every=1000, strategy=strategy)
-    run = run_job(sgd.JOB, "local", 2, SOURCE, config)
+    run = run_job(RunSpec(job=sgd.JOB, engine="local", workers=2, source=SOURCE, config=config))
     record, params = run.record, sgd.count_parameters(8, 2, config)
     per_step = record["timings"]["per_iteration"]
     assert record["throughput"] == {"value": pytest.approx(128 / per_step), "unit": "samples/s"}
@@ -121,7 +122,7 @@ def test_a_run_records_samples_per_second_and_measured_communication(strategy):
 def test_a_target_never_reached_warns_and_the_run_keeps_what_it_reached():
     config = replace(BASE, max_steps=10, target_accuracy=0.999)
     with pytest.warns(UserWarning, match="not reached within 10 steps.*recorded"):
-        run = run_job(sgd.JOB, "local", 1, SOURCE, config)
+        run = run_job(RunSpec(job=sgd.JOB, engine="local", workers=1, source=SOURCE, config=config))
     quality = run.record["quality"]
     assert run.record["status"] == "ok" and quality["target_reached"] is False
     assert quality["steps"] == 10 and 0.5 < quality["heldout_accuracy"] < 0.999

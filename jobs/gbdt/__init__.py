@@ -51,13 +51,14 @@ import numpy as np
 from jobs.gbdt.config import ITERATION, LIBRARIES, MODES, GBDTConfig, GBDTResult
 from jobs.gbdt.steps import explain, round_bytes
 from scaling.data import Classification, Source
-from scaling.job import Baseline, Job, OnIteration
+from scaling.job import NO_CONTEXT, Baseline, Job, RunContext
 
 if TYPE_CHECKING:
     from scaling.engines import Dataset, Engine
+    from scaling.model.steps import Step
 
 
-class GBDT(Job):
+class GBDT(Job[GBDTConfig, GBDTResult]):
     name = "gbdt"
     config = GBDTConfig
     demo_config = GBDTConfig(rounds=20)  # 20 rounds of data-parallel XGBoost, depth 6
@@ -72,7 +73,6 @@ class GBDT(Job):
         "only splits and a bit per row per level, but every worker first holds all rows of its "
         "columns: it wins with few rows and many features (LightGBM's own guidance)."
     )
-    explain = staticmethod(explain)
     variants: ClassVar[dict[str, dict]] = {
         "xgboost data": {"library": "xgboost", "mode": "data"},
         "xgboost feature": {"library": "xgboost", "mode": "feature"},
@@ -96,11 +96,14 @@ class GBDT(Job):
         engine: Engine,
         ds: Dataset,
         config: GBDTConfig,
-        on_iteration: OnIteration | None = None,
+        context: RunContext = NO_CONTEXT,
     ) -> GBDTResult:
         from jobs.gbdt.train import fit
 
-        return fit(engine, ds, config, on_iteration)
+        return fit(engine, ds, config, context.on_iteration, context.checkpoints)
+
+    def explain(self, rows: int, features: int, workers: int, config: GBDTConfig) -> list[Step]:
+        return explain(rows, features, workers, config)
 
     def synthetic(self, rows: int, features: int, seed: int, config: GBDTConfig) -> Source:
         return Classification(rows=rows, features=features, seed=seed)

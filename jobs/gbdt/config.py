@@ -60,7 +60,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in version.split(".")[:2] if x.isdigit())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GBDTConfig:
     """Validated settings of a boosted-trees run.
 
@@ -108,7 +108,7 @@ class GBDTConfig:
             raise UsageError("holdout must be in (0, 1): quality is measured on held-out rows")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GBDTResult:
     """Held-out predictions (probabilities, by global row), their quality, and the model.
 

@@ -92,35 +92,36 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
         received = n * F * (p - 1) // p if xgboost else n * F * (p - 1)
         return [
             Step(
-                "map",
-                train,
-                where,
-                f"histograms of all {n:,} rows over its {math.ceil(F / p)} columns (after "
+                kind="map",
+                function=train,
+                where=where,
+                does=f"histograms of all {n:,} rows over its {math.ceil(F / p)} columns (after "
                 f"train.{'_replicate' if xgboost else '_replicate_all'}: {received:,} values "
                 "received once)",
-                n * F / p * config.max_depth,
-                0,
+                flops=n * F / p * config.max_depth,
+                sends=0,
                 reads=n * F / p * config.max_depth,  # one byte per binned value, per level
             ),
             Step(
-                "combine",
-                train,
-                f"peers: all-gather over {p} workers",
-                f"best split per node ({nodes} nodes)"
+                kind="combine",
+                function=train,
+                where=f"peers: all-gather over {p} workers",
+                does=f"best split per node ({nodes} nodes)"
                 + ("; the owner's left/right bit per row" if xgboost else ""),
-                nodes * F / p * B,
-                sends,
-                "allgather",
+                flops=nodes * F / p * B,
+                sends=sends,
+                pattern="allgather",
                 repeats=config.max_depth if xgboost else nodes,
                 transport=config.library,
             ),
             Step(
-                "update",
-                train,
-                where,
-                "apply the split to every row" + ("" if xgboost else " (each has all columns)"),
-                n * config.max_depth,
-                0,
+                kind="update",
+                function=train,
+                where=where,
+                does="apply the split to every row"
+                + ("" if xgboost else " (each has all columns)"),
+                flops=n * config.max_depth,
+                sends=0,
             ),
         ]
     ring = config.library == "xgboost"
@@ -129,32 +130,33 @@ def explain(rows: int, features: int, workers: int, config: GBDTConfig) -> list[
     merged = min(2 * config.top_k, F) if voting else F
     return [
         Step(
-            "map",
-            train,
-            where,
-            f"gradients and histograms of its ~{n // p:,} rows, {F} features x {B} bins per node",
-            n / p * F * levels,
-            0,
+            kind="map",
+            function=train,
+            where=where,
+            does=f"gradients and histograms of its ~{n // p:,} rows, {F} features x {B} bins "
+            "per node",
+            flops=n / p * F * levels,
+            sends=0,
             reads=n / p * F * levels,  # one byte per binned value, per level
         ),
         Step(
-            "combine",
-            train,
-            f"peers: {'ring all-reduce' if ring else 'reduce-scatter'} over {p} workers",
-            f"sum {nodes} histograms per tree"
+            kind="combine",
+            function=train,
+            where=f"peers: {'ring all-reduce' if ring else 'reduce-scatter'} over {p} workers",
+            does=f"sum {nodes} histograms per tree"
             + (f" of the 2k = {2 * config.top_k} most voted features" if voting else ""),
-            nodes * merged * B / p,
-            sends,
-            "ring" if ring else "reduce-scatter",
+            flops=nodes * merged * B / p,
+            sends=sends,
+            pattern="ring" if ring else "reduce-scatter",
             repeats=config.max_depth if ring else nodes,
             transport=config.library,
         ),
         Step(
-            "update",
-            train,
-            where,
-            "the same best split everywhere; route own rows left or right",
-            n / p * levels,
-            0,
+            kind="update",
+            function=train,
+            where=where,
+            does="the same best split everywhere; route own rows left or right",
+            flops=n / p * levels,
+            sends=0,
         ),
     ]

@@ -58,7 +58,7 @@ SPLIT = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class _GangBrief:
     """What every member gets: the config, the data's shape, and where the run's checkpoints
     are (None: the gang starts from round 0 every time)."""
@@ -69,7 +69,7 @@ class _GangBrief:
     checkpoints: Checkpoints | None = None
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class _Rows:
     """A member's rows: features, labels, global row numbers, and which are for training."""
 
@@ -84,7 +84,7 @@ class _Rows:
         y = np.concatenate([p.y for p in parts]).astype(np.float64)
         index = np.concatenate([np.arange(p.start, p.stop) for p in parts])
         held = np.concatenate([held_out(seed, p.start, p.stop, holdout) for p in parts])
-        return cls(X, y, index, ~held)
+        return cls(X=X, y=y, index=index, train=~held)
 
 
 class _RoundClock(xgb.callback.TrainingCallback):
@@ -181,7 +181,7 @@ def _own_columns(ctx: GangContext, rows: _Rows, config: GBDTConfig) -> _Rows:
     if (config.library, config.mode) != ("lightgbm", "feature"):
         return rows
     cols = np.array_split(np.arange(rows.X.shape[1]), ctx.world)[ctx.rank]
-    return _Rows(rows.X[:, cols], rows.y, rows.index, rows.train)
+    return _Rows(X=rows.X[:, cols], y=rows.y, index=rows.index, train=rows.train)
 
 
 def _replicate(ctx: GangContext, rows: _Rows, job: _GangBrief) -> tuple[_Rows, int]:
@@ -200,10 +200,10 @@ def _replicate(ctx: GangContext, rows: _Rows, job: _GangBrief) -> tuple[_Rows, i
     received = sum(g[0].nbytes for r, g in enumerate(got) if r != ctx.rank)
     return (
         _Rows(
-            np.concatenate([g[0] for g in got])[order],
-            np.concatenate([g[1] for g in got])[order],
-            index[order],
-            np.concatenate([g[3] for g in got])[order],
+            X=np.concatenate([g[0] for g in got])[order],
+            y=np.concatenate([g[1] for g in got])[order],
+            index=index[order],
+            train=np.concatenate([g[3] for g in got])[order],
         ),
         received,
     )
@@ -216,7 +216,8 @@ def _replicate_all(ctx: GangContext, rows: _Rows, job: _GangBrief) -> tuple[_Row
     index = np.concatenate([g[2] for g in got])
     order = np.argsort(index, kind="stable")
     received = sum(g[0].nbytes for r, g in enumerate(got) if r != ctx.rank)
-    return _Rows(*(np.concatenate([g[i] for g in got])[order] for i in range(4))), received
+    X, y, index, train = (np.concatenate([g[i] for g in got])[order] for i in range(4))
+    return _Rows(X=X, y=y, index=index, train=train), received
 
 
 def _split_mode(config: GBDTConfig, network) -> DataSplitMode:
@@ -343,6 +344,7 @@ def fit(
     ds: Dataset,
     config: GBDTConfig,
     on_iteration: OnIteration | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> GBDTResult:
     """Train boosted trees of ``config`` on a labelled dataset cached on ``engine``.
 
@@ -355,6 +357,9 @@ def fit(
     on_iteration : callable, optional
         ``on_iteration(round, rounds_done)`` per round, after training (the rounds run in one
         gang call).
+    checkpoints : Checkpoints, optional
+        Where rank 0 keeps the model every ``checkpoints.every`` rounds, and a gang that starts
+        again goes on from (data and voting modes).
 
     Notes
     -----
@@ -370,7 +375,7 @@ def fit(
         _check(engine, ds, config)
         if config.library == "lightgbm" and config.mode == "feature" and engine.workers > 1:
             lightgbm_cli.program()  # built once, here: a build inside the gang would time out
-    return train(engine, ds, config, member, on_iteration=on_iteration)
+    return train(engine, ds, config, member, on_iteration=on_iteration, checkpoints=checkpoints)
 
 
 def train(
@@ -380,13 +385,14 @@ def train(
     member: Callable,
     *args,
     on_iteration: OnIteration | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> GBDTResult:
     """Run ``member(ctx, parts, backend, started, job, *args)`` as the gang with the library's
     backend (:func:`member`, or a stand-in that fails on purpose); gather what it measured."""
     from sklearn.metrics import log_loss, roc_auc_score
 
     backend = XGBoostBackend() if config.library == "xgboost" else LightGBMBackend()
-    job = _GangBrief(config, ds.rows, ds.features, engine.checkpoints)
+    job = _GangBrief(config=config, rows=ds.rows, features=ds.features, checkpoints=checkpoints)
     t0 = time.perf_counter()
     failed_before = len(engine.trace.failures)
     outs = run_gang(engine, ds, backend, member, job, *args, timeout=config.timeout)
@@ -406,16 +412,16 @@ def train(
     predictions = np.concatenate([o["predictions"] for o in scored])[order].astype(np.float64)
     labels = np.concatenate([o["labels"] for o in scored])[order]
     return GBDTResult(
-        predictions,
-        labels,
-        rows[order],
-        float(log_loss(labels, predictions, labels=[0, 1])),
-        float(roc_auc_score(labels, predictions)) if len(np.unique(labels)) == 2 else math.nan,
-        done + len(spans),
-        max(o["train_seconds"] for o in outs),
-        seconds,
-        outs[0]["model"],
-        sum(o["replica_bytes"] for o in outs),
+        predictions=predictions,
+        labels=labels,
+        rows=rows[order],
+        logloss=float(log_loss(labels, predictions, labels=[0, 1])),
+        auc=float(roc_auc_score(labels, predictions)) if len(np.unique(labels)) == 2 else math.nan,
+        rounds=done + len(spans),
+        train_seconds=max(o["train_seconds"] for o in outs),
+        gang_seconds=seconds,
+        model=outs[0]["model"],
+        replica_bytes=sum(o["replica_bytes"] for o in outs),
     )
 
 

@@ -39,15 +39,13 @@ import numpy as np
 from jobs.kmeans.config import ITERATION, KMeansConfig, KMeansResult
 from jobs.kmeans.solver import baseline, fit, predict, synthetic
 from jobs.kmeans.steps import explain
-from scaling.job import Job
+from scaling.data import Source
+from scaling.engines import Dataset, Engine
+from scaling.job import NO_CONTEXT, Baseline, Job, RunContext
+from scaling.model.steps import Step
 
 
-def quality(result: KMeansResult) -> dict:
-    """What a run record reports about the fit."""
-    return {"inertia": result.inertia, "n_iter": result.n_iter, "converged": result.converged}
-
-
-class KMeans(Job):
+class KMeans(Job[KMeansConfig, KMeansResult]):
     name = "kmeans"
     config = KMeansConfig
     demo_config = KMeansConfig(k=16, max_iter=10, tol=0.0)  # k-means|| then 10 Lloyd iterations
@@ -58,11 +56,27 @@ class KMeans(Job):
         "overhead (the engine's) matches the shrinking map time. Communication is "
         "O(k d) per worker, independent of n."
     )
-    fit = staticmethod(fit)
-    synthetic = staticmethod(synthetic)
-    baseline = staticmethod(baseline)
-    explain = staticmethod(explain)
-    quality = staticmethod(quality)
+
+    def fit(
+        self,
+        engine: Engine,
+        ds: Dataset,
+        config: KMeansConfig,
+        context: RunContext = NO_CONTEXT,
+    ) -> KMeansResult:
+        return fit(engine, ds, config, context.on_iteration)
+
+    def synthetic(self, rows: int, features: int, seed: int, config: KMeansConfig) -> Source:
+        return synthetic(rows, features, seed, config)
+
+    def baseline(self, source: Source, config: KMeansConfig, dtype: str = "float64") -> Baseline:
+        return baseline(source, config, dtype)
+
+    def explain(self, rows: int, features: int, workers: int, config: KMeansConfig) -> list[Step]:
+        return explain(rows, features, workers, config)
+
+    def quality(self, result: KMeansResult) -> dict:
+        return {"inertia": result.inertia, "n_iter": result.n_iter, "converged": result.converged}
 
     def iterations(self, config: KMeansConfig) -> int:
         return config.max_iter

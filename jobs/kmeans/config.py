@@ -17,7 +17,7 @@ ITERATION = "lloyd"
 INITS = ("k-means||", "random")
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: init may be an array
+@dataclass(frozen=True, eq=False, kw_only=True)  # eq=False: init may be an array
 class KMeansConfig:
     """Validated k-means settings.
 
@@ -74,7 +74,7 @@ class KMeansConfig:
         return centers.astype(np.float64)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class KMeansResult:
     """Fitted centres (float64), the inertia at those centres, and what the fit did."""
 

@@ -146,7 +146,9 @@ def _fit(steps: Loop, config: KMeansConfig) -> KMeansResult:
             break
     with steps.span("final"):
         inertia = steps.map_reduce(_inertia, add, centers)
-    return KMeansResult(centers, inertia, len(shifts), converged, shifts)
+    return KMeansResult(
+        centers=centers, inertia=inertia, n_iter=len(shifts), converged=converged, shifts=shifts
+    )
 
 
 def predict(engine: Engine, ds: Dataset, centers: np.ndarray) -> np.ndarray:

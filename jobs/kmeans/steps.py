@@ -12,32 +12,33 @@ def explain(rows: int, features: int, workers: int, config: KMeansConfig) -> lis
     n, d, k, p = rows, features, config.k, workers
     steps = [
         Step(
-            "map",
-            "kernels._partial_sums",
-            f"each of {p} workers",
-            "distances to the k centres (BLAS), nearest centre, per-centre sums and counts",
-            2 * n * k * d / p + n * d / p,
-            8 * k * (d + 1),
+            kind="map",
+            function="kernels._partial_sums",
+            where=f"each of {p} workers",
+            does="distances to the k centres (BLAS), nearest centre, per-centre sums and counts",
+            flops=2 * n * k * d / p + n * d / p,
+            sends=8 * k * (d + 1),
             # the rows, and each row's k distances: written by the product, read to assign
             reads=8 * n * (d + 2 * k) / p,
         ),
         Step(
-            "combine",
-            "scaling.execution.add_each",
-            f"workers, tree of depth {tree_depth(p)}",
-            "add two partial (sums, counts)",
-            k * (d + 1) * tree_depth(p),
-            8 * k * (d + 1),
-            "tree",
+            kind="combine",
+            function="scaling.execution.add_each",
+            where=f"workers, tree of depth {tree_depth(p)}",
+            does="add two partial (sums, counts)",
+            flops=k * (d + 1) * tree_depth(p),
+            sends=8 * k * (d + 1),
+            pattern="tree",
         ),
         Step(
-            "update",
-            "kernels._update",
-            "driver",
-            "centre = sum / count (empty clusters stay); ships the k x d centres to each worker",
-            k * d,
-            8 * k * d,
-            "scatter",
+            kind="update",
+            function="kernels._update",
+            where="driver",
+            does="centre = sum / count (empty clusters stay); ships the k x d centres to each "
+            "worker",
+            flops=k * d,
+            sends=8 * k * d,
+            pattern="scatter",
         ),
     ]
     return for_execution(steps, config.execution, p)

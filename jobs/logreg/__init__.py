@@ -47,18 +47,13 @@ import numpy as np
 from jobs.logreg.config import ITERATION, LogRegConfig, LogRegResult
 from jobs.logreg.solver import baseline, fit, synthetic
 from jobs.logreg.steps import explain
-from scaling.job import Job
+from scaling.data import Source
+from scaling.engines import Dataset, Engine
+from scaling.job import NO_CONTEXT, Baseline, Job, RunContext
+from scaling.model.steps import Step
 
 
-def quality(result: LogRegResult) -> dict:
-    """What a run record reports about the fit."""
-    out = {"objective": result.objective, "n_iter": result.n_iter, "converged": result.converged}
-    for split, values in result.metrics.items():
-        out.update({f"{split}_{k}": v for k, v in values.items()})
-    return out
-
-
-class LogReg(Job):
+class LogReg(Job[LogRegConfig, LogRegResult]):
     name = "logreg"
     config = LogRegConfig
     demo_config = LogRegConfig(max_iter=10, tol=1e-12)  # 10 L-BFGS iterations
@@ -70,17 +65,37 @@ class LogReg(Job):
         "Newton (d + 1)^2 more for far fewer steps; ADMM d + 1 per partition but does a "
         "whole local solve per step."
     )
-    fit = staticmethod(fit)
-    synthetic = staticmethod(synthetic)
-    baseline = staticmethod(baseline)
-    explain = staticmethod(explain)
-    quality = staticmethod(quality)
     variants: ClassVar[dict[str, dict]] = {
         "lbfgs driver": {},
         "lbfgs allreduce": {"execution": "allreduce"},
         "newton": {"solver": "newton"},
         "admm": {"solver": "admm"},
     }
+
+    def fit(
+        self,
+        engine: Engine,
+        ds: Dataset,
+        config: LogRegConfig,
+        context: RunContext = NO_CONTEXT,
+    ) -> LogRegResult:
+        return fit(engine, ds, config, context.on_iteration)
+
+    def synthetic(self, rows: int, features: int, seed: int, config: LogRegConfig) -> Source:
+        return synthetic(rows, features, seed, config)
+
+    def baseline(self, source: Source, config: LogRegConfig, dtype: str = "float64") -> Baseline:
+        return baseline(source, config, dtype)
+
+    def explain(self, rows: int, features: int, workers: int, config: LogRegConfig) -> list[Step]:
+        return explain(rows, features, workers, config)
+
+    def quality(self, result: LogRegResult) -> dict:
+        out = {"objective": result.objective, "n_iter": result.n_iter}
+        out["converged"] = result.converged
+        for split, values in result.metrics.items():
+            out.update({f"{split}_{k}": v for k, v in values.items()})
+        return out
 
     def iterations(self, config: LogRegConfig) -> int:
         # L-BFGS may evaluate more than once per iteration (line search): a bar may overrun.

@@ -22,7 +22,7 @@ PENALTIES = ("l2", "l1")
 AUC_BINS = 1 << 14
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogRegConfig:
     """Validated logistic-regression settings.
 
@@ -60,7 +60,7 @@ class LogRegConfig:
             raise UsageError(f"holdout must be in [0, 1), got {self.holdout!r}")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LogRegResult:
     """Coefficients, intercept, the objective F at them, metrics and the per-step history."""
 

@@ -28,7 +28,7 @@ from scaling.execution import Loop, add, add_each, execute
 from scaling.job import Baseline, OnIteration
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Problem:
     """What every step needs: where the data is, its labels, and the objective's scaling."""
 
@@ -129,22 +129,22 @@ def _solve(steps: Loop, config: LogRegConfig) -> LogRegResult:
     """The checks, the solver and the final metrics, written once for both executions."""
     with steps.span("init"):
         classes, n, notes = _check(steps, config)
-    problem = _Problem(steps, config, classes[1], n)
+    problem = _Problem(steps=steps, config=config, positive=classes[1], n=n)
     solve = {"lbfgs": _lbfgs, "newton": _newton, "admm": _admm}[config.solver]
     wb, n_iter, converged, history = solve(problem)
     with steps.span("final"):
         metrics, train_loss = _all_metrics(problem, wb)
     objective = train_loss + problem.penalty(wb)[0]
     return LogRegResult(
-        wb[:-1].copy(),
-        float(wb[-1]),
-        objective,
-        n_iter,
-        converged,
-        classes,
-        metrics,
-        history,
-        notes,
+        coef=wb[:-1].copy(),
+        intercept=float(wb[-1]),
+        objective=objective,
+        n_iter=n_iter,
+        converged=converged,
+        classes=classes,
+        metrics=metrics,
+        history=history,
+        notes=notes,
     )
 
 

@@ -15,32 +15,32 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
         x = 8 * p * (d + 1)  # one partition per worker: the x_i of all of them
         steps = [
             Step(
-                "map",
-                "kernels._admm_local",
-                f"each of {p} workers",
-                "solve the partition's regularised problem to convergence (local L-BFGS, ~30 "
+                kind="map",
+                function="kernels._admm_local",
+                where=f"each of {p} workers",
+                does="solve the partition's regularised problem to convergence (local L-BFGS, ~30 "
                 "gradient passes)",
-                30 * 4 * n * d / p,
-                x,
+                flops=30 * 4 * n * d / p,
+                sends=x,
                 reads=30 * 2 * 8 * n * d / p,  # X w and X^T r: two passes over the rows
             ),
             Step(
-                "combine",
-                "scaling.execution.add",
-                tree,
-                "gather the x_i (a sum of disjoint rows)",
-                x / 8,
-                x,
-                "tree",
+                kind="combine",
+                function="scaling.execution.add",
+                where=tree,
+                does="gather the x_i (a sum of disjoint rows)",
+                flops=x / 8,
+                sends=x,
+                pattern="tree",
             ),
             Step(
-                "update",
-                "solver._admm_consensus",
-                "driver",
-                "z = shrunk mean of x_i + u_i; u_i += x_i - z; residuals; ships z - u_i",
-                4 * p * (d + 1),
-                x,
-                "scatter",
+                kind="update",
+                function="solver._admm_consensus",
+                where="driver",
+                does="z = shrunk mean of x_i + u_i; u_i += x_i - z; residuals; ships z - u_i",
+                flops=4 * p * (d + 1),
+                sends=x,
+                pattern="scatter",
             ),
         ]
         return for_execution(steps, config.execution, p)
@@ -48,34 +48,34 @@ def explain(rows: int, features: int, workers: int, config: LogRegConfig) -> lis
     partial = 8 * (d + 3 + ((d + 1) ** 2 if newton else 0))
     steps = [
         Step(
-            "map",
-            "kernels._loss_grad_hess" if newton else "kernels._loss_grad",
-            f"each of {p} workers",
-            "z = X w (BLAS), loss and residual (one compiled pass), gradient X^T r"
+            kind="map",
+            function="kernels._loss_grad_hess" if newton else "kernels._loss_grad",
+            where=f"each of {p} workers",
+            does="z = X w (BLAS), loss and residual (one compiled pass), gradient X^T r"
             + (", Hessian X^T S X" if newton else ""),
-            4 * n * d / p + (2 * n * d * d / p if newton else 0),
-            partial,
+            flops=4 * n * d / p + (2 * n * d * d / p if newton else 0),
+            sends=partial,
             reads=2 * 8 * n * d / p,  # X w, then X^T r (and X^T S X in the same pass)
         ),
         Step(
-            "combine",
-            "scaling.execution.add_each",
-            tree,
-            "add partial loss, gradient" + (", Hessian" if newton else ""),
-            partial / 8 * tree_depth(p),
-            partial,
-            "tree",
+            kind="combine",
+            function="scaling.execution.add_each",
+            where=tree,
+            does="add partial loss, gradient" + (", Hessian" if newton else ""),
+            flops=partial / 8 * tree_depth(p),
+            sends=partial,
+            pattern="tree",
         ),
         Step(
-            "update",
-            "solver._newton" if newton else "solver._lbfgs",
-            "driver",
-            "solve (H + I/C) step = g, backtrack"
+            kind="update",
+            function="solver._newton" if newton else "solver._lbfgs",
+            where="driver",
+            does="solve (H + I/C) step = g, backtrack"
             if newton
             else "L-BFGS-B picks the next point (two-loop recursion, m=10)",
-            (d + 1) ** 3 / 3 if newton else 40 * (d + 1),
-            8 * (d + 1),
-            "scatter",
+            flops=(d + 1) ** 3 / 3 if newton else 40 * (d + 1),
+            sends=8 * (d + 1),
+            pattern="scatter",
         ),
     ]
     return for_execution(steps, config.execution, p)

@@ -54,7 +54,7 @@ from jobs.sgd.config import (
     step_bytes,
 )
 from scaling.data import Classification, Source
-from scaling.job import Baseline, Job, OnIteration
+from scaling.job import NO_CONTEXT, Baseline, Job, RunContext
 
 if TYPE_CHECKING:
     from jobs.sgd.strategy import SGDResult
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from scaling.model.steps import Step
 
 
-class SGD(Job):
+class SGD(Job[SGDConfig, "SGDResult"]):
     name = "sgd"
     config = SGDConfig
     # A 64-64 MLP with batch 512 is latency-bound: slower at 2 workers than at 1 on 2 cores.
@@ -83,11 +83,11 @@ class SGD(Job):
         engine: Engine,
         ds: Dataset,
         config: SGDConfig,
-        on_iteration: OnIteration | None = None,
+        context: RunContext = NO_CONTEXT,
     ) -> SGDResult:
         from jobs.sgd.run import fit
 
-        return fit(engine, ds, config, on_iteration)
+        return fit(engine, ds, config, context.on_iteration, context.checkpoints)
 
     def synthetic(self, rows: int, features: int, seed: int, config: SGDConfig) -> Source:
         return Classification(rows=rows, features=features, seed=seed)

@@ -36,7 +36,7 @@ MODELS = ("mlp", "softmax")
 OPTIMIZERS = ("sgd", "adam")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SGDConfig:
     """Validated settings of a data-parallel SGD run.
 

@@ -24,7 +24,7 @@ from scaling.measure.trace import StepLog
 from scaling.run.checkpoint import Checkpoints, note_resumed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GangBrief:
     """What every gang member gets: the config, data shape, classes and initial parameters,
     and where the run's checkpoints are (None: a strategy that cannot go on from one)."""
@@ -112,8 +112,14 @@ class GangStrategy(Strategy):
         init = nn.utils.parameters_to_vector(
             build_model(ds.features, len(problem.classes), config, ds.dtype).parameters()
         )
-        checkpoints = engine.checkpoints if self.resumable else None
-        job = GangBrief(config, ds.rows, problem.classes, init.detach().numpy(), checkpoints)
+        checkpoints = problem.checkpoints if self.resumable else None
+        job = GangBrief(
+            config=config,
+            rows=ds.rows,
+            classes=problem.classes,
+            init=init.detach().numpy(),
+            checkpoints=checkpoints,
+        )
         failed_before = len(engine.trace.failures)
         with engine.trace.span("train"):
             outs = run_gang(engine, ds, TorchBackend(), _member, self, job)
@@ -126,13 +132,15 @@ class GangStrategy(Strategy):
         for i in range(done, done + len(spans)):
             on_iteration(i, float(i + 1))
         first = outs[0]
+        target_step, target_seconds = first["target"] or (None, None)
         return SGDResult(
-            first["params"],
-            problem.classes.tolist(),
-            first["steps"],
-            first["accuracy"],
-            first["history"],
-            *(first["target"] or (None, None)),
+            params=first["params"],
+            classes=problem.classes.tolist(),
+            steps=first["steps"],
+            accuracy=first["accuracy"],
+            history=first["history"],
+            target_step=target_step,
+            target_seconds=target_seconds,
             train_seconds=first["seconds"],
             staleness=first.get("staleness"),
         )

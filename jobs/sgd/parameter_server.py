@@ -124,21 +124,21 @@ class ParameterServer(GangStrategy):
         P, B, p = count_parameters(features, 2, config), config.batch_size, workers
         return [
             Step(
-                "map",
-                "model.Replica.grad_sum",
-                f"each of {p} workers, no barrier",
-                f"gradient of a local batch of ~{B // p} rows",
-                6 * B * P / p,
-                8 * P,
+                kind="map",
+                function="model.Replica.grad_sum",
+                where=f"each of {p} workers, no barrier",
+                does=f"gradient of a local batch of ~{B // p} rows",
+                flops=6 * B * P / p,
+                sends=8 * P,
             ),
             Step(
-                "update",
-                "parameter_server._Server._serve",
-                "server thread on rank 0",
-                "apply each gradient as it arrives, send the parameters back",
-                4 * P * p,
-                8 * P,
-                "server",
+                kind="update",
+                function="parameter_server._Server._serve",
+                where="server thread on rank 0",
+                does="apply each gradient as it arrives, send the parameters back",
+                flops=4 * P * p,
+                sends=8 * P,
+                pattern="server",
             ),
         ]
 

@@ -19,6 +19,7 @@ from scaling.data import Source
 from scaling.engines import Dataset, Engine
 from scaling.errors import DataError, UsageError
 from scaling.job import OnIteration
+from scaling.run.checkpoint import Checkpoints
 
 
 def fit(
@@ -26,6 +27,7 @@ def fit(
     ds: Dataset,
     config: SGDConfig,
     on_iteration: OnIteration | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> SGDResult:
     """Train the model of ``config`` on a labelled dataset cached on ``engine``.
 
@@ -37,6 +39,8 @@ def fit(
         Strategy, model, optimiser, batch, stopping rule.
     on_iteration : callable, optional
         ``on_iteration(step, steps_done)`` after each step (gang strategies: after training).
+    checkpoints : Checkpoints, optional
+        Where a gang strategy that can go on from one keeps its state.
 
     Notes
     -----
@@ -48,7 +52,7 @@ def fit(
     """
     with engine.trace.span("init"):
         classes = _check(engine, ds, config)
-    problem = Problem(engine, ds, config, classes)
+    problem = Problem(engine=engine, ds=ds, config=config, classes=classes, checkpoints=checkpoints)
     result = get_strategy(config.strategy).train(problem, on_iteration or (lambda i, m: None))
     result.parameters = count_parameters(ds.features, len(classes), config)
     result.batch_size = config.batch_size

@@ -15,19 +15,22 @@ from jobs.sgd.config import SGDConfig
 from scaling.engines import Dataset, Engine
 from scaling.job import OnIteration
 from scaling.model.steps import Step
+from scaling.run.checkpoint import Checkpoints
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Problem:
-    """What a strategy trains: where the rows are, the config, and the sorted classes."""
+    """What a strategy trains: where the rows are, the config, the sorted classes, and where
+    the run keeps its checkpoints (None: none)."""
 
     engine: Engine
     ds: Dataset
     config: SGDConfig
     classes: np.ndarray
+    checkpoints: Checkpoints | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SGDResult:
     """Final parameters, held-out accuracy history, time and samples to the target."""
 
@@ -125,12 +128,14 @@ class Clock:
         self.t0, self.excluded = time.perf_counter() - state["elapsed"], 0.0
 
     def result(self, params: np.ndarray, classes: np.ndarray, steps: int) -> SGDResult:
+        target_step, target_seconds = self.target or (None, None)
         return SGDResult(
-            params,
-            classes.tolist(),
-            steps,
-            self.accuracy,
-            self.history,
-            *(self.target or (None, None)),
+            params=params,
+            classes=classes.tolist(),
+            steps=steps,
+            accuracy=self.accuracy,
+            history=self.history,
+            target_step=target_step,
+            target_seconds=target_seconds,
             train_seconds=self.elapsed(),
         )

@@ -17,16 +17,15 @@ from scaling.cli.common import (
     on_cluster,
     say_dashboards,
 )
-from scaling.errors import ScalingError, UsageError
-from scaling.run.checkpoint import EVERY
+from scaling.errors import UsageError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs import get_job
     from scaling.present.text import failure_lines, print_table
-    from scaling.results import append_record, new_sweep_id, sweep_file
-    from scaling.run.checkpoint import of_run
-    from scaling.run.runner import config_dict, new_run_id, run_with_progress
+    from scaling.results import sweep_file
+    from scaling.run.runner import run_each
+    from scaling.run.spec import RunSpec, new_run_id
 
     job = get_job(args.job)
     say_dashboards(on_cluster(args, "engine"))
@@ -38,46 +37,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--checkpoint-every takes rounds >= 0, got {args.checkpoint_every}")
     if args.resume and len(args.workers) > 1:
         raise UsageError("--resume goes on with one run: give one worker count (--workers N)")
-    sweep_id, records = new_sweep_id(), []
-    for workers in args.workers:
-        run_id = args.resume or new_run_id()
-        checkpoints = None
-        if args.checkpoint_every or args.resume:
-            what = {"job": job.name, "config": config_dict(config), "data": source.describe()}
-            what["dtype"] = args.dtype
-            every = args.checkpoint_every or EVERY
-            checkpoints = of_run(args.out, run_id, what, every, resume=bool(args.resume))
-        try:
-            run = run_with_progress(
-                job,
-                args.engine,
-                workers,
-                source,
-                config,
-                address=args.address,
-                partitions=args.partitions,
-                dtype=args.dtype,
-                sweep_id=sweep_id,
-                engine_options=engine_options(args),
-                kill_worker_at=args.kill_worker_at,
-                run_id=run_id,
-                checkpoints=checkpoints,
-            )
-        except ScalingError as e:
-            if checkpoints and (kept := checkpoints.latest()):
-                e.args = (
-                    f"{e}; its checkpoint after round {kept[0]} is kept: add --resume {run_id} "
-                    "to go on from it",
-                )
-            raise
-        records.append(append_record(args.out, run.record, run.arrays, run.files))
+    spec = RunSpec(
+        job=job, engine=args.engine, workers=args.workers[0], source=source, config=config,
+        address=args.address, partitions=args.partitions, dtype=args.dtype,
+        kill_worker_at=args.kill_worker_at, run_id=args.resume or new_run_id(),
+        **engine_options(args),
+    )  # fmt: skip
+
+    def printed(record: dict) -> None:
         if args.json:
-            print(json.dumps(records[-1], sort_keys=True, default=str), flush=True)
+            print(json.dumps(record, sort_keys=True, default=str), flush=True)
+
+    records = run_each(
+        spec, args.workers, args.out, checkpoint_every=args.checkpoint_every,
+        resume=bool(args.resume), on_record=printed,
+    )  # fmt: skip
     if not args.json:
         print_table(records)
         for line in failure_lines(records):
             print(line)
-        print(f"\nrecords: {sweep_file(args.out, sweep_id)}")
+        print(f"\nrecords: {sweep_file(args.out, spec.sweep_id)}")
     return 0
 
 

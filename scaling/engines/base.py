@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -52,9 +52,6 @@ from scaling.errors import (
 )
 from scaling.measure.trace import Call, Failure, Trace, payload_bytes
 
-if TYPE_CHECKING:
-    from scaling.run.checkpoint import Checkpoints
-
 __all__ = ["THREAD_ENV", "Broadcast", "Cached", "Dataset", "Engine", "GangContext", "PartSpec"]
 
 DTYPES = ("float64", "float32")
@@ -73,7 +70,7 @@ Cached = tuple[Any, list[LoadStat]]
 """What an engine's ``_load`` returns: its handle on the cached partitions, and their stats."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dataset:
     """A dataset cached on an engine's workers (a handle; the data stays on the workers)."""
 
@@ -117,9 +114,6 @@ class Engine(Recovery, ABC):
     ----------
     trace : Trace
         Every call of the current run, and its failures.
-    checkpoints : Checkpoints or None
-        Where the current run's gangs keep their latest state (set by the runner; None:
-        a gang whose member dies starts again from its first round).
 
     Notes
     -----
@@ -158,7 +152,6 @@ class Engine(Recovery, ABC):
         self._held: dict[str, tuple[list[list[PartSpec]], str]] = {}  # specs of cached data
         self.dashboards: dict[str, str] = {}  # web UIs of this run's own, where it has some
         self.trace = Trace()
-        self.checkpoints: Checkpoints | None = None
         self._closed = True
         if address is not None:
             check_reachable(self.name, address, self.address_schemes)
@@ -268,16 +261,34 @@ class Engine(Recovery, ABC):
         bounds = partition_bounds(source.rows, partitions)
         specs: list[list[PartSpec]] = [[] for _ in range(self.workers)]
         for i, (a, b) in enumerate(bounds):
-            specs[i % self.workers].append(PartSpec(i, source, a, b))
+            specs[i % self.workers].append(PartSpec(index=i, source=source, start=a, stop=b))
         uid = uuid.uuid4().hex[:12]
         start, t0 = time.time(), time.perf_counter()
         native, stats = self.recovering(
             "load", lambda: self._guard("load", self._load, uid, specs, dtype)
         )
         self._held[uid] = (specs, dtype)
-        ds = Dataset(uid, source.rows, source.features, partitions, dtype, source.labelled, native)
+        ds = Dataset(
+            uid=uid,
+            rows=source.rows,
+            features=source.features,
+            partitions=partitions,
+            dtype=dtype,
+            labelled=source.labelled,
+            native=native,
+        )
         wall = time.perf_counter() - t0
-        self.trace.record(Call("load", wall, 0.0, payload_bytes(specs), 0, partitions, start))
+        self.trace.record(
+            Call(
+                op="load",
+                wall=wall,
+                compute=0.0,
+                bytes_in=payload_bytes(specs),
+                bytes_out=0,
+                tasks=partitions,
+                start=start,
+            )
+        )
         self._check_loaded(ds, stats, bounds)
         if not self.trace.latency:
             self._calibrate(ds)
@@ -308,7 +319,15 @@ class Engine(Recovery, ABC):
         nbytes = payload_bytes(value)
         wall = time.perf_counter() - t0
         self.trace.record(
-            Call("broadcast", wall, 0.0, nbytes * self.workers, 0, self.workers, start)
+            Call(
+                op="broadcast",
+                wall=wall,
+                compute=0.0,
+                bytes_in=nbytes * self.workers,
+                bytes_out=0,
+                tasks=self.workers,
+                start=start,
+            )
         )
         return Broadcast(native, nbytes)
 
@@ -329,13 +348,24 @@ class Engine(Recovery, ABC):
         timeout = self.gang_timeout if timeout is None else timeout
         host = self.rendezvous_host
         port = free_port(host)
-        ctxs = [GangContext(r, self.workers, host, port) for r in range(self.workers)]
+        ctxs = [
+            GangContext(rank=r, world=self.workers, host=host, port=port)
+            for r in range(self.workers)
+        ]
         start, t0 = time.time(), time.perf_counter()
         results = self._guard("gang", self._gang, ds, fn, ctxs, args, timeout)
         wall = time.perf_counter() - t0
         shipped = payload_bytes(args) * self.workers
         self.trace.record(
-            Call("gang", wall, 0.0, shipped, payload_bytes(results), self.workers, start)
+            Call(
+                op="gang",
+                wall=wall,
+                compute=0.0,
+                bytes_in=shipped,
+                bytes_out=payload_bytes(results),
+                tasks=self.workers,
+                start=start,
+            )
         )
         return results
 
@@ -376,11 +406,15 @@ class Engine(Recovery, ABC):
         if reread := sorted({i for o in outs for i in o.reread}):
             self.trace.failures.append(
                 Failure(
-                    op, "a task ran where its partitions were not cached",
-                    f"{self.name} ran it again and it re-read partitions {reread} from their "
-                    "specs", None, None, partitions=tuple(reread),
+                    op=op,
+                    error="a task ran where its partitions were not cached",
+                    how=f"{self.name} ran it again and it re-read partitions {reread} from their "
+                    "specs",
+                    detected=None,
+                    recovery=None,
+                    partitions=tuple(reread),
                 )
-            )  # fmt: skip
+            )
         per_worker: dict[str, float] = {}
         for o in outs:
             for w, s in o.compute.items():
@@ -388,14 +422,14 @@ class Engine(Recovery, ABC):
         shipped = sum(payload_bytes(a) for a in args if not isinstance(a, Broadcast))
         tasks = min(self.workers, ds.partitions)
         call = Call(
-            op,
-            wall,
-            max(per_worker.values(), default=0.0),
-            shipped * tasks,
-            sum(o.nbytes for o in outs),
-            tasks,
-            start,
-            [e for o in outs for e in o.events],
+            op=op,
+            wall=wall,
+            compute=max(per_worker.values(), default=0.0),
+            bytes_in=shipped * tasks,
+            bytes_out=sum(o.nbytes for o in outs),
+            tasks=tasks,
+            start=start,
+            events=[e for o in outs for e in o.events],
         )
         self.trace.record(call)
         return outs

@@ -110,9 +110,14 @@ class Recovery:
             "re-reading what they miss from their specs"
         )
         failure = Failure(
-            op, f"{type(cause).__name__}: {self._error_summary(cause)}"[:160], how,
-            detected, time.perf_counter() - t0, tuple(lost), tuple(sorted(set(reread))),
-        )  # fmt: skip
+            op=op,
+            error=f"{type(cause).__name__}: {self._error_summary(cause)}"[:160],
+            how=how,
+            detected=detected,
+            recovery=time.perf_counter() - t0,
+            workers=tuple(lost),
+            partitions=tuple(sorted(set(reread))),
+        )
         self.trace.failures.append(failure)
         return failure
 

@@ -34,7 +34,7 @@ THREAD_ENV = {
 """One BLAS/OpenMP thread per worker: a p-worker run must use p cores, not p x cores."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PartSpec:
     """What a worker needs to materialise partition ``index``: rows ``[start, stop)``."""
 
@@ -44,7 +44,7 @@ class PartSpec:
     stop: int
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TaskOut:
     """A task's result with what it cost: compute seconds per worker, bytes sent back, and
     the tasks that made it (start and end on each worker's clock).
@@ -61,7 +61,7 @@ class TaskOut:
     reread: tuple[int, ...] = ()  # partitions a task read again from their specs (Spark)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadStat:
     index: int
     rows: int
@@ -69,7 +69,7 @@ class LoadStat:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GangContext:
     """What each gang member is told: its rank, the world size and where to meet."""
 
@@ -102,8 +102,12 @@ def load_part(spec: PartSpec, dtype: str) -> tuple[Part | None, LoadStat]:
         if y is not None and np.issubdtype(np.asarray(y).dtype, np.floating):
             nonfinite += int(np.count_nonzero(~np.isfinite(y)))
     except Exception as e:
-        return None, LoadStat(spec.index, 0, 0, f"{type(e).__name__}: {e}")
-    return Part(X, y, spec.start, spec.index), LoadStat(spec.index, len(X), nonfinite)
+        return None, LoadStat(
+            index=spec.index, rows=0, nonfinite=0, error=f"{type(e).__name__}: {e}"
+        )
+    return Part(X=X, y=y, start=spec.start, index=spec.index), LoadStat(
+        index=spec.index, rows=len(X), nonfinite=nonfinite
+    )
 
 
 def load_parts(specs: Sequence[PartSpec], dtype: str) -> tuple[dict[int, Part], list[LoadStat]]:
@@ -130,15 +134,17 @@ def run_parts(
     if combine is None:
         value: Any = results
     elif not results:
-        return TaskOut(None, {}, 0, empty=True)
+        return TaskOut(value=None, compute={}, nbytes=0, empty=True)
     else:
         value = results[0][1]
         for _, r in results[1:]:
             value = combine(value, r)
     seconds = time.perf_counter() - t0
     me = worker_id()
-    event = TaskEvent(me, getattr(fn, "__name__", "task"), start, start + seconds)
-    return TaskOut(value, {me: seconds}, payload_bytes(value), events=[event])
+    event = TaskEvent(
+        worker=me, name=getattr(fn, "__name__", "task"), start=start, end=start + seconds
+    )
+    return TaskOut(value=value, compute={me: seconds}, nbytes=payload_bytes(value), events=[event])
 
 
 def combine_outs(combine: Callable, a: TaskOut, b: TaskOut) -> TaskOut:
@@ -153,9 +159,13 @@ def combine_outs(combine: Callable, a: TaskOut, b: TaskOut) -> TaskOut:
     seconds = time.perf_counter() - t0
     me = worker_id()
     compute[me] = compute.get(me, 0.0) + seconds
-    event = TaskEvent(me, getattr(combine, "__name__", "combine"), start, start + seconds)
+    event = TaskEvent(
+        worker=me, name=getattr(combine, "__name__", "combine"), start=start, end=start + seconds
+    )
     events, reread = [*a.events, *b.events, event], a.reread + b.reread
-    return TaskOut(value, compute, a.nbytes + b.nbytes, events=events, reread=reread)
+    return TaskOut(
+        value=value, compute=compute, nbytes=a.nbytes + b.nbytes, events=events, reread=reread
+    )
 
 
 def tree_reduce(items: list, pair: Callable[[Any, Any], Any]) -> Any:

@@ -53,7 +53,7 @@ ENGINE_SOURCES = {
 """Where the numbers of a span of engine calls come from."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskEvent:
     """A task on a worker (or a part of a gang member's iteration): its name, what kind of
     time it is, and its start and end on that worker's wall clock (``time.time()``)."""
@@ -65,7 +65,7 @@ class TaskEvent:
     kind: str = "compute"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Call:
     """One engine call as the driver saw it (seconds, bytes), and the tasks it ran.
 
@@ -101,7 +101,11 @@ def _member_events(log: dict, i: int) -> list[TaskEvent]:
     events = []
     for kind, seconds in parts:
         if seconds > 0:
-            events.append(TaskEvent(log["worker"], kind, start, start + seconds, kind))
+            events.append(
+                TaskEvent(
+                    worker=log["worker"], name=kind, start=start, end=start + seconds, kind=kind
+                )
+            )
             start += seconds
     return events
 
@@ -158,7 +162,7 @@ class StepLog:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Failure:
     """A worker lost during a call, and what the engine did about it.
 
@@ -178,7 +182,7 @@ class Failure:
     partitions: tuple[int, ...] = ()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Span:
     """A named group of calls, typically one iteration; driver-side work counts as compute.
 
@@ -236,7 +240,7 @@ class Trace:
     @contextmanager
     def span(self, name: str) -> Iterator[Span]:
         """Group the calls made inside the block under ``name``."""
-        span = Span(name, start=time.time())
+        span = Span(name=name, start=time.time())
         self._open.append(span)
         t0 = time.perf_counter()
         try:
@@ -285,8 +289,8 @@ class Trace:
         added = []
         for i, (wall, compute, comm) in enumerate(slowest):
             span = Span(
-                name,
-                float(wall),
+                name=name,
+                wall=float(wall),
                 start=float(logs[slow[i]]["ends"][i] - wall),
                 events=[e for log in logs for e in _member_events(log, i)],
                 measured={

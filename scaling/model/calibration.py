@@ -36,7 +36,7 @@ from scaling.model.costmodel import Link, busiest_bytes, hops
 from scaling.results import atomic_write
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Calibration:
     """One engine's measured constants on one host (seconds, bytes, flop/s)."""
 

@@ -89,7 +89,7 @@ NETWORKS = {
 measured). Their numbers are assumptions and are printed with every answer."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Terms:
     """One worker count's predicted time per iteration, by term (seconds)."""
 
@@ -164,7 +164,11 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
         overhead = calibration.call_overhead(p) if driver_loop else calibration.gang_iteration
         straggle = busiest * calibration.straggle if p > 1 else 0.0
         comm = own + correction.transport * library
-        out.append(Terms(p, busiest, straggle, comm, overhead))
+        out.append(
+            Terms(
+                workers=p, compute=busiest, straggle=straggle, communication=comm, overhead=overhead
+            )
+        )
     return out
 
 
@@ -194,7 +198,7 @@ def check_pattern(pattern: str) -> None:
         raise UsageError(f"unknown pattern {pattern!r}; one of {', '.join(PATTERNS[1:])}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Correction:
     """What measured runs of a job correct in its model.
 
@@ -268,8 +272,8 @@ def fit_compute(samples: list[tuple[float, float]], what: str) -> Correction:
         slope, intercept = np.polyfit([r for r, _ in samples], [c for _, c in samples], 1)
         if intercept >= 0 and slope > 0:
             return Correction(
-                float(intercept),
-                float(slope),
+                fixed=float(intercept),
+                factor=float(slope),
                 where=(
                     f"compute = {seconds(intercept)} + roofline x {slope:.2f}, fitted on {runs}",
                 ),

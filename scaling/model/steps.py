@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, replace
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Step:
     """One step of an iteration.
 
@@ -89,13 +89,13 @@ def for_execution(steps: list[Step], execution: str, workers: int) -> list[Step]
             rounds = tree_depth(workers)
             how = "ring" if ring else f"recursive doubling, {rounds} round" + "s" * (rounds != 1)
             s = Step(
-                "combine",
-                "scaling.collectives.allreduce.Mesh.allreduce",
-                f"peers, {how}",
-                "sum the partial results in place on every worker, peer to peer",
-                s.flops,
-                allreduce_bytes(s.sends, workers),
-                "allreduce",
+                kind="combine",
+                function="scaling.collectives.allreduce.Mesh.allreduce",
+                where=f"peers, {how}",
+                does="sum the partial results in place on every worker, peer to peer",
+                flops=s.flops,
+                sends=allreduce_bytes(s.sends, workers),
+                pattern="allreduce",
             )
         elif s.kind == "map":
             s = replace(s, sends=0)  # its result stays on the worker, for the all-reduce

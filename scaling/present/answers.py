@@ -19,7 +19,7 @@ CURVE = (1, 2, 4, 16, 64, 256, 1024)
 """Worker counts of the cost model's curve."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Figure:
     """A number in an answer: as printed, its value, and where it came from."""
 
@@ -57,7 +57,7 @@ class Answer:
         else:
             text = si(value, unit)
         ref = len(self.figures) + 1
-        self.figures.append(Figure(ref, text, float(value), source))
+        self.figures.append(Figure(ref=ref, text=text, value=float(value), source=source))
         return f"{text}{' (modelled)' if modelled else ''} [{ref}]"
 
     def to_dict(self, number: int) -> dict:

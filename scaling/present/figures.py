@@ -26,7 +26,7 @@ from functools import partial
 PARTS = ("compute", "communication", "overhead")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunFigures:
     """The numbers of one successful run, as every view shows them.
 
@@ -70,7 +70,7 @@ def run_figures(record: dict) -> RunFigures:
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Point:
     """A curve at one worker count: the median over its repeats."""
 
@@ -87,7 +87,7 @@ class Point:
     slowest: float = 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Curve:
     sweep_id: str
     job: str
@@ -129,6 +129,10 @@ def size_of(record: dict) -> int:
     return record["rows"] // record["workers"] if record["mode"] == "weak" else record["rows"]
 
 
+CURVE_KEY = ("sweep_id", "job", "engine", "mode", "size", "features", "execution")
+"""The fields of :class:`Curve` that say which curve a run is on."""
+
+
 def curve_key(record: dict) -> tuple:
     """What a run's curve is: sweep, job, engine, mode, size, features and execution (the
     first fields of :class:`Curve`)."""
@@ -152,7 +156,8 @@ def curves(records: Iterable[dict]) -> list[Curve]:
     out = []
     for key, runs in groups.items():
         options = {k: v for k, v in runs[0].get("config", {}).items() if k != "execution"}
-        curve = Curve(*key, unit=run_figures(runs[0]).unit, options=options)
+        named = dict(zip(CURVE_KEY, key, strict=True))
+        curve = Curve(**named, unit=run_figures(runs[0]).unit, options=options)
         by_workers: dict[int, list[RunFigures]] = {}
         for r in runs:
             by_workers.setdefault(r["workers"], []).append(run_figures(r))

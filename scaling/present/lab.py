@@ -22,6 +22,7 @@ from pathlib import Path
 from scaling.present.text import text_table
 from scaling.run.pool import Clusters
 from scaling.run.runner import run_job
+from scaling.run.spec import RunSpec
 from scaling.run.sweep import SweepPlan, sweep_all
 
 # In a notebook Ray asks for ipywidgets (an INFO line) and tqdm warns it has no widgets: the
@@ -87,7 +88,10 @@ def on_every_engine(
     ``|value - reference| <= atol + rtol * |reference|``."""
 
     def quality(engine: str, workers: int) -> float:
-        run = run_job(job, engine, workers, source, config, clusters=_OPEN)
+        run = run_job(
+            RunSpec(job=job, engine=engine, workers=workers, source=source, config=config),
+            clusters=_OPEN,
+        )
         return run.record["quality"][job.headline]
 
     reference = quality("local", 1)
@@ -177,7 +181,7 @@ def variants(
     variants = job.variants if variants is None else variants
     point = {"engines": (engine,), "workers": (workers,), "sizes": (rows,), "features": features}
     plans = [
-        SweepPlan(job, dataclasses.replace(config, **options), baseline=False, **point)
+        SweepPlan(job=job, config=dataclasses.replace(config, **options), baseline=False, **point)
         for options in variants.values()
     ]
     records = [record for (record,) in _sweeps(plans, store)]

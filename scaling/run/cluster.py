@@ -43,7 +43,7 @@ def home() -> Path:
     return Path(os.environ.get("SCALING_HOME") or Path.home() / ".scaling")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Process:
     """One daemon this program started: a process-group leader, known by id and start time
     (a pid the system has since given to another program has another start time)."""
@@ -62,7 +62,7 @@ class Process:
             return False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Cluster:
     """What ``scaling cluster start`` started: enough to use it, watch it and stop it."""
 
@@ -138,7 +138,9 @@ def start(engine: str, workers: int, join: str | None = None, timeout: float = 1
     if join is None:
         cluster = launch(workers, logs)
     else:  # the workers are recorded with the cluster they join, if it was started here
-        cluster = existing or Cluster(engine, 0, join, {}, [], _now())
+        cluster = existing or Cluster(
+            engine=engine, workers=0, address=join, dashboards={}, ports=[], started_at=_now()
+        )
         cluster.processes += _JOINERS[engine](join, workers, logs)
         cluster.workers += workers
     cluster.save()
@@ -161,7 +163,9 @@ def _spawn(argv: list[str], role: str, logs: Path, env: dict | None = None) -> P
             start_new_session=True,
             env={**os.environ, **THREADS, "SPARK_LOCAL_IP": HOST, **(env or {})},
         )
-    return Process(proc.pid, psutil.Process(proc.pid).create_time(), role, str(log))
+    return Process(
+        pid=proc.pid, started=psutil.Process(proc.pid).create_time(), role=role, log=str(log)
+    )
 
 
 def _bin(name: str) -> str:
@@ -193,13 +197,13 @@ def _ray(workers: int, logs: Path) -> Cluster:
     ]  # fmt: skip
     head = _spawn(argv, "ray-head", logs, RAY_LOOPBACK)
     return Cluster(
-        "ray",
-        workers,
-        f"{HOST}:{port}",
-        {"Ray dashboard": f"http://{HOST}:{dashboard}"},
-        [port, dashboard],
-        _now(),
-        [head],
+        engine="ray",
+        workers=workers,
+        address=f"{HOST}:{port}",
+        dashboards={"Ray dashboard": f"http://{HOST}:{dashboard}"},
+        ports=[port, dashboard],
+        started_at=_now(),
+        processes=[head],
     )
 
 
@@ -268,7 +272,15 @@ def _joined(
     """A cluster of ``head`` (listening at ``ports[0]``) and ``workers`` that join it."""
     _wait_port(HOST, ports[0], 60, head)
     processes = [head, *_JOINERS[engine](address, workers, logs)]
-    return Cluster(engine, workers, address, dashboards, ports, _now(), processes)
+    return Cluster(
+        engine=engine,
+        workers=workers,
+        address=address,
+        dashboards=dashboards,
+        ports=ports,
+        started_at=_now(),
+        processes=processes,
+    )
 
 
 def _spark_join(address: str, workers: int, logs: Path) -> list[Process]:

@@ -1,13 +1,9 @@
-"""Run jobs, measured: one run (one engine, one worker count), or a sweep over many.
+"""One run, measured: a :class:`~scaling.run.spec.RunSpec` in, a record out.
 
 A run starts its own cluster (or takes one from :class:`Clusters`), loads the data onto the
-workers, fits the job and describes what happened as a record (see README, "Run records"). A
-sweep runs a job over engines x worker counts x data sizes, in strong scaling (fixed total
-rows) or weak scaling (fixed rows per worker), repeats each point, measures the job's
-single-thread baseline for COST, and appends every record to the results store as it goes; a
-run that fails is recorded as failed and the sweep goes on. Several sweeps can run together
-(:func:`sweep_all`, what ``scaling demo`` does), sharing one cluster per engine and worker
-count.
+workers, fits the job and describes what happened as a record (see README, "Run records").
+:func:`run_each` is ``scaling run``'s loop: one run per worker count, each kept in the store
+as it finishes. Sweeps are :mod:`scaling.run.sweep`.
 """
 
 from __future__ import annotations
@@ -17,24 +13,26 @@ import dataclasses
 import json
 import os
 import sys
-import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 
-from scaling.data import Source
-from scaling.errors import UsageError
-from scaling.job import Job, OnIteration
+from scaling.errors import ScalingError
+from scaling.job import Job, OnIteration, RunContext
 from scaling.measure import timeline
-from scaling.measure.host import host_facts, versions
-from scaling.results import SCHEMA, new_sweep_id
+from scaling.measure.host import versions
+from scaling.measure.trace import Trace
+from scaling.results import append_record
 from scaling.run import checkpoint
-from scaling.run.checkpoint import Checkpoints
-from scaling.run.drill import gang_drill
+from scaling.run.checkpoint import of_run
+from scaling.run.drill import drill, gang_drill
 from scaling.run.pool import Clusters
+from scaling.run.spec import RunSpec, config_dict, new_run_id
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class Run:
     """A finished run: the job's result, its record, and the arrays and files to save with it
     (``files["trace"]``: the run's timeline as Chrome trace-event JSON)."""
@@ -46,63 +44,31 @@ class Run:
 
 
 def run_job(
-    job: Job,
-    engine: str,
-    workers: int,
-    source: Source,
-    config: object,
-    *,
-    address: str | None = None,
-    partitions: int | None = None,
-    dtype: str = "float64",
-    sweep_id: str | None = None,
-    mode: str = "strong",
-    warmup: int = 1,
-    on_iteration: OnIteration | None = None,
-    clusters: Clusters | None = None,
-    engine_options: dict | None = None,
-    kill_worker_at: int | None = None,
-    run_id: str | None = None,
-    checkpoints: Checkpoints | None = None,
+    spec: RunSpec, *, clusters: Clusters | None = None, on_iteration: OnIteration | None = None
 ) -> Run:
-    """Start ``engine`` with ``workers`` workers, load ``source``, fit ``job``, and measure it.
+    """Start ``spec.engine`` with ``spec.workers`` workers, load ``spec.source``, fit
+    ``spec.job``, and measure it.
 
     The cluster is started and closed here (a run owns its workers) unless ``clusters`` is
     given: then the run takes the open one when it matches, frees its data at the end and
-    leaves it open for the next run. The first ``warmup`` iterations (JIT compilation,
-    first-touch of caches) are recorded but left out of the median time per iteration.
-    ``engine_options`` go to the engine (``step_timeout``, ``max_failures``);
-    ``kill_worker_at`` is the failure drill: after that iteration one worker is killed
-    (:meth:`Engine.kill_worker`; in a gang, once its checkpoint has that many rounds), and
-    the record says what the engine did. ``checkpoints``
-    (of run ``run_id``) are where its gangs keep their state: removed when the run finishes,
-    kept when it fails, to resume it from.
+    leaves it open for the next run. The job's ``fit`` gets a :class:`~scaling.job.RunContext`:
+    ``on_iteration`` (a progress bar), with the failure drill's kill after it where the spec
+    asks for one (:meth:`Engine.kill_worker`), and the run's checkpoints.
     """
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    gang = job.execution(config) != "driver"
-    if kill_worker_at is not None and gang and not (checkpoints and job.resumable(config)):
-        raise UsageError(
-            "--kill-worker-at kills a worker between two steps of the driver's loop, or in a "
-            "gang once its checkpoint has that many rounds; this run's iterations run inside "
-            f"one gang call ({job.execution(config)}) that keeps no checkpoints: use "
-            "--execution driver, or a gang with checkpoints (gbdt; sgd's gangs) and "
-            "--checkpoint-every N"
-        )
+    spec.check_drill()
     pool = clusters or Clusters()
     try:
-        eng, startup = pool.open(engine, workers, address, engine_options)
-        ds = eng.load(source, partitions, dtype)
-        drill = contextlib.nullcontext()
-        if kill_worker_at is not None and gang:
-            drill = gang_drill(eng, ds, kill_worker_at, checkpoints)
-        elif kill_worker_at is not None:
-            on_iteration = drill(eng, ds, kill_worker_at, on_iteration)
-        eng.checkpoints = checkpoints
-        try:
-            with drill:
-                result = job.fit(eng, ds, config, on_iteration=on_iteration)
-        finally:
-            eng.checkpoints = None
+        eng, startup = pool.open(spec.engine, spec.workers, spec.address, spec.engine_options)
+        ds = eng.load(spec.source, spec.partitions, spec.dtype)
+        drilled = contextlib.nullcontext()
+        if spec.kill_worker_at is not None and spec.gang:
+            drilled = gang_drill(eng, ds, spec.kill_worker_at, spec.checkpoints)
+        elif spec.kill_worker_at is not None:
+            on_iteration = drill(eng, ds, spec.kill_worker_at, on_iteration)
+        with drilled:
+            context = RunContext(on_iteration=on_iteration, checkpoints=spec.checkpoints)
+            result = spec.job.fit(eng, ds, spec.config, context)
         eng.release(ds)
         trace, engine_version, dashboards = eng.trace, eng.version, eng.dashboards
     except BaseException:
@@ -111,21 +77,39 @@ def run_job(
     finally:
         if clusters is None:
             pool.close()
-    if checkpoints is not None:
-        checkpoint.finish(checkpoints)
+    if spec.checkpoints is not None:
+        checkpoint.finish(spec.checkpoints)
+    record = {
+        **spec.identity(started),
+        "status": "ok",
+        "address": spec.address,
+        "dashboards": {**_dashboards(spec.address), **dashboards},
+        "partitions": ds.partitions,
+        "dtype": spec.dtype,
+        "data": spec.source.describe(),
+        **measured(spec, trace, result, ds.rows, startup),
+        "versions": versions(spec.engine, engine_version),
+    }
+    chrome = json.dumps(timeline.chrome_trace(trace, spec.job.iteration), separators=(",", ":"))
+    return Run(
+        result=result,
+        record=record,
+        arrays=spec.job.arrays(result),
+        files={"trace": chrome.encode()},
+    )
+
+
+def measured(spec: RunSpec, trace: Trace, result: object, rows: int, startup: float) -> dict:
+    """What a run's record says it measured: its timings (the median iteration after the
+    warm-up), their split, bytes, throughput, the fit's quality, the median iteration's
+    timeline and what failed on the way."""
+    job = spec.job
     spans = [s for s in trace.spans if s.name == job.iteration]
     iterations = [s.summary() for s in spans]
-    median, typical = trace.typical(job.iteration, warmup)
+    median, typical = trace.typical(job.iteration, spec.warmup)
     per_iter = typical["wall"]
-    record = {
-        **_identity(job, engine, workers, source, config, sweep_id, mode, started, run_id),
-        "status": "ok",
-        "address": address,
-        "dashboards": {**_dashboards(address), **dashboards},
-        "partitions": ds.partitions,
-        "dtype": dtype,
-        "data": source.describe(),
-        "warmup_iterations": warmup if len(iterations) > warmup else 0,
+    return {
+        "warmup_iterations": spec.warmup if len(iterations) > spec.warmup else 0,
         "timings": {
             "startup": startup,  # 0 on a cluster an earlier run started (Clusters)
             "load": sum(c.wall for c in trace.calls if c.op == "load"),
@@ -137,15 +121,12 @@ def run_job(
         "split": {part: typical[part] for part in ("compute", "communication", "overhead")},
         "bytes_per_iteration": typical["bytes_in"] + typical["bytes_out"],
         "sources": typical["sources"],
-        "throughput": throughput(job, config, ds.rows, per_iter),
+        "throughput": throughput(job, spec.config, rows, per_iter),
         "headline": job.headline,
         "quality": job.quality(result),
-        "versions": versions(engine, engine_version),
         "timeline": {"iteration": median, **timeline.iteration(trace, spans[median])},
         "failures": [dataclasses.asdict(f) for f in trace.failures],
     }
-    chrome = json.dumps(timeline.chrome_trace(trace, job.iteration), separators=(",", ":"))
-    return Run(result, record, job.arrays(result), {"trace": chrome.encode()})
 
 
 def _dashboards(address: str | None) -> dict[str, str]:
@@ -162,61 +143,51 @@ def throughput(job: Job, config: object, rows: int, seconds: float) -> dict:
     return {"value": units / seconds if seconds > 0 else None, "unit": f"{job.unit}/s"}
 
 
-def _identity(
-    job: Job,
-    engine: str,
-    workers: int,
-    source: Source,
-    config: object,
-    sweep_id: str | None,
-    mode: str,
-    started: str,
-    run_id: str | None = None,
-) -> dict:
-    """The fields every record has, measured or failed."""
-    return {
-        "schema": SCHEMA,
-        "sweep_id": sweep_id or new_sweep_id(),
-        "run_id": run_id or new_run_id(),
-        "started_at": started,
-        "mode": mode,
-        "job": job.name,
-        "engine": engine,
-        "execution": job.execution(config),
-        "job_id": os.environ.get("SCALING_JOB_ID"),  # a run of `scaling submit`
-        "workers": workers,
-        "rows": source.rows,
-        "features": source.features,
-        "config": config_dict(config),
-        "host": host_facts(),
-    }
+def run_each(
+    spec: RunSpec,
+    counts: Sequence[int],
+    store: str | os.PathLike,
+    *,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    on_record: Callable[[dict], None] = lambda record: None,
+) -> list[dict]:
+    """``scaling run``: ``spec`` at each worker count of ``counts``, one run after another,
+    each record appended to ``store`` as it finishes (and given to ``on_record``).
+
+    With ``checkpoint_every`` (or ``resume``) a run's gangs keep their state every that many
+    rounds in the store; ``resume`` goes on with run ``spec.run_id`` from its latest. A run
+    that fails keeping a checkpoint says how to go on from it.
+    """
+    records = []
+    for workers in counts:
+        run_id = spec.run_id if resume else new_run_id()
+        one = replace(spec, workers=workers, run_id=run_id)
+        if checkpoint_every or resume:
+            what = {"job": spec.job.name, "config": config_dict(spec.config)}
+            what.update(data=spec.source.describe(), dtype=spec.dtype)
+            every = checkpoint_every or checkpoint.EVERY
+            one = replace(one, checkpoints=of_run(store, run_id, what, every, resume=resume))
+        try:
+            run = run_with_progress(one)
+        except ScalingError as e:
+            if one.checkpoints and (kept := one.checkpoints.latest()):
+                e.args = (
+                    f"{e}; its checkpoint after round {kept[0]} is kept: add --resume {run_id} "
+                    "to go on from it",
+                )
+            raise
+        records.append(append_record(store, run.record, run.arrays, run.files))
+        on_record(records[-1])
+    return records
 
 
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def run_with_progress(
-    job: Job,
-    engine: str,
-    workers: int,
-    source: Source,
-    config: object,
-    progress: bool = True,
-    **options,
-) -> Run:
+def run_with_progress(spec: RunSpec, progress: bool = True, **options) -> Run:
     """:func:`run_job` with a progress bar over its iterations (on a terminal)."""
-    total = job.iterations(config)
-    with progress_bar(f"{engine} x{workers}", total, enabled=progress, leave=False) as bar:
-        return run_job(
-            job,
-            engine,
-            workers,
-            source,
-            config,
-            on_iteration=lambda i, shift: bar.update(1),
-            **options,
-        )
+    total = spec.job.iterations(spec.config)
+    desc = f"{spec.engine} x{spec.workers}"
+    with progress_bar(desc, total, enabled=progress, leave=False) as bar:
+        return run_job(spec, on_iteration=lambda i, shift: bar.update(1), **options)
 
 
 class progress_bar:
@@ -234,12 +205,3 @@ class progress_bar:
 
     def __exit__(self, *exc: object) -> None:
         self.bar.close()
-
-
-def config_dict(config: object) -> dict:
-    """A config dataclass as JSON-able values (arrays described by their shape)."""
-    out = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        out[f.name] = f"array{list(value.shape)}" if isinstance(value, np.ndarray) else value
-    return out

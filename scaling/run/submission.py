@@ -32,7 +32,7 @@ from scaling.run.cluster import Cluster, Process, end_groups, get_json, home
 FINAL = ("succeeded", "failed", "stopped")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Submission:
     """A submitted job: what it runs, where, and how it stands."""
 
@@ -197,7 +197,7 @@ def _end(job: Submission, status: str, reason: str) -> Submission:
 
 def _supervisor(job: Submission) -> Process:
     """A detached job's supervisor, the leader of its driver's process group."""
-    return Process(job.pid, job.started, "supervisor", str(job.log))
+    return Process(pid=job.pid, started=job.started, role="supervisor", log=str(job.log))
 
 
 AGENT_WAIT = 60.0

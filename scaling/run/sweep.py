@@ -21,9 +21,8 @@ from scaling.errors import StoreError, UsageError, check_choice
 from scaling.job import Job
 from scaling.results import DEFAULT_STORE, append_record, new_sweep_id
 from scaling.run.pool import Clusters
-from scaling.run.runner import _identity, progress_bar, run_with_progress, throughput
-
-MODES = ("strong", "weak")
+from scaling.run.runner import progress_bar, run_with_progress, throughput
+from scaling.run.spec import MODES, RunSpec
 
 
 def per_iteration_by_difference(fit: Callable[[int], object], iters: int, repeat: int) -> float:
@@ -75,7 +74,9 @@ def measure_baseline(
     with threadpool_limits(1):  # COST is against a single thread
         seconds = per_iteration_by_difference(reference.fit, 5, repeat)
     return {
-        **_identity(job, "baseline", 1, source, config, sweep_id, "strong", started),
+        **RunSpec(
+            job=job, engine="baseline", workers=1, source=source, config=config, sweep_id=sweep_id
+        ).identity(started),
         "execution": "one thread",
         "status": "ok",
         "baseline": reference.name,
@@ -85,7 +86,7 @@ def measure_baseline(
     }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SweepPlan:
     """What a sweep runs: a validated grid of engines x worker counts x sizes."""
 
@@ -199,26 +200,21 @@ def sweep_all(
             )
             source, config = plan.source(size, w), plan.config_for(w)
             try:
-                run = run_with_progress(
-                    plan.job,
-                    engine,
-                    w,
-                    source,
-                    config,
-                    progress=progress,
-                    address=plan.address,
-                    dtype=plan.dtype,
-                    sweep_id=ids[i],
-                    mode=plan.mode,
-                    clusters=clusters,
-                    engine_options=dict(plan.engine_options),
-                )
+                spec = RunSpec(
+                    job=plan.job, engine=engine, workers=w, source=source, config=config,
+                    address=plan.address, dtype=plan.dtype, sweep_id=ids[i], mode=plan.mode,
+                    **dict(plan.engine_options),
+                )  # fmt: skip
+                run = run_with_progress(spec, progress=progress, clusters=clusters)
                 done[i].append(append_record(out, run.record, run.arrays, run.files))
             except StoreError:  # nothing more can be kept: stop, the records so far intact
                 raise
             except Exception as e:  # recorded, and the sweep goes on
                 started = datetime.now(UTC).isoformat(timespec="seconds")
-                failed = _identity(plan.job, engine, w, source, config, ids[i], plan.mode, started)
+                failed = RunSpec(
+                    job=plan.job, engine=engine, workers=w, source=source, config=config,
+                    sweep_id=ids[i], mode=plan.mode,
+                ).identity(started)  # fmt: skip
                 failed.update(status="failed", error=f"{type(e).__name__}: {e}")
                 done[i].append(append_record(out, failed))
             bar.update(1)
