@@ -96,7 +96,9 @@ def _fetch_source(into: Path) -> Path:
     """The installed version's source release, unpacked; its root. pip fetches it, so the
     user's pip configuration holds (index, mirror, proxy, certificates), and pip checks it
     against the index's hash."""
-    command = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+    # --no-binary for lightgbm alone: its build requirements (scikit-build-core, CMake) stay
+    # wheels, else pip builds CMake from source to read the release's metadata.
+    command = [sys.executable, "-m", "pip", "download", "--no-binary", "lightgbm", "--no-deps",
                "--quiet", "--dest", str(into), f"lightgbm=={version()}"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)
     archives = sorted(into.glob("lightgbm-*.tar.gz"))
