@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to run it again elsewhere
     try:
         return COMMANDS[args.command](args)
     except (ScalingError, ImportError) as e:

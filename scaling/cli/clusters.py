@@ -59,14 +59,28 @@ def forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list
     return argv
 
 
+def emulated(emulation: dict) -> str:
+    """A scale model in a line: its machines, cores, link and dilation."""
+    e = emulation
+    return (
+        f"{e['machines']} machines x {e['cores_per_machine']} cores on {e['link']} links, "
+        f"emulated ({e['dilation']:.2f}x)"
+    )
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
     from scaling.present.text import text_table
     from scaling.run import cluster
 
     if args.action == "start":
-        c = cluster.start(args.engine, args.workers, join=args.join)
+        c = cluster.start(
+            args.engine, args.workers, join=args.join, machines=args.machines,
+            cores=args.cores_per_machine, link=args.link,
+        )  # fmt: skip
         verb = f"{args.workers} workers joined" if args.join else f"started, {c.workers} workers"
         print(f"{c.engine} cluster {verb}: --cluster {c.engine} (address {c.address})")
+        if c.emulation:
+            print(f"  {emulated(c.emulation)}")
         for name, url in c.dashboards.items():
             print(f"  {name}: {url}")
         return 0
@@ -74,7 +88,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         ended = cluster.stop(args.engine)
         print(f"{args.engine}: {len(ended)} processes ended" if ended else "nothing to stop")
         return 0
-    rows = [("engine", "address", "workers", "processes", "started", "dashboards")]
+    rows = [("engine", "address", "workers", "processes", "started", "machines", "dashboards")]
     for engine in [args.engine] if args.engine else cluster.ENGINES:
         c = cluster.Cluster.load(engine)
         if c is None:
@@ -88,6 +102,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                 f"{'-' if workers is None else workers} of {c.workers}",
                 f"{live} of {len(c.processes)} running",
                 c.started_at,
+                emulated(c.emulation) if c.emulation else "-",
                 " ".join(c.dashboards.values()),
             )
         )

@@ -74,6 +74,30 @@ def on_cluster(args: argparse.Namespace, engine_attr: str):
     return found
 
 
+def on_head(found, argv: list[str]) -> int | None:
+    """Run this command again on the head machine of the scale model the cluster ``found``
+    runs on, the driver under the head's CPU share and in its namespace, and give its exit
+    status; ``None`` where there is no scale model, or this runs on one of its machines
+    already (``SCALING_MACHINE``: set for what runs there, a Ray job's driver too)."""
+    if found is None or found.machines is None or os.environ.get("SCALING_MACHINE"):
+        return None
+    import subprocess
+
+    from scaling.run.machines import ScaleModel
+
+    model = ScaleModel.load(found.machines)
+    if model is None:
+        raise UsageError(
+            f"the machines of the {found.engine} cluster are gone: `scaling cluster stop "
+            f"{found.engine}`, then start it again"
+        )
+    head = model.head.address
+    env = {**os.environ, "SCALING_MACHINE": head, "SPARK_LOCAL_IP": head}
+    env["SCALING_DRIVER_HOST"] = head  # where gangs meet: the driver's address
+    command = model.command(model.head, [sys.executable, "-m", "scaling.cli", *argv])
+    return subprocess.call(command, env=env)
+
+
 def say_dashboards(found) -> None:
     """Where to watch a run on a cluster of `scaling cluster start` while it runs."""
     if found is not None and found.dashboards:

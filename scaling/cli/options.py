@@ -173,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("engine", help="ray, dask or spark")
     start.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     start.add_argument("--join", metavar="ADDRESS", help="only add workers to this cluster")
+    start.add_argument(
+        "--machines",
+        type=int,
+        metavar="N",
+        help="a scale model of N worker machines and a head on this host (root): a network "
+        "namespace each, its CPU share and link slowed by one factor D = (N + 1) C / cores",
+    )
+    start.add_argument(
+        "--cores-per-machine", type=int, default=1, metavar="C", help="with --machines (1)"
+    )
+    start.add_argument(
+        "--link",
+        default="10gbit",
+        metavar="RATE",
+        help="with --machines: each machine's link, 100mbit, 1gbit, 10gbit, 25gbit or bits "
+        "per second (default: 10gbit), shaped to RATE / D",
+    )
     status = actions.add_parser("status", help="the clusters started here, live")
     status.add_argument("engine", nargs="?", help="one engine (default: all)")
     stop = actions.add_parser("stop", help="stop what `start` started, and nothing else")
@@ -309,8 +326,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
     cores = os.cpu_count() or 1
     p.add_argument(
         "--engines",
-        default=",".join(ENGINES),
-        help=f"comma-separated (default: {','.join(ENGINES)})",
+        help=f"comma-separated (default: {','.join(ENGINES)}; with --emulate: dask)",
     )
     p.add_argument(
         "--workers",
@@ -335,3 +351,19 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
         "--no-baseline", action="store_true", help="skip the single-thread baseline (and so COST)"
     )
     p.add_argument("--report", help="report directory (default: the sweep's, results/SWEEP_ID)")
+    p.add_argument(
+        "--emulate",
+        type=int,
+        metavar="N",
+        help="run the sweep on a scale model of N machines built around it, and removed after "
+        "(`scaling cluster start ENGINE --machines N`; root); one engine",
+    )
+    p.add_argument(
+        "--cores-per-machine", type=int, default=1, metavar="C", help="with --emulate (1)"
+    )
+    p.add_argument(
+        "--link",
+        default="10gbit",
+        metavar="RATE",
+        help="with --emulate: each machine's link (100mbit, 1gbit, 10gbit, 25gbit or bits/s)",
+    )

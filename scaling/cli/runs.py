@@ -15,8 +15,10 @@ from scaling.cli.common import (
     job_config,
     job_source,
     on_cluster,
+    on_head,
     say_dashboards,
 )
+from scaling.engines import ENGINES
 from scaling.errors import UsageError
 
 
@@ -28,7 +30,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scaling.run.spec import RunSpec, new_run_id
 
     job = get_job(args.job)
-    say_dashboards(on_cluster(args, "engine"))
+    found = on_cluster(args, "engine")
+    if (status := on_head(found, args.argv)) is not None:
+        return status
+    say_dashboards(found)
     engine_names(args.engine)
     config = job_config(job, args)
     source = job_source(job, args, args.rows, config)
@@ -41,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         job=job, engine=args.engine, workers=args.workers[0], source=source, config=config,
         address=args.address, partitions=args.partitions, dtype=args.dtype,
         kill_worker_at=args.kill_worker_at, run_id=args.resume or new_run_id(),
-        **engine_options(args),
+        emulation=found.emulation if found else None, **engine_options(args),
     )  # fmt: skip
 
     def printed(record: dict) -> None:
@@ -64,8 +69,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from jobs import get_job
     from scaling.run.sweep import SweepPlan
 
+    if args.emulate is not None:
+        return _emulated_sweep(args)
+    args.engines = args.engines or ",".join(ENGINES)
     job = get_job(args.job)
-    say_dashboards(on_cluster(args, "engines"))
+    found = on_cluster(args, "engines")
+    if (status := on_head(found, args.argv)) is not None:
+        return status
+    say_dashboards(found)
     config = job_config(job, args)
     data = job_source(job, args, 1, config) if args.data else None
     plan = SweepPlan(
@@ -83,10 +94,45 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         data=data,
         baseline=not args.no_baseline,
         engine_options=tuple(engine_options(args).items()),
+        emulation=found.emulation if found else None,
     )
     most = max(plan.sizes) * (max(plan.workers) if plan.mode == "weak" else 1)
     check_before_work(args, plan.engines, data.rows if data else most, plan.features)
     return _sweep_and_report(plan, args.out, args.report)[0]
+
+
+def _emulated_sweep(args: argparse.Namespace) -> int:
+    """``--emulate N``: the sweep on a scale model of N machines, started around it (the
+    sweep's driver on its head) and stopped after, whatever happened."""
+    from scaling.run import cluster
+
+    engines = engine_names(args.engines or "dask")
+    if len(engines) != 1 or engines[0] == "local":
+        raise UsageError("--emulate builds one engine's cluster: --engines ray, dask or spark")
+    if args.address or args.cluster:
+        raise UsageError("--emulate builds a cluster of its own: leave out --address and --cluster")
+    engine = engines[0]
+    started = cluster.start(
+        engine, 1, machines=args.emulate, cores=args.cores_per_machine, link=args.link
+    )
+    try:
+        own = ("--emulate", "--cores-per-machine", "--link", "--engines")
+        return on_head(started, [*without(args.argv, own), "--cluster", engine]) or 0
+    finally:
+        cluster.stop(engine)
+
+
+def without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """``argv`` less ``options`` and their values (``--option VALUE`` or ``--option=VALUE``)."""
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in options:
+            skip = True
+        elif not word.startswith(tuple(f"{o}=" for o in options)):
+            out.append(word)
+    return out
 
 
 def _sweep_and_report(

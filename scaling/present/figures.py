@@ -11,6 +11,10 @@ speedup ``S(p) = T(1) / T(p)`` and efficiency ``S(p) / p``; for weak scaling (fi
 worker), weak-scaling efficiency ``T(1) / T(p)``, whose ideal is 1. T is the time per
 iteration, always against the 1-worker run of the same curve.
 
+A run on a scale model (:mod:`scaling.run.machines`) records its emulation; its times are
+shown in the modelled cluster's time, measured / D, and its throughput times D, every such
+figure labelled ``emulated (D x)`` (:attr:`RunFigures.clock`): never as a plain measurement.
+
 COST (McSherry, Isard, Murray, "Scalability! But at what COST?", HotOS 2015) is the fewest
 workers at which the job beats a strong single-thread implementation on the same data
 (``None``: not reached within the sweep).
@@ -44,6 +48,7 @@ class RunFigures:
     headline: tuple[str, object]
     sources: dict[str, str]
     timeline: dict | None = None  # the median iteration, as bars (see scaling.measure.timeline)
+    clock: str = "measured"  # or "emulated (D x)": the modelled cluster's time, measured / D
 
     def share(self, part: str) -> float | None:
         """The fraction of an iteration's time in ``part``."""
@@ -57,17 +62,30 @@ class RunFigures:
 def run_figures(record: dict) -> RunFigures:
     """The figures of one successful (``status: ok``) run record."""
     name = record.get("headline", "")
+    d, clock = dilation(record)
+    throughput = record["throughput"]["value"]
     return RunFigures(
-        seconds=record["timings"]["per_iteration"],
-        throughput=record["throughput"]["value"],
+        seconds=record["timings"]["per_iteration"] / d,
+        throughput=None if throughput is None else throughput * d,
         unit=record["throughput"]["unit"],
-        split=dict(record.get("split", {})),
+        split={part: s / d for part, s in record.get("split", {}).items()},
         bytes=record.get("bytes_per_iteration", 0),
         iterations=len(record["timings"].get("iterations", [])),
         headline=(name, record.get("quality", {}).get(name)),
         sources=dict(record.get("sources", {})),
         timeline=record.get("timeline"),
+        clock=clock,
     )
+
+
+def dilation(record: dict) -> tuple[float, str]:
+    """What a record's times are divided by to be shown, and how they are labelled: 1 and
+    ``measured``, or a scale model's measured dilation D and ``emulated (D x)``."""
+    emulation = record.get("emulation")
+    if not emulation:
+        return 1.0, "measured"
+    d = float(emulation["dilation"])
+    return d, f"emulated ({d:.2f}x)"
 
 
 @dataclass(kw_only=True)
@@ -102,6 +120,7 @@ class Curve:
     baseline_name: str | None = None
     label: str = ""
     options: dict = field(default_factory=dict)  # the job's config (the execution aside)
+    clock: str = "measured"  # or "emulated (D x)" (RunFigures.clock)
 
     @property
     def key(self) -> tuple:
@@ -157,7 +176,8 @@ def curves(records: Iterable[dict]) -> list[Curve]:
     for key, runs in groups.items():
         options = {k: v for k, v in runs[0].get("config", {}).items() if k != "execution"}
         named = dict(zip(CURVE_KEY, key, strict=True))
-        curve = Curve(**named, unit=run_figures(runs[0]).unit, options=options)
+        first = run_figures(runs[0])
+        curve = Curve(**named, unit=first.unit, options=options, clock=first.clock)
         by_workers: dict[int, list[RunFigures]] = {}
         for r in runs:
             by_workers.setdefault(r["workers"], []).append(run_figures(r))
@@ -285,6 +305,8 @@ def _label(curves_: list[Curve]) -> None:
         if "execution" not in varying and c.execution != "driver":
             parts.append(c.execution)  # say it even when every curve is all-reduce
         parts += [f"{k}={c.options[k]}" for k in sorted(options) if k in c.options]
+        if c.clock != "measured":
+            parts.append(c.clock)
         c.label = " ".join(parts)
     labels = [c.label for c in curves_]
     for c in curves_:
@@ -328,13 +350,15 @@ def cores_note(records: Iterable[dict]) -> str | None:
     A p-worker run needs p cores for its workers and one for the driver (which schedules,
     combines and updates in the driver loop, and waits in a gang); with fewer, the curve past
     that point shows processes queueing for cores, not how the algorithm scales. The local
-    engine runs its workers one after another in the driver and needs one core.
+    engine runs its workers one after another in the driver and needs one core; a scale model
+    gives each of its machines a share of its own.
     """
     short = [
         r["host"]["cores"]
         for r in records
         if r.get("status") == "ok"
         and r["engine"] not in ("local", "baseline")
+        and not r.get("emulation")
         and r.get("host", {}).get("cores")
         and r["workers"] + 1 > r["host"]["cores"]
     ]

@@ -105,9 +105,10 @@ def _spread(value: float, point: Point) -> tuple[float, float]:
     median time: each goes as 1 / time) it is at the slowest and at the fastest repeat."""
     if not point.fastest or not point.slowest:
         return 0.0, 0.0
+    # never below zero: a single repeat's spread is 0 up to the last bit of a product
     return (
-        value - value * point.seconds / point.slowest,
-        value * point.seconds / point.fastest - value,
+        max(0.0, value - value * (point.seconds / point.slowest)),
+        max(0.0, value * (point.seconds / point.fastest) - value),
     )
 
 

@@ -24,6 +24,7 @@ def table(records: Sequence[dict]) -> str:
     A modelled number is marked ``~`` (see the footnote of :func:`print_table`).
     """
     points = {(*c.key, p.workers): p for c in curves(records) for p in c.points}
+    emulated = any(r.get("emulation") for r in records)
     header = (
         "job",
         "engine",
@@ -39,6 +40,7 @@ def table(records: Sequence[dict]) -> str:
         "bytes/iter",
         "iters",
         "quality",
+        *(["clock"] if emulated else []),
     )
     rows = [header]
     for r in records:
@@ -53,7 +55,7 @@ def table(records: Sequence[dict]) -> str:
                     f"{r['rows']:,}",
                     "failed:",
                     r.get("error", "")[:60],
-                    *[""] * 8,
+                    *[""] * (len(header) - 6),
                 )
             )
             continue
@@ -77,6 +79,7 @@ def table(records: Sequence[dict]) -> str:
                 ("~" if f.modelled("bytes") else "") + si(f.bytes, "B"),
                 str(f.iterations),
                 _quality(f.headline, ".6g"),
+                *([f.clock] if emulated else []),
             )
         )
     return text_table(rows, right_from=2, rule=True)
@@ -111,6 +114,12 @@ def print_table(records: Sequence[dict]) -> None:
         "per-call cost; bytes/iter: sent and received per iteration, all workers. ~ marks a "
         "modelled number (the algorithm's formula), not a measurement."
     )
+    if any(r.get("emulation") for r in records):
+        print(
+            "emulated (D x): run on a scale model (`scaling cluster start --machines`); its "
+            "times and throughput are the modelled cluster's, measured / D and x D, D the "
+            "dilation its CPU shares were measured to give."
+        )
     note = cores_note(records)
     if note:
         print(f"\n{note}")

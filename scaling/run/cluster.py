@@ -9,6 +9,11 @@ URLs; ``stop`` ends those process groups (and any process they spawned) and noth
 other clusters on the host, embedded or not, are left alone. ``--join ADDRESS`` starts only
 workers, for a cluster whose head runs elsewhere (or here: the test proves the path).
 
+``--machines N`` starts the same daemons on a scale model of N machines instead
+(:mod:`scaling.run.machines`): the head's daemon and the driver on the head machine, ``C``
+workers on each worker machine, each bound to its machine's address; the dashboards reach the
+host's loopback through a forwarder (:mod:`scaling.run.forward`).
+
 Nothing here imports an engine's framework: the daemons are its command-line programs and
 the readiness checks are the HTTP endpoints of its dashboard.
 """
@@ -18,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,37 +33,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scaling.engines.net import free_port
 from scaling.errors import EngineError, UsageError, check_choice
 from scaling.results import atomic_write
+from scaling.run import forward
+from scaling.run.daemons import (
+    HOST,
+    JOINERS,
+    LAUNCHERS,
+    LOOPBACK,
+    Head,
+    Place,
+    Process,
+    home,
+    spawn,
+)
 
 ENGINES = ("ray", "dask", "spark")
-HOST = "127.0.0.1"
-THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def home() -> Path:
-    """Where clusters and submitted jobs are recorded: ``SCALING_HOME``, else ``~/.scaling``."""
-    return Path(os.environ.get("SCALING_HOME") or Path.home() / ".scaling")
-
-
-@dataclass(kw_only=True)
-class Process:
-    """One daemon this program started: a process-group leader, known by id and start time
-    (a pid the system has since given to another program has another start time)."""
-
-    pid: int
-    started: float
-    role: str
-    log: str
-
-    def alive(self) -> bool:
-        import psutil
-
-        try:
-            return abs(psutil.Process(self.pid).create_time() - self.started) < 0.05
-        except psutil.NoSuchProcess:
-            return False
 
 
 @dataclass(kw_only=True)
@@ -73,6 +62,8 @@ class Cluster:
     ports: list[int]
     started_at: str
     processes: list[Process] = field(default_factory=list)
+    machines: str | None = None  # the tag of the scale model it runs on
+    emulation: dict | None = None  # what records say of that model (ScaleModel.describe)
 
     @property
     def path(self) -> Path:
@@ -120,9 +111,20 @@ def find(address: str) -> Cluster | None:
 # ------------------------------------------------------------------------------ start
 
 
-def start(engine: str, workers: int, join: str | None = None, timeout: float = 120.0) -> Cluster:
+def start(
+    engine: str,
+    workers: int,
+    join: str | None = None,
+    timeout: float = 120.0,
+    *,
+    machines: int | None = None,
+    cores: int = 1,
+    link: str = "10gbit",
+) -> Cluster:
     """Start a local cluster of ``workers`` single-core workers (or, with ``join``, only the
-    workers, joining the cluster at that address); record it and wait until it is ready."""
+    workers, joining the cluster at that address; with ``machines``, a scale model of that
+    many machines of ``cores`` workers each on links of ``link``); record it and wait until
+    it is ready."""
     check_choice("engine", engine, ENGINES)
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
@@ -134,166 +136,74 @@ def start(engine: str, workers: int, join: str | None = None, timeout: float = 1
         )
     logs = home() / "clusters" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    launch = _LAUNCHERS[engine]
-    if join is None:
-        cluster = launch(workers, logs)
+    if machines is not None:
+        if join is not None:
+            raise UsageError("--machines builds a cluster of its own: leave out --join")
+        cluster = _on_machines(engine, machines, cores, link, logs)
+    elif join is None:
+        cluster = _cluster(engine, LAUNCHERS[engine](LOOPBACK, logs, workers), workers)
+        if engine != "ray":  # Ray's head runs its workers itself
+            _wait_port(LOOPBACK, HOST, cluster.ports[0], 60, cluster.processes[0])
+            cluster.processes += JOINERS[engine](cluster.address, workers, LOOPBACK, logs)
     else:  # the workers are recorded with the cluster they join, if it was started here
         cluster = existing or Cluster(
             engine=engine, workers=0, address=join, dashboards={}, ports=[], started_at=_now()
         )
-        cluster.processes += _JOINERS[engine](join, workers, logs)
+        cluster.processes += JOINERS[engine](join, workers, LOOPBACK, logs)
         cluster.workers += workers
     cluster.save()
     _wait_ready(cluster, timeout)
     return cluster
 
 
-def _spawn(argv: list[str], role: str, logs: Path, env: dict | None = None) -> Process:
-    """Start a daemon in its own session (so that its group can be ended whole, and a closing
-    terminal does not end it), its output in a log file."""
-    import psutil
-
-    log = logs / f"{role}-{int(time.time() * 1000)}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **THREADS, "SPARK_LOCAL_IP": HOST, **(env or {})},
-        )
-    return Process(
-        pid=proc.pid, started=psutil.Process(proc.pid).create_time(), role=role, log=str(log)
+def _cluster(engine: str, head: Head, workers: int) -> Cluster:
+    return Cluster(
+        engine=engine,
+        workers=workers,
+        address=head.address,
+        dashboards=head.dashboards,
+        ports=head.ports,
+        started_at=_now(),
+        processes=[head.process],
     )
-
-
-def _bin(name: str) -> str:
-    """A console script of this environment (ray, dask), beside its Python."""
-    path = Path(sys.executable).parent / name
-    return str(path) if path.exists() else shutil.which(name) or name
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-"""Ray turns ``--node-ip-address=127.0.0.1`` into the host's address, and then binds its
-servers (GCS, raylet, workers, agents, the client server) to every interface; where it runs
-no clusters (macOS, Windows; this variable) its node is loopback, and its servers bind there."""
+def _on_machines(engine: str, machines: int, cores: int, link: str, logs: Path) -> Cluster:
+    """The engine's head daemon on a scale model's head machine, ``cores`` workers on each of
+    its worker machines, the dashboards forwarded to this host's loopback."""
+    from scaling.run import machines as scale
 
-
-def _ray(workers: int, logs: Path) -> Cluster:
-    port, dashboard = free_port(HOST), free_port(HOST)
-    # Its own temp dir: `ray start` writes the address of "the current cluster" there, where
-    # an embedded engine's ray.init() would otherwise find it and join it.
-    temp = Path(f"/tmp/scaling-ray-{port}")
-    argv = [
-        _bin("ray"), "start", "--head", "--block", f"--node-ip-address={HOST}",
-        f"--port={port}", f"--num-cpus={workers}", "--num-gpus=0",
-        "--include-dashboard=true", f"--dashboard-host={HOST}",
-        f"--dashboard-port={dashboard}", f"--temp-dir={temp}", "--disable-usage-stats",
-    ]  # fmt: skip
-    head = _spawn(argv, "ray-head", logs, RAY_LOOPBACK)
-    return Cluster(
-        engine="ray",
-        workers=workers,
-        address=f"{HOST}:{port}",
-        dashboards={"Ray dashboard": f"http://{HOST}:{dashboard}"},
-        ports=[port, dashboard],
-        started_at=_now(),
-        processes=[head],
-    )
-
-
-def _ray_join(address: str, workers: int, logs: Path) -> list[Process]:
-    argv = [
-        _bin("ray"), "start", "--block", f"--address={address}", f"--node-ip-address={HOST}",
-        f"--num-cpus={workers}", "--num-gpus=0", "--disable-usage-stats",
-    ]  # fmt: skip
-    return [_spawn(argv, "ray-workers", logs, RAY_LOOPBACK)]
-
-
-def _dask(workers: int, logs: Path) -> Cluster:
-    port, dashboard = free_port(HOST), free_port(HOST)
-    address = f"tcp://{HOST}:{port}"
-    argv = [
-        _bin("dask"), "scheduler", "--host", HOST, "--port", str(port),
-        "--dashboard-address", f"{HOST}:{dashboard}",
-    ]  # fmt: skip
-    scheduler = _spawn(argv, "dask-scheduler", logs)
-    dashboards = {"Dask dashboard": f"http://{HOST}:{dashboard}/status"}
-    return _joined("dask", workers, address, dashboards, [port, dashboard], scheduler, logs)
-
-
-def _dask_join(address: str, workers: int, logs: Path) -> list[Process]:
-    argv = [
-        _bin("dask"), "worker", address, "--nworkers", str(workers), "--nthreads", "1",
-        "--host", HOST, "--dashboard-address", f"{HOST}:0",
-    ]  # fmt: skip
-    return [_spawn(argv, "dask-workers", logs)]
-
-
-def _spark_home() -> tuple[str, dict]:
-    import importlib.util
-
-    spec = importlib.util.find_spec("pyspark")
-    if spec is None or spec.origin is None:
-        raise UsageError("pyspark is not installed: pip install -e '.[spark]'")
-    spark_home = str(Path(spec.origin).parent)
-    return spark_home, {"SPARK_HOME": spark_home, "PYSPARK_PYTHON": sys.executable}
-
-
-def _spark(workers: int, logs: Path) -> Cluster:
-    port, ui = free_port(HOST), free_port(HOST)
-    spark_home, env = _spark_home()
-    argv = [
-        f"{spark_home}/bin/spark-class", "org.apache.spark.deploy.master.Master",
-        "--host", HOST, "--port", str(port), "--webui-port", str(ui),
-    ]  # fmt: skip
-    # No REST submission server on its fixed port 6066: Python drivers cannot use it anyway
-    # (cluster deploy mode is for JVM applications), and a second cluster would clash on it.
-    rest = {"SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
-    master = _spawn(argv, "spark-master", logs, {**env, **rest})
-    dashboards = {"Spark master": f"http://{HOST}:{ui}"}
-    return _joined("spark", workers, f"spark://{HOST}:{port}", dashboards, [port, ui], master, logs)
-
-
-def _joined(
-    engine: str,
-    workers: int,
-    address: str,
-    dashboards: dict[str, str],
-    ports: list[int],
-    head: Process,
-    logs: Path,
-) -> Cluster:
-    """A cluster of ``head`` (listening at ``ports[0]``) and ``workers`` that join it."""
-    _wait_port(HOST, ports[0], 60, head)
-    processes = [head, *_JOINERS[engine](address, workers, logs)]
-    return Cluster(
-        engine=engine,
-        workers=workers,
-        address=address,
-        dashboards=dashboards,
-        ports=ports,
-        started_at=_now(),
-        processes=processes,
-    )
-
-
-def _spark_join(address: str, workers: int, logs: Path) -> list[Process]:
-    spark_home, env = _spark_home()
-    argv = [
-        f"{spark_home}/bin/spark-class", "org.apache.spark.deploy.worker.Worker",
-        "--host", HOST, "--cores", "1", "--memory", "2g", "--webui-port", "0", address,
-    ]  # fmt: skip
-    return [_spawn(argv, f"spark-worker-{i}", logs, env) for i in range(workers)]
-
-
-_LAUNCHERS = {"ray": _ray, "dask": _dask, "spark": _spark}
-_JOINERS = {"ray": _ray_join, "dask": _dask_join, "spark": _spark_join}
+    model = scale.build(machines, cores, link)
+    try:
+        head = model.place(model.head)
+        cluster = _cluster(engine, LAUNCHERS[engine](head, logs, 0), 0)
+        cluster.machines, cluster.emulation = model.tag, model.describe()
+        cluster.save()  # from here on, `stop` finds what was started
+        _wait_port(head, head.host, cluster.ports[0], 60, cluster.processes[0])
+        for m in model.workers:
+            place = model.place(m)
+            cluster.processes += JOINERS[engine](cluster.address, cores, place, logs)
+        cluster.workers = machines * cores
+        forwarded = {}
+        for name, url in cluster.dashboards.items():
+            port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+            listener = forward.listening()
+            argv = [sys.executable, "-m", "scaling.run.forward", str(listener.fileno()),
+                    head.host, str(port)]  # fmt: skip
+            cluster.processes.append(spawn(argv, "forward", logs, place=head, keep=listener))
+            loopback = f"{HOST}:{listener.getsockname()[1]}"
+            forwarded[name] = url.replace(f"{head.host}:{port}", loopback)
+            listener.close()
+        cluster.dashboards = forwarded
+    except BaseException:
+        stop(engine)
+        model.stop()
+        raise
+    return cluster
 
 
 # ------------------------------------------------------------------------------ readiness
@@ -337,12 +247,19 @@ def _spark_workers(cluster: Cluster) -> int:
 _WORKERS = {"ray": _ray_workers, "dask": _dask_workers, "spark": _spark_workers}
 
 
-def _wait_port(host: str, port: int, timeout: float, process: Process) -> None:
+def _wait_port(place: Place, host: str, port: int, timeout: float, process: Process) -> None:
+    """Until something listens at ``host:port``, as seen from ``place``."""
+    probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout=1).close()"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            socket.create_connection((host, port), timeout=1).close()
-            return
+            if not place.on_machine:
+                socket.create_connection((host, port), timeout=1).close()
+                return
+            argv = place.command([sys.executable, "-c", probe])
+            if subprocess.run(argv, capture_output=True).returncode == 0:
+                return
+            raise OSError
         except OSError:
             if not process.alive():
                 raise EngineError(f"{process.role} exited; see {process.log}") from None
@@ -393,6 +310,11 @@ def stop(engine: str, grace: float = 15.0) -> list[int]:
     if cluster is None:
         return []
     ended = end_groups(cluster.processes, grace)
+    if cluster.machines is not None:  # what is left in its machines, and the machines
+        from scaling.run.machines import ScaleModel
+
+        if (model := ScaleModel.load(cluster.machines)) is not None:
+            ended += model.stop(grace)
     cluster.path.unlink(missing_ok=True)
     return ended
 

@@ -50,6 +50,9 @@ class RunSpec:
         ``strong`` or ``weak``: what the sweep it belongs to holds fixed.
     warmup : int
         First iterations recorded but left out of the median (JIT, first touch of caches).
+    emulation : dict, optional
+        The scale model the cluster at ``address`` runs on: its record shows times in the
+        modelled cluster's time (:func:`scaling.present.figures.dilation`).
     """
 
     job: Job
@@ -68,6 +71,7 @@ class RunSpec:
     sweep_id: str = field(default_factory=new_sweep_id)
     mode: str = "strong"
     warmup: int = 1
+    emulation: dict | None = None  # the scale model it runs on (ScaleModel.describe)
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
@@ -120,7 +124,7 @@ class RunSpec:
             "features": self.source.features,
             "config": config_dict(self.config),
             "host": host_facts(),
-        }
+        } | ({"emulation": self.emulation} if self.emulation else {})
 
 
 def config_dict(config: object) -> dict:

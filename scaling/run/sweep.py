@@ -104,6 +104,7 @@ class SweepPlan:
     data: Source | None = None
     baseline: bool = True
     engine_options: tuple[tuple[str, object], ...] = ()  # (name, value): step_timeout, ...
+    emulation: dict | None = None  # the scale model the cluster at ``address`` runs on
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
@@ -203,7 +204,7 @@ def sweep_all(
                 spec = RunSpec(
                     job=plan.job, engine=engine, workers=w, source=source, config=config,
                     address=plan.address, dtype=plan.dtype, sweep_id=ids[i], mode=plan.mode,
-                    **dict(plan.engine_options),
+                    emulation=plan.emulation, **dict(plan.engine_options),
                 )  # fmt: skip
                 run = run_with_progress(spec, progress=progress, clusters=clusters)
                 done[i].append(append_record(out, run.record, run.arrays, run.files))
@@ -213,7 +214,7 @@ def sweep_all(
                 started = datetime.now(UTC).isoformat(timespec="seconds")
                 failed = RunSpec(
                     job=plan.job, engine=engine, workers=w, source=source, config=config,
-                    sweep_id=ids[i], mode=plan.mode,
+                    sweep_id=ids[i], mode=plan.mode, emulation=plan.emulation,
                 ).identity(started)  # fmt: skip
                 failed.update(status="failed", error=f"{type(e).__name__}: {e}")
                 done[i].append(append_record(out, failed))

@@ -1,0 +1,155 @@
+"""The scale model (:mod:`scaling.run.machines`): machines of their own on this host, their CPU
+shares and links, a cluster on them that gives the reference result, labelled as emulated, and
+a stop that leaves nothing. CI runs as root, as these need (namespaces, cgroups)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from jobs import kmeans
+from scaling.cli import main
+from scaling.run import cluster, machines
+from scaling.run.runner import run_job
+from scaling.run.spec import RunSpec
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALING_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _netns() -> str:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def _on(model, machine, code: str, **kwargs) -> subprocess.CompletedProcess:
+    argv = model.command(machine, [sys.executable, "-c", code])
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def test_without_root_it_says_so_in_one_line(home):
+    code = "from scaling.run import machines; machines.build(2)"
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         f"import sys; from scaling.errors import UsageError\ntry:\n    {code}\n"
+         "except UsageError as e:\n    print(e); sys.exit(2)"],
+        capture_output=True, text=True, env={**os.environ, "SCALING_HOME": "/tmp"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "needs root" in done.stdout and done.stdout.count("\n") == 1
+
+
+def test_machines_of_their_own_with_shares_and_shaped_links(home):
+    before = _netns()
+    model = machines.build(2, cores=1, link="100mbit")
+    try:
+        addresses = [m.address for m in model.machines]
+        assert len(set(addresses)) == 3
+        d = machines.dilation(3, 1, machines.usable_cores())
+        assert model.dilation == pytest.approx(d)
+        for m in model.machines:
+            quota = Path(m.cgroup, "cpu.cfs_quota_us" if model.cgroup_version == 1 else "cpu.max")
+            assert int(quota.read_text().split()[0]) == max(1000, round(10_000 / d))
+        # measured: a quota slows the reference kernel by about D (a noisy, shared host)
+        assert 0.5 * d < model.measured < 3 * d
+        # none of the machines' addresses is the host's
+        host = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+        assert not any(a in host for a in addresses)
+        # machine to machine through the shaped links: about 100 Mbit/s / D, never faster
+        a, b = model.workers
+        server = subprocess.Popen(
+            model.command(b, [sys.executable, "-c", (
+                "import socket, time\n"
+                f"s = socket.create_server(({b.address!r}, 5001)); c, _ = s.accept()\n"
+                "n, t0 = 0, time.perf_counter()\n"
+                "while data := c.recv(1 << 16):\n    n += len(data)\n"
+                "print(n, time.perf_counter() - t0)"
+            )]),
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1)
+        sent = _on(model, a, f"import socket; socket.create_connection(({b.address!r}, 5001))"
+                   ".sendall(b'x' * 4_000_000)")  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        received, seconds = server.communicate(timeout=60)[0].split()
+        rate = int(received) * 8 / float(seconds)
+        assert int(received) == 4_000_000
+        assert 0.2 * 100e6 / d < rate < 1.3 * 100e6 / d
+    finally:
+        model.stop()
+    assert _netns() == before
+    assert not Path(model.machines[0].cgroup).parent.exists()
+    assert not machines.ScaleModel.path(model.tag).exists()
+
+
+def test_a_start_killed_half_way_leaves_nothing_the_next_cannot_clean(home):
+    kept = machines.build(1, measure=False)
+    try:
+        subprocess.run(["ip", "netns", "add", "scaling-dead00-head"], check=True)
+        stray = Path(kept.machines[0].cgroup).parent.parent / "dead00" / "head"
+        stray.mkdir(parents=True)
+        removed = machines.clean()
+        assert "scaling-dead00-head" in removed
+        assert "scaling-dead00-head" not in _netns() and not stray.parent.exists()
+        assert kept.head.netns in _netns()  # a recorded model is left alone
+    finally:
+        kept.stop()
+
+
+@pytest.mark.parametrize("engine", ["dask", "ray", "spark"])
+def test_a_cluster_on_machines_gives_the_reference_result_labelled_emulated(
+    engine, home, tmp_path, capfd
+):
+    config = kmeans.KMeansConfig(k=4, max_iter=5, tol=0.0, init="random")
+    source = kmeans.JOB.synthetic(20_000, 8, 0, config)
+    local = run_job(
+        RunSpec(job=kmeans.JOB, engine="local", workers=2, source=source, config=config)
+    ).record
+    before = _netns()
+    assert main(["cluster", "start", engine, "--machines", "2", "--link", "1gbit"]) == 0
+    try:
+        started = cluster.running(engine)
+        assert started.machines and started.emulation["machines"] == 2
+        dashboard = next(iter(started.dashboards.values()))
+        assert dashboard.startswith("http://127.0.0.1:")  # the head's, on this host
+        urllib.request.urlopen(dashboard, timeout=10).read()
+        argv = ["run", "kmeans", "--cluster", engine, "--workers", "2", "--rows", "20000",
+                "--features", "8", "--k", "4", "--max-iter", "5", "--tol", "0", "--init",
+                "random", "--out", str(tmp_path / "out")]  # fmt: skip
+        capfd.readouterr()
+        assert main(argv) == 0
+        table = capfd.readouterr().out
+        assert "emulated (" in table and "clock" in table
+        records = [json.loads(line) for line in next((tmp_path / "out").glob("*/records.jsonl"))
+                   .read_text().splitlines()]  # fmt: skip
+        for r in records:
+            assert r["emulation"]["machines"] == 2 and r["emulation"]["dilation"] > 1
+            assert r["quality"]["inertia"] == pytest.approx(local["quality"]["inertia"], 1e-9)
+    finally:
+        assert main(["cluster", "stop", engine]) == 0
+    assert cluster.running(engine) is None
+    assert _netns() == before
+
+
+def test_a_sweep_builds_its_scale_model_and_removes_it(home, tmp_path):
+    before = _netns()
+    argv = ["sweep", "kmeans", "--emulate", "2", "--link", "1gbit", "--rows", "20000",
+            "--features", "8", "--k", "4", "--max-iter", "4", "--tol", "0", "--init", "random",
+            "--no-baseline", "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    (folder,) = (tmp_path / "out").iterdir()
+    records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+    assert sorted(r["workers"] for r in records) == [1, 2]  # every worker of the model
+    assert {r["engine"] for r in records} == {"dask"}
+    assert all(r["status"] == "ok" and r["emulation"]["machines"] == 2 for r in records)
+    assert "emulated (" in (folder / "report.html").read_text()
+    assert _netns() == before and cluster.running("dask") is None
