@@ -1,6 +1,7 @@
 """The scale model (:mod:`scaling.run.machines`): machines of their own on this host, their CPU
-shares and links, a cluster on them that gives the reference result, labelled as emulated, and
-a stop that leaves nothing. CI runs as root, as these need (namespaces, cgroups)."""
+shares and links, a cluster on them that gives the reference result, labelled as emulated, a
+worker cut off the network that fails its step in time, and a stop that leaves nothing. CI
+runs as root, as these need (namespaces, cgroups)."""
 
 from __future__ import annotations
 
@@ -105,8 +106,39 @@ def test_a_start_killed_half_way_leaves_nothing_the_next_cannot_clean(home):
         kept.stop()
 
 
+STEP_TIMEOUT = 15  # real seconds: Spark's first step on a 1/D share takes several
+PARTITIONED = f"""
+import sys, time
+from jobs import kmeans
+from scaling.errors import ScalingError
+from scaling.run import cluster
+from scaling.run.machines import ScaleModel
+from scaling.run.runner import run_job
+from scaling.run.spec import RunSpec
+
+found = cluster.running(sys.argv[1])
+model = ScaleModel.load(found.machines)
+config = kmeans.KMeansConfig(k=4, max_iter=50, tol=0.0, init="random")
+cut = []
+
+def partition(i, measure):  # after the second iteration: loaded, iterating
+    if i == 2:
+        model.partition(model.machine("m2"))
+        cut.append(time.monotonic())
+
+spec = RunSpec(job=kmeans.JOB, engine=found.engine, workers=2, address=found.address,
+               source=kmeans.JOB.synthetic(20_000, 8, 0, config), config=config,
+               step_timeout={STEP_TIMEOUT}, max_failures=0)
+try:
+    run_job(spec, on_iteration=partition)
+except ScalingError as e:
+    print(time.monotonic() - cut[0] if cut else "not-partitioned", e)
+    sys.exit(2)
+"""
+
+
 @pytest.mark.parametrize("engine", ["dask", "ray", "spark"])
-def test_a_cluster_on_machines_gives_the_reference_result_labelled_emulated(
+def test_machines_give_the_reference_labelled_emulated_and_a_cut_worker_fails_in_time(
     engine, home, tmp_path, capfd
 ):
     config = kmeans.KMeansConfig(k=4, max_iter=5, tol=0.0, init="random")
@@ -134,6 +166,15 @@ def test_a_cluster_on_machines_gives_the_reference_result_labelled_emulated(
         for r in records:
             assert r["emulation"]["machines"] == 2 and r["emulation"]["dilation"] > 1
             assert r["quality"]["inertia"] == pytest.approx(local["quality"]["inertia"], 1e-9)
+        # a worker's link cut mid-run: the step fails within its deadline, in one line
+        model = machines.ScaleModel.load(started.machines)
+        command, env = model.driver([sys.executable, "-c", PARTITIONED, engine])
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr
+        seconds, error = done.stdout.split(" ", 1)
+        # the deadline, then the engine's close (Spark's waits up to 10 s for a lost executor)
+        assert float(seconds) < STEP_TIMEOUT + 20 and error.count("\n") == 1, done.stdout
+        assert main(["cluster", "heal", engine, "m2"]) == 0
     finally:
         assert main(["cluster", "stop", engine]) == 0
     assert cluster.running(engine) is None

@@ -75,7 +75,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if args.action == "start":
         c = cluster.start(
             args.engine, args.workers, join=args.join, machines=args.machines,
-            cores=args.cores_per_machine, link=args.link,
+            cores=args.cores_per_machine, link=args.link, dilation=args.dilation,
         )  # fmt: skip
         verb = f"{args.workers} workers joined" if args.join else f"started, {c.workers} workers"
         print(f"{c.engine} cluster {verb}: --cluster {c.engine} (address {c.address})")
@@ -83,6 +83,21 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             print(f"  {emulated(c.emulation)}")
         for name, url in c.dashboards.items():
             print(f"  {name}: {url}")
+        return 0
+    if args.action in ("partition", "heal"):
+        from scaling.run.machines import ScaleModel
+
+        c = cluster.running(args.engine)
+        model = ScaleModel.load(c.machines) if c is not None and c.machines else None
+        if model is None:
+            raise UsageError(
+                f"no {args.engine} cluster on a scale model runs here: `scaling cluster start "
+                f"{args.engine} --machines N` starts one"
+            )
+        machine = model.machine(args.machine)
+        getattr(model, args.action)(machine)
+        state = "off the network" if args.action == "partition" else "back on the network"
+        print(f"{machine.name} ({machine.address}) is {state}")
         return 0
     if args.action == "stop":
         ended = cluster.stop(args.engine)

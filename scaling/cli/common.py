@@ -91,10 +91,7 @@ def on_head(found, argv: list[str]) -> int | None:
             f"the machines of the {found.engine} cluster are gone: `scaling cluster stop "
             f"{found.engine}`, then start it again"
         )
-    head = model.head.address
-    env = {**os.environ, "SCALING_MACHINE": head, "SPARK_LOCAL_IP": head}
-    env["SCALING_DRIVER_HOST"] = head  # where gangs meet: the driver's address
-    command = model.command(model.head, [sys.executable, "-m", "scaling.cli", *argv])
+    command, env = model.driver([sys.executable, "-m", "scaling.cli", *argv])
     return subprocess.call(command, env=env)
 
 

@@ -190,10 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --machines: each machine's link, 100mbit, 1gbit, 10gbit, 25gbit or bits "
         "per second (default: 10gbit), shaped to RATE / D",
     )
+    start.add_argument(
+        "--dilation",
+        type=float,
+        default=1.0,
+        metavar="D",
+        help="with --machines: slow everything by at least D (a model that fits this host, "
+        "slowed to check it against as many real workers)",
+    )
     status = actions.add_parser("status", help="the clusters started here, live")
     status.add_argument("engine", nargs="?", help="one engine (default: all)")
     stop = actions.add_parser("stop", help="stop what `start` started, and nothing else")
     stop.add_argument("engine", help="ray, dask or spark")
+    for fault, help_ in (
+        ("partition", "take a machine of a scale model off the network (its link down)"),
+        ("heal", "bring a partitioned machine's link up again"),
+    ):
+        faulty = actions.add_parser(fault, help=help_)
+        faulty.add_argument("engine", help="ray, dask or spark: a cluster on --machines")
+        faulty.add_argument("machine", help="m1 .. mN, or head")
 
     jobs_parser = commands.add_parser("jobs", help="submitted jobs: list, status, logs, stop, wait")
     actions = jobs_parser.add_subparsers(dest="action", parser_class=_Parser)

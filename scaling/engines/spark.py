@@ -53,6 +53,9 @@ _CACHE: dict[tuple[str, int], Part] = {}
 EXECUTOR_MEMORY_MB = 1024
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 JVM_LOG = Path(tempfile.gettempdir()) / "scaling-spark-jvm.log"
+STOP_WAIT = 10.0
+"""Seconds :meth:`SparkEngine.close` waits for the SparkContext to stop: with an executor
+unreachable (a partitioned machine) its stop waits out ``spark.rpc.askTimeout``, 120 s."""
 """Where the Spark JVMs (driver, and the executors it starts) write their standard error."""
 
 
@@ -304,4 +307,8 @@ class SparkEngine(Engine):
         return (python or found or [super()._error_summary(error)])[-1][:300]
 
     def _stop(self) -> None:
-        self._session.stop()
+        # Past STOP_WAIT the stop goes on in its thread: the driver's JVM ends with this
+        # process (its gateway exits when our end of its stdin closes).
+        stopping = threading.Thread(target=self._session.stop, daemon=True)
+        stopping.start()
+        stopping.join(STOP_WAIT)

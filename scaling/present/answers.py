@@ -40,8 +40,11 @@ class Answer:
     def say(self, text: str) -> None:
         self.paragraphs.append(text)
 
-    def figure(self, value: float, unit: str, source: dict, modelled: bool = False) -> str:
-        """``value`` as the answer prints it, with its reference; the figure is kept."""
+    def figure(
+        self, value: float, unit: str, source: dict, modelled: bool = False, label: str = ""
+    ) -> str:
+        """``value`` as the answer prints it, with its reference (and ``label``, where it is
+        not a plain measurement); the figure is kept."""
         if unit == "x":
             text = f"{value:.2f}x"
         elif unit == "%":
@@ -58,7 +61,8 @@ class Answer:
             text = si(value, unit)
         ref = len(self.figures) + 1
         self.figures.append(Figure(ref=ref, text=text, value=float(value), source=source))
-        return f"{text}{' (modelled)' if modelled else ''} [{ref}]"
+        label = "modelled" if modelled else label
+        return f"{text}{f' ({label})' if label else ''} [{ref}]"
 
     def to_dict(self, number: int) -> dict:
         return {
@@ -248,8 +252,14 @@ class Ask:
 
     def record(self, a: Answer, record: dict, path: str, unit: str) -> str:
         """A field of one run record (``path``: dotted, list indices as numbers)."""
+        from scaling.present.figures import dilation
+
         value = _field(record, path)
         source = {"records": self.store, "run_id": record["run_id"], "field": path}
+        d, clock = dilation(record)
+        if unit == "s" and d != 1.0:  # a scale model's time: the modelled cluster's, labelled
+            source["divided_by"] = d
+            return a.figure(value / d, unit, source, label=clock)
         return a.figure(value, unit, source)
 
 

@@ -197,9 +197,9 @@ def _alternatives(ask: Ask) -> Answer:
 
 def _fastest_run(ask: Ask, winner: dict) -> dict | None:
     """The run behind a measured winner: the one whose time per iteration it is."""
-    return next(
-        (r for r in ask.records if r["timings"]["per_iteration"] == winner["seconds"]), None
-    )
+    from scaling.present.figures import run_figures
+
+    return next((r for r in ask.records if run_figures(r).seconds == winner["seconds"]), None)
 
 
 def _failures(ask: Ask) -> Answer:

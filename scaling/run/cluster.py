@@ -120,11 +120,12 @@ def start(
     machines: int | None = None,
     cores: int = 1,
     link: str = "10gbit",
+    dilation: float = 1.0,
 ) -> Cluster:
     """Start a local cluster of ``workers`` single-core workers (or, with ``join``, only the
     workers, joining the cluster at that address; with ``machines``, a scale model of that
-    many machines of ``cores`` workers each on links of ``link``); record it and wait until
-    it is ready."""
+    many machines of ``cores`` workers each on links of ``link``, slowed by at least
+    ``dilation``); record it and wait until it is ready."""
     check_choice("engine", engine, ENGINES)
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
@@ -139,7 +140,7 @@ def start(
     if machines is not None:
         if join is not None:
             raise UsageError("--machines builds a cluster of its own: leave out --join")
-        cluster = _on_machines(engine, machines, cores, link, logs)
+        cluster = _on_machines(engine, machines, cores, link, dilation, logs)
     elif join is None:
         cluster = _cluster(engine, LAUNCHERS[engine](LOOPBACK, logs, workers), workers)
         if engine != "ray":  # Ray's head runs its workers itself
@@ -172,12 +173,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _on_machines(engine: str, machines: int, cores: int, link: str, logs: Path) -> Cluster:
+def _on_machines(
+    engine: str, machines: int, cores: int, link: str, dilation: float, logs: Path
+) -> Cluster:
     """The engine's head daemon on a scale model's head machine, ``cores`` workers on each of
     its worker machines, the dashboards forwarded to this host's loopback."""
     from scaling.run import machines as scale
 
-    model = scale.build(machines, cores, link)
+    model = scale.build(machines, cores, link, at_least=dilation)
     try:
         head = model.place(model.head)
         cluster = _cluster(engine, LAUNCHERS[engine](head, logs, 0), 0)

@@ -213,9 +213,33 @@ class ScaleModel:
         enter = ["ip", "netns", "exec", machine.netns]
         return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs, *enter, *argv]
 
+    def driver(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+        """``argv`` as a driver on the head: its command and environment (the head's address
+        for Spark's driver and for the gangs to meet at; ``SCALING_MACHINE`` says it runs
+        there already)."""
+        head = self.head.address
+        env = {**os.environ, "SCALING_MACHINE": head, "SPARK_LOCAL_IP": head}
+        env["SCALING_DRIVER_HOST"] = head
+        return self.command(self.head, argv), env
+
     def place(self, machine: Machine) -> Place:
         """Where daemons on ``machine`` run (:mod:`scaling.run.daemons`)."""
         return Place(machine.address, tuple(self.command(machine, [])))
+
+    # -- faults -----------------------------------------------------------------------
+
+    def partition(self, machine: Machine) -> None:
+        """Take ``machine``'s link down at the switch: what it sends and what is sent to it
+        goes nowhere, and its connections stall (no reset), as behind a failed switch port."""
+        self._port(machine, "down")
+
+    def heal(self, machine: Machine) -> None:
+        """Bring ``machine``'s link up again."""
+        self._port(machine, "up")
+
+    def _port(self, machine: Machine, state: str) -> None:
+        port = f"sc{self.tag}p{self.machines.index(machine)}"
+        _run(["ip", "-n", f"{PREFIX}{self.tag}-sw", "link", "set", port, state])
 
     # -- state ------------------------------------------------------------------------
 
@@ -299,9 +323,17 @@ def _check_root() -> None:
 # ---------------------------------------------------------------------------- build
 
 
-def build(machines: int, cores: int = 1, link: str = "10gbit", measure: bool = True) -> ScaleModel:
+def build(
+    machines: int,
+    cores: int = 1,
+    link: str = "10gbit",
+    measure: bool = True,
+    at_least: float = 1.0,
+) -> ScaleModel:
     """A head and ``machines`` worker machines of ``cores`` cores each, on links of ``link``,
-    every one slowed by D = (machines + 1) cores / this host's cores; recorded.
+    every one slowed by D = (machines + 1) cores / this host's cores, or ``at_least``, whichever
+    is larger (a model that fits the host slowed on purpose: to check the emulation against
+    real workers of the same count); recorded.
 
     A failure half-way removes what was made (and :func:`clean` what a killed start left).
     """
@@ -311,11 +343,13 @@ def build(machines: int, cores: int = 1, link: str = "10gbit", measure: bool = T
     if not isinstance(cores, int) or cores < 1:
         raise UsageError(f"--cores-per-machine must be an integer >= 1, got {cores!r}")
     rate = link_rate(link)
+    if not at_least >= 1:
+        raise UsageError(f"--dilation must be >= 1, got {at_least!r}")
     clean()  # what a start killed half-way left
     control = CpuControl.find()
     tag = uuid.uuid4().hex[:6]
     usable = usable_cores()
-    d = dilation(machines + 1, cores, usable)
+    d = max(at_least, dilation(machines + 1, cores, usable))
     subnet = f"{SUBNET}.{_free_subnet()}"
     names = ["head", *(f"m{i}" for i in range(1, machines + 1))]
     model = ScaleModel(
