@@ -3,6 +3,8 @@ for the tables, the reports, the cost model's assumptions and the interview's an
 
 from __future__ import annotations
 
+from scaling.errors import UsageError
+
 
 def si(value: float, unit: str) -> str:
     """``value`` with an SI prefix: ``16.6 kB``, ``1.2 Mflop``."""
@@ -19,3 +21,23 @@ def seconds(value: float) -> str:
     if abs(value) >= 1e-3:
         return f"{value * 1e3:.2f} ms"
     return f"{value * 1e6:.0f} us"
+
+
+LINKS = {"100mbit": 100e6, "1gbit": 1e9, "10gbit": 10e9, "25gbit": 25e9}
+"""Named link rates, bits per second (``--link``); a plain number is bits per second too."""
+
+
+def link_rate(text: str) -> float:
+    """Bits per second of ``--link`` (``100mbit``, ``1gbit``, ``10gbit``, ``25gbit`` or a
+    number of bits per second)."""
+    if text in LINKS:
+        return LINKS[text]
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if rate <= 0:
+        raise UsageError(
+            f"--link takes {', '.join(LINKS)} or a number of bits per second, got {text!r}"
+        )
+    return rate

@@ -224,4 +224,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\n{note}")
     index = write_index(args.out, load(args.out).records)
     print(f"\nevery sweep's report: {index}")
-    return status
+    return max(status, _demo_emulated(args))
+
+
+DEMO_EMULATED = ["kmeans", "--emulate", "4", "--link", "1gbit", "--workers", "1,2,4",
+                 "--execution", "driver", "--features", "32", "--k", "16", "--max-iter", "6",
+                 "--tol", "0", "--no-baseline"]  # fmt: skip
+"""The demo's look past this host's cores: k-means on a scale model of four machines."""
+
+
+def _demo_emulated(args: argparse.Namespace) -> int:
+    """``scaling sweep`` :data:`DEMO_EMULATED` into the demo's store where this host can build
+    a scale model (root, a CPU cgroup controller), else one line saying why not."""
+    from scaling.cli.options import build_parser
+    from scaling.run.machines import why_not
+
+    if reason := why_not():
+        print(f"\nno scale model of more machines than cores here: {reason}")
+        return 0
+    argv = ["sweep", *DEMO_EMULATED, "--rows", str(args.rows or 1_000_000), "--out", args.out]
+    print(f"\npast this host's cores, on a scale model of 4 machines: scaling {' '.join(argv)}")
+    sweep = build_parser().parse_args(argv)
+    sweep.argv = argv
+    return cmd_sweep(sweep)

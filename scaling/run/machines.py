@@ -47,6 +47,7 @@ from pathlib import Path
 from scaling.errors import EngineError, UsageError
 from scaling.results import atomic_write
 from scaling.run.daemons import Place, home
+from scaling.units import link_rate
 
 PREFIX = "scaling-"
 """Every namespace this module makes starts with it, and so does the cgroup folder."""
@@ -54,24 +55,6 @@ PERIOD_US = 10_000
 """The quota period: 10 ms, so that a short step is not throttled in 100 ms lumps."""
 SUBNET = "10.77"
 """Machines get ``10.77.K.I``: a private range, inside the namespaces made here only."""
-LINKS = {"100mbit": 100e6, "1gbit": 1e9, "10gbit": 10e9, "25gbit": 25e9}
-"""Named link rates, bits per second (``--link``); a plain number is bits per second too."""
-
-
-def link_rate(text: str) -> float:
-    """Bits per second of ``--link`` (``100mbit``, ``1gbit``, ``10gbit``, ``25gbit`` or a
-    number of bits per second)."""
-    if text in LINKS:
-        return LINKS[text]
-    try:
-        rate = float(text)
-    except ValueError:
-        rate = 0.0
-    if rate <= 0:
-        raise UsageError(
-            f"--link takes {', '.join(LINKS)} or a number of bits per second, got {text!r}"
-        )
-    return rate
 
 
 def usable_cores() -> float:
@@ -320,6 +303,16 @@ def _check_root() -> None:
             raise UsageError(f"a scale model needs `{tool}` (apt-get install iproute2)")
 
 
+def why_not() -> str | None:
+    """Why no scale model can be built here, in a line (None: one can)."""
+    try:
+        _check_root()
+        CpuControl.find()
+    except UsageError as e:
+        return str(e)
+    return None
+
+
 # ---------------------------------------------------------------------------- build
 
 
@@ -466,7 +459,6 @@ def measure_dilation(model: ScaleModel, repeat: int = 200) -> float:
 
 def running() -> list[ScaleModel]:
     """The scale models recorded here."""
-
     found = []
     for path in sorted((home() / "machines").glob("*.json")):
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
