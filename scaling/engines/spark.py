@@ -53,10 +53,10 @@ _CACHE: dict[tuple[str, int], Part] = {}
 EXECUTOR_MEMORY_MB = 1024
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 JVM_LOG = Path(tempfile.gettempdir()) / "scaling-spark-jvm.log"
+"""Where the Spark JVMs (driver, and the executors it starts) write their standard error."""
 STOP_WAIT = 10.0
 """Seconds :meth:`SparkEngine.close` waits for the SparkContext to stop: with an executor
 unreachable (a partitioned machine) its stop waits out ``spark.rpc.askTimeout``, 120 s."""
-"""Where the Spark JVMs (driver, and the executors it starts) write their standard error."""
 
 
 @contextmanager

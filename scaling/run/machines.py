@@ -221,8 +221,16 @@ class ScaleModel:
         self._port(machine, "up")
 
     def _port(self, machine: Machine, state: str) -> None:
-        port = f"sc{self.tag}p{self.machines.index(machine)}"
-        _run(["ip", "-n", f"{PREFIX}{self.tag}-sw", "link", "set", port, state])
+        _run(["ip", "-n", self.switch, "link", "set", self.port(machine), state])
+
+    @property
+    def switch(self) -> str:
+        """The namespace of the bridge that every machine's link plugs into."""
+        return f"{PREFIX}{self.tag}-sw"
+
+    def port(self, machine: Machine) -> str:
+        """``machine``'s end of its link on the bridge (an interface name: 15 characters)."""
+        return f"sc{self.tag}p{self.machines.index(machine)}"
 
     # -- state ------------------------------------------------------------------------
 
@@ -253,7 +261,7 @@ class ScaleModel:
         ended = _end([pid for m in self.machines for pid in CpuControl.pids(Path(m.cgroup))], grace)
         for m in self.machines:
             _quiet(["ip", "netns", "delete", m.netns])
-        _quiet(["ip", "netns", "delete", f"{PREFIX}{self.tag}-sw"])
+        _quiet(["ip", "netns", "delete", self.switch])
         for m in self.machines:
             with contextlib.suppress(OSError):
                 Path(m.cgroup).rmdir()
@@ -390,12 +398,12 @@ def _free_subnet() -> int:
 def _wire(model: ScaleModel, bits_per_second: float) -> None:
     """The switch (a bridge in a namespace of its own), and each machine's veth pair to it,
     addressed, up, and shaped both ways."""
-    switch = f"{PREFIX}{model.tag}-sw"
+    switch = model.switch
     _run(["ip", "netns", "add", switch])
     _run(["ip", "-n", switch, "link", "add", "br0", "type", "bridge"])
     _run(["ip", "-n", switch, "link", "set", "br0", "up"])
     for i, m in enumerate(model.machines):
-        port, inside = f"sc{model.tag}p{i}", f"sc{model.tag}i{i}"  # at most 15 characters
+        port, inside = model.port(m), f"sc{model.tag}i{i}"  # at most 15 characters
         _run(["ip", "netns", "add", m.netns])
         _run(["ip", "link", "add", port, "type", "veth", "peer", "name", inside])
         _run(["ip", "link", "set", port, "netns", switch])
