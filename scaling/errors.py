@@ -35,6 +35,12 @@ class StepTimeout(EngineError):
     unreachable."""
 
 
+class GangTimeout(EngineError):
+    """A gang whose members did not all finish within its timeout: one died, never joined or
+    is stuck (:meth:`Engine.gang <scaling.engines.base.Engine.gang>` says which, where its
+    rendezvous saw it)."""
+
+
 class StoreError(ScalingError, OSError):
     """A result that could not be written (a full disk, a directory that cannot be written);
     what was written before it is intact."""

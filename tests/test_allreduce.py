@@ -11,7 +11,7 @@ import pytest
 from jobs import kmeans
 from scaling.collectives.allreduce import RING_BYTES, Mesh, allreduce_bytes
 from scaling.data import Blobs
-from scaling.engines.net import free_port
+from scaling.engines.rendezvous import Rendezvous
 from scaling.engines.worker import GangContext
 from scaling.errors import EngineError, UsageError
 from scaling.execution import execute
@@ -20,12 +20,13 @@ from scaling.testing import larger, reduce_with
 
 def _members(world: int, member) -> list:
     """Run ``member(mesh)`` on ``world`` threads joined in one mesh; their results."""
-    port, out, errors = free_port("127.0.0.1"), [None] * world, []
+    out, errors = [None] * world, []
+    met = Rendezvous("127.0.0.1", world, timeout=30)
 
     def run(rank: int) -> None:
         try:
             mesh = Mesh(
-                GangContext(rank=rank, world=world, host="127.0.0.1", port=port), timeout=30
+                GangContext(rank=rank, world=world, host=met.host, port=met.port), timeout=30
             )
             out[rank] = member(mesh)
             mesh.close()
@@ -37,6 +38,7 @@ def _members(world: int, member) -> list:
         t.start()
     for t in threads:
         t.join(60)
+    met.close()
     assert not errors, errors
     return out
 

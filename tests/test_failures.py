@@ -172,9 +172,10 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
         assert failure["workers"] == [0] and failure["detected"] < 5 and failure["recovery"] > 0
 
     late_s, late = said["late"].split(" ", 1)
-    assert (
-        float(late_s) < 6 + 3 and "did not finish within 6s: a member died or never joined" in late
-    )
+    assert float(late_s) < 6 + 3 and "did not finish within 6s: " in late
+    # where the members meet on the driver (LightGBM's machine list), it saw who did not come
+    seen = "rank 1 never reached exchange 1; " if library == "lightgbm" else ""
+    assert late.endswith(f"{seen}a member died or never joined")
     assert said["ok"] == "5"
     die_s, die = said["die"].split(" ", 1)
     assert f"a {name} worker died during gang" in die

@@ -154,9 +154,11 @@ def test_machines_give_the_reference_labelled_emulated_and_a_cut_worker_fails_in
         dashboard = next(iter(started.dashboards.values()))
         assert dashboard.startswith("http://127.0.0.1:")  # the head's, on this host
         urllib.request.urlopen(dashboard, timeout=10).read()
+        # in the all-reduce style: a gang whose members meet across machines (the partition
+        # test and the sweep below run the driver loop)
         argv = ["run", "kmeans", "--cluster", engine, "--workers", "2", "--rows", "20000",
                 "--features", "8", "--k", "4", "--max-iter", "5", "--tol", "0", "--init",
-                "random", "--out", str(tmp_path / "out")]  # fmt: skip
+                "random", "--execution", "allreduce", "--out", str(tmp_path / "out")]  # fmt: skip
         capfd.readouterr()
         assert main(argv) == 0
         table = capfd.readouterr().out
@@ -165,6 +167,7 @@ def test_machines_give_the_reference_labelled_emulated_and_a_cut_worker_fails_in
                    .read_text().splitlines()]  # fmt: skip
         for r in records:
             assert r["emulation"]["machines"] == 2 and r["emulation"]["dilation"] > 1
+            assert r["config"]["execution"] == "allreduce"
             assert r["quality"]["inertia"] == pytest.approx(local["quality"]["inertia"], 1e-9)
         if engine == "dask":  # Ray and Spark pass it too (60 s more of the suite's time)
             _cut_worker_fails_in_time(started)

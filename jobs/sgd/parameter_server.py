@@ -23,8 +23,8 @@ from jobs.sgd.config import SGDConfig, count_parameters
 from jobs.sgd.gang import GangBrief, GangStrategy, dump, load, outcome
 from jobs.sgd.model import Replica
 from jobs.sgd.strategy import Clock
-from scaling.collectives.tcp import recv_into
 from scaling.collectives.torch import Group
+from scaling.engines.rendezvous import recv_into
 from scaling.measure.trace import StepLog
 from scaling.model.steps import Step
 

@@ -31,7 +31,8 @@ from contextlib import contextmanager, suppress
 import numpy as np
 
 from scaling.collectives import Backend
-from scaling.collectives.tcp import allgather, own_address, recv_into
+from scaling.collectives.tcp import allgather, own_address
+from scaling.engines.rendezvous import recv_into
 from scaling.engines.worker import GangContext
 from scaling.measure.sockets import tcp_counters
 

@@ -3,7 +3,8 @@
 ``torch.distributed.init_process_group`` sets one default group per process, which a worker
 that runs many gangs (a Ray actor, a Dask worker, a reused Spark Python worker; threads of the
 local engine) cannot have twice; a ``ProcessGroupGloo`` object is just an object. The group
-meets at a ``TCPStore`` on rank 0, at the gang's rendezvous address.
+meets at a ``TCPStore`` that rank 0 serves on its own address, which it all-gathers through
+the gang's rendezvous.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from scaling.collectives import Backend
-from scaling.collectives.tcp import own_address
+from scaling.collectives.tcp import allgather, own_address
 from scaling.engines.worker import GangContext
 
 
@@ -32,14 +33,17 @@ class Group:
         self.rank, self.world = ctx.rank, ctx.world
         self.address = own_address(ctx.host)
         delta = datetime.timedelta(seconds=timeout)
+        server = _listening(self.address, ctx.world) if ctx.rank == 0 else None
+        where = server.getsockname()[:2] if server else None
+        host, port = allgather(ctx, where, timeout)[0]
         self.store = dist.TCPStore(
-            ctx.host,
-            ctx.port,
+            host,
+            port,
             ctx.world,
             ctx.rank == 0,
             timeout=delta,
             wait_for_workers=True,
-            master_listen_fd=_listening(ctx) if ctx.rank == 0 else None,
+            master_listen_fd=server.detach() if server else None,
         )
         self.pg = None
         if ctx.world > 1:
@@ -70,11 +74,10 @@ class Group:
             self.wait(self.pg.broadcast([tensor], options))
 
 
-def _listening(ctx: GangContext) -> int:
-    """A socket listening at the gang's rendezvous address, for rank 0's store: a TCPStore
-    that binds its own listens on every interface (``::``); the store takes the socket."""
-    server = socket.create_server((ctx.host, ctx.port), backlog=ctx.world)
-    return server.detach()
+def _listening(address: str, world: int) -> socket.socket:
+    """A socket listening on rank 0's own address, for its store: a TCPStore that binds its
+    own listens on every interface (``::``); the store takes the socket's descriptor."""
+    return socket.create_server((address, 0), backlog=world)
 
 
 class TorchBackend(Backend):

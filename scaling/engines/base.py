@@ -30,8 +30,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scaling.data import Source, partition_bounds
-from scaling.engines.net import check_reachable, driver_host, free_port
+from scaling.engines.net import check_reachable, driver_host
 from scaling.engines.recovery import Recovery
+from scaling.engines.rendezvous import Rendezvous
 from scaling.engines.worker import (
     THREAD_ENV,
     GangContext,
@@ -45,6 +46,7 @@ from scaling.engines.worker import (
 from scaling.errors import (
     DataError,
     EngineError,
+    GangTimeout,
     LostWorker,
     ScalingError,
     UsageError,
@@ -334,9 +336,9 @@ class Engine(Recovery, ABC):
     def gang(self, ds: Dataset, fn: Callable, *args: Any, timeout: float | None = None) -> list:
         """Run ``fn(ctx, parts, *args)`` on every worker *at the same time*.
 
-        Each member gets a :class:`GangContext` (rank, world size and a rendezvous address) and
-        the list of its cached partitions, for libraries that bring their own collectives.
-        Returns the results in rank order.
+        Each member gets a :class:`GangContext` (rank, world size, the address of the gang's
+        :mod:`~scaling.engines.rendezvous` on the driver) and the list of its cached partitions,
+        for libraries that bring their own collectives. Returns the results in rank order.
 
         Raises
         ------
@@ -346,14 +348,12 @@ class Engine(Recovery, ABC):
         """
         self._check_open()
         timeout = self.gang_timeout if timeout is None else timeout
-        host = self.rendezvous_host
-        port = free_port(host)
-        ctxs = [
-            GangContext(rank=r, world=self.workers, host=host, port=port)
-            for r in range(self.workers)
-        ]
         start, t0 = time.time(), time.perf_counter()
-        results = self._guard("gang", self._gang, ds, fn, ctxs, args, timeout)
+        with Rendezvous(self.rendezvous_host, self.workers, timeout) as met:
+            try:
+                results = self._guard("gang", self._gang, ds, fn, met.contexts(), args, timeout)
+            except GangTimeout:
+                raise met.timed_out() from None
         wall = time.perf_counter() - t0
         shipped = payload_bytes(args) * self.workers
         self.trace.record(

@@ -39,7 +39,7 @@ from scaling.engines.worker import (
     run_parts,
     tree_reduce,
 )
-from scaling.errors import EngineError
+from scaling.errors import EngineError, GangTimeout
 
 REPLACE_SECONDS = 60.0
 """How long a lost worker's replacement (a nanny restarts its worker) may take to join."""
@@ -232,10 +232,8 @@ class DaskEngine(Engine):
         futures = [self._submit(c.rank, _gang, ds.native[c.rank], fn, c, args) for c in ctxs]
         try:  # a member fails on its dead peer at once; the scheduler may take a while
             return self._wait(futures, timeout, settle=GANG_LOSS_SECONDS)
-        except TimeoutError as e:
-            raise EngineError(
-                f"gang did not finish within {timeout:.0f}s: a member died or never joined"
-            ) from e
+        except TimeoutError:
+            raise GangTimeout(timeout) from None
 
     def _release(self, ds: Dataset) -> None:
         self._held_futures.pop(ds.uid, None)

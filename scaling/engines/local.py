@@ -24,7 +24,7 @@ from scaling.engines.worker import (
     load_parts,
     run_parts,
 )
-from scaling.errors import EngineError, UsageError
+from scaling.errors import EngineError, GangTimeout, UsageError
 
 
 class LocalEngine(Engine):
@@ -91,7 +91,7 @@ class LocalEngine(Engine):
         for t in threads:
             t.join(max(deadline - time.monotonic(), 0))
         if any(t.is_alive() for t in threads):
-            raise EngineError(f"gang did not finish within {timeout:.0f}s; a member is stuck")
+            raise GangTimeout(timeout)
         if errors:
             raise errors[0]
         return results

@@ -51,7 +51,7 @@ from scaling.engines.worker import (
     run_parts,
     tree_reduce,
 )
-from scaling.errors import EngineError
+from scaling.errors import EngineError, GangTimeout
 
 _RAY_CLUSTERS = ray_constants.ENABLE_RAY_CLUSTER
 """Whether Ray gives a node the host's address (as it does where it runs clusters)."""
@@ -243,9 +243,7 @@ class RayEngine(Engine):
             if not done:
                 for r in pending:
                     ray.cancel(r, force=False)
-                raise EngineError(
-                    f"gang did not finish within {timeout:.0f}s: a member died or never joined"
-                )
+                raise GangTimeout(timeout)
             try:
                 ray.get(done)  # raises that member's error
             except RayTaskError as e:

@@ -45,7 +45,7 @@ from scaling.engines.worker import (
     pin_threads,
     run_parts,
 )
-from scaling.errors import EngineError, UsageError
+from scaling.errors import EngineError, GangTimeout, UsageError
 
 _CACHE: dict[tuple[str, int], Part] = {}
 """Partitions materialised in this Python worker, by (dataset uid, partition index)."""
@@ -274,9 +274,7 @@ class SparkEngine(Engine):
         try:
             results = self._within(job.collect, timeout)
         except TimeoutError:
-            raise EngineError(
-                f"gang did not finish within {timeout:.0f}s: a member died or never joined"
-            ) from None
+            raise GangTimeout(timeout) from None
         return [r for _, r in sorted(results, key=lambda p: p[0])]
 
     def _release(self, ds: Dataset) -> None:
