@@ -6,13 +6,20 @@ dilation, against the same job on a real worker of this host (:mod:`scaling.run.
 
 For every case (k-means and logistic regression in both execution styles, SGD's
 driver-allreduce in both and its ring-allreduce, XGBoost and LightGBM data-parallel) and
-engine: one worker, **real** (``scaling run JOB --engine E --workers 1``: an embedded cluster,
-its driver beside it on this host) against **emulated** (``scaling run JOB --cluster E
---workers 1`` on ``scaling cluster start E --machines 1 --dilation D``: one machine of one core
-and a head, each with 1/D of a CPU, the driver on the head). The emulated time is the record's
-seconds per iteration divided by the dilation measured at start, as every view shows it. The
-pairs are interleaved, ``--trials`` of them; the table gives the medians and emulated / real
-(the target: within 10%). Writes ``benchmarks/results/emulation.{md,json}``.
+engine, one worker three ways (``scaling run JOB ... --workers 1``):
+
+- **host**: an embedded cluster (``--engine E``), its driver and daemons beside the worker on
+  this host, every process free to use any core;
+- **1 core**: a real one-core worker, ``--cluster E`` on ``scaling cluster start E --machines 1
+  --dilation 1``: the worker machine and the head (driver and daemons) each held to one whole
+  core (a quota of the full period), no dilation: the machine the scale model models;
+- **emulated**: the same at ``--dilation D``, each with 1/D of a core and its link at 1/D,
+  its time divided by the dilation measured at start, as every view shows it.
+
+Emulated against 1 core is the scale model's fidelity (the target: within 10%); 1 core against
+host is what confining a worker to one core costs, which a model of one-core machines shows
+too. The three run in turn, ``--trials`` times; the table gives medians. Writes
+``benchmarks/results/emulation.{md,json}``.
 
 Two or more machines against as many real workers need a host with a core for each and one
 for the driver: the same command there, with ``--workers 2`` cases, is the check this 2-core
@@ -22,6 +29,7 @@ host cannot make.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -63,33 +71,55 @@ def scaling(*argv: str) -> subprocess.CompletedProcess:
     )
 
 
-def seconds(argv: list[str], where: list[str], store: str) -> tuple[float, dict]:
-    """One run's seconds per iteration as the views show it (emulated: / D), and its record."""
+def seconds(argv: list[str], where: list[str], store: str) -> tuple[float, float]:
+    """One run's seconds per iteration as the views show it (emulated: / D), and the
+    dilation measured for it (1 off a scale model)."""
     done = scaling("run", *argv, *where, "--workers", "1", "--out", store, "--json")
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv + where)}: {done.stderr.strip()[-400:]}")
     record = json.loads(done.stdout.strip().splitlines()[-1])
-    return run_figures(record).seconds, record
+    return run_figures(record).seconds, (record.get("emulation") or {}).get("dilation", 1.0)
 
 
-def table(args: argparse.Namespace, rows: list[tuple]) -> list[str]:
+@contextlib.contextmanager
+def model(engine: str, dilation: float):
+    """A scale model of one machine of one core, at ``dilation``, while in the block."""
+    started = scaling("cluster", "start", engine, "--machines", "1", "--dilation", str(dilation))
+    if started.returncode != 0:
+        raise SystemExit(started.stderr.strip())
+    print(started.stdout.strip(), flush=True)
+    try:
+        yield
+    finally:
+        scaling("cluster", "stop", engine)
+
+
+def table(args: argparse.Namespace, rows: list[dict]) -> list[str]:
+    ms = "{:.2f} ms".format
     return [
         "# The scale model against real workers (one worker each)",
         "",
         f"Host: {host_line()}. Command: `{' '.join(['benchmarks/emulation.py', *sys.argv[1:]])}`.",
-        f"Emulated: one machine of one core and a head at D >= {args.dilation:g}, its time "
-        "divided by the dilation measured at start; real: one worker of this host. Medians of "
-        f"{args.trials} interleaved pairs, seconds per iteration.",
+        "Seconds per iteration, medians of "
+        f"{args.trials} trials, the three in turn: **host**, one worker of an embedded cluster "
+        "on this host (any core); **1 core**, a real one-core worker (a machine of a scale "
+        "model at D = 1: the worker and the head each held to one whole core); **emulated**, "
+        f"the same at D >= {args.dilation:g}, its time divided by the dilation measured at "
+        "start. Emulated / 1 core is the scale model's fidelity.",
         "",
-        "| engine | case | real | emulated | D measured | emulated / real |",
-        "|---|---|---|---|---|---|",
+        "| engine | case | host | 1 core | emulated | D measured | emulated / 1 core "
+        "| 1 core / host |",
+        "|---|---|---|---|---|---|---|---|",
         *(
-            f"| {e} | {c} | {r * 1e3:.2f} ms | {m * 1e3:.2f} ms | {d:.2f} | {x:.2f}x |"
-            for e, c, r, m, d, x in rows
+            f"| {r['engine']} | {r['case']} | {ms(r['host'] * 1e3)} | {ms(r['core'] * 1e3)} | "
+            f"{ms(r['emulated'] * 1e3)} | {r['dilation']:.2f} | "
+            f"{r['emulated'] / r['core']:.2f}x | {r['core'] / r['host']:.2f}x |"
+            for r in rows
         ),
         "",
-        f"Within 10%: {sum(abs(x - 1) <= 0.10 for *_, x in rows)} of {len(rows)} cases; median "
-        f"|emulated / real - 1| = {statistics.median(abs(x - 1) for *_, x in rows):.1%}.",
+        f"Within 10% of one core: {sum(abs(r['emulated'] / r['core'] - 1) <= 0.10 for r in rows)}"
+        f" of {len(rows)} cases; median |emulated / 1 core - 1| = "
+        f"{statistics.median(abs(r['emulated'] / r['core'] - 1) for r in rows):.1%}.",
     ]
 
 
@@ -97,37 +127,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="dask", help="comma-separated (dask)")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, of CASES")
-    parser.add_argument("--trials", type=int, default=3, help="interleaved pairs a case")
+    parser.add_argument("--trials", type=int, default=3, help="rounds of the three ways")
     parser.add_argument("--dilation", type=float, default=2.0, help="D of the scale model")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     cases = args.cases.split(",")
-    rows, raw = [], []
-    for engine in args.engines.split(","):
-        started = scaling("cluster", "start", engine, "--machines", "1", "--dilation",
-                          str(args.dilation))  # fmt: skip
-        if started.returncode != 0:
-            raise SystemExit(started.stderr.strip())
-        print(started.stdout.strip(), flush=True)
-        try:
-            with tempfile.TemporaryDirectory() as store:
-                for case in cases:
-                    real, emulated, d = [], [], []
-                    for _ in range(args.trials):
-                        real.append(seconds(CASES[case], ["--engine", engine], store)[0])
-                        s, record = seconds(CASES[case], ["--cluster", engine], store)
-                        emulated.append(s)
-                        d.append(record["emulation"]["dilation"])
-                    r, e = statistics.median(real), statistics.median(emulated)
-                    rows.append((engine, case, r, e, statistics.median(d), e / r))
-                    raw.append({"engine": engine, "case": case, "argv": CASES[case],
-                                "real": real, "emulated": emulated, "dilation": d})  # fmt: skip
-                    print(f"{engine:6} {case:32} real {r * 1e3:8.2f} ms  emulated "
-                          f"{e * 1e3:8.2f} ms  {e / r:5.2f}x", flush=True)  # fmt: skip
-                    record = {"dilation": args.dilation, "runs": raw}
-                    write_result(args.out, "emulation", table(args, rows), record)
-        finally:
-            scaling("cluster", "stop", engine)
+    runs = {}  # (engine, case, way) -> [(seconds, dilation)]
+    rows = []
+    with tempfile.TemporaryDirectory() as store:
+        for engine in args.engines.split(","):
+            for trial in range(args.trials):
+                for way, where in (("host", None), ("core", 1.0), ("emulated", args.dilation)):
+                    with model(engine, where) if where else contextlib.nullcontext():
+                        flag = ["--cluster" if where else "--engine", engine]
+                        for case in cases:
+                            got = seconds(CASES[case], flag, store)
+                            runs.setdefault(f"{engine}|{case}|{way}", []).append(got)
+                            print(f"{trial} {way:8} {engine:6} {case:32} {got[0] * 1e3:8.2f} ms",
+                                  flush=True)  # fmt: skip
+            rows += [
+                {"engine": engine, "case": case,
+                 **{way: statistics.median(s for s, _ in runs[f"{engine}|{case}|{way}"])
+                    for way in ("host", "core", "emulated")},
+                 "dilation": statistics.median(d for _, d in runs[f"{engine}|{case}|emulated"])}
+                for case in cases
+            ]  # fmt: skip
+            record = {"dilation": args.dilation, "argv": {c: CASES[c] for c in cases},
+                      "runs": runs, "rows": rows}  # fmt: skip
+            write_result(args.out, "emulation", table(args, rows), record)
     print("\n".join(table(args, rows)))
 
 

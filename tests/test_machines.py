@@ -192,6 +192,50 @@ def test_a_sweep_builds_its_scale_model_and_removes_it(home, tmp_path):
     assert _netns() == before and cluster.running("dask") is None
 
 
+def test_host_and_join_across_machines(home, tmp_path):
+    """cluster/README.md's several machines, across namespaces: a head and a worker bound to
+    one machine's address (``--host``), a worker on another that joins it (``--join``), and a
+    driver on the first whose gangs (the all-reduce mesh, LightGBM, torch) meet across them."""
+    before = _netns()
+    model = machines.build(1, measure=False)  # a head and one machine; the engine is ours
+
+    def on(machine, *argv: str) -> subprocess.CompletedProcess:
+        command, env = model.driver([sys.executable, "-m", "scaling.cli", *argv])
+        command = model.command(machine, command[command.index(sys.executable) :])
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    head, other = model.head, model.workers[0]
+    address = f"tcp://{head.address}:8786"
+    try:
+        started = on(head, "cluster", "start", "dask", "--host", head.address, "--workers", "1")
+        assert started.returncode == 0 and address in started.stdout, started.stderr
+        joined = on(other, "cluster", "start", "dask", "--join", address, "--host",
+                    other.address, "--workers", "1")  # fmt: skip
+        assert joined.returncode == 0, joined.stderr
+        seen = _on(model, head, f"from distributed import Client; print(*Client({address!r})"
+                   ".scheduler_info(n_workers=-1)['workers'])")  # fmt: skip
+        assert {a.split("//")[1].rsplit(":", 1)[0] for a in seen.stdout.split()} == {
+            head.address,
+            other.address,
+        }, seen.stderr
+        runs = [
+            ["kmeans", "--k", "4", "--max-iter", "4", "--execution", "allreduce"],
+            ["gbdt", "--library", "lightgbm", "--rounds", "3"],
+            ["sgd", "--strategy", "ring-allreduce", "--max-steps", "5"],
+        ]
+        for job in runs:
+            where = ["--engine", "dask", "--address", address, "--workers", "2"]
+            data = ["--rows", "8000", "--features", "8", "--out", str(tmp_path), "--json"]
+            done = on(head, "run", *job, *where, *data)
+            assert done.returncode == 0, done.stderr[-2000:]
+            record = json.loads(done.stdout.strip().splitlines()[-1])
+            assert record["status"] == "ok" and record["bytes_per_iteration"] > 0
+    finally:
+        on(head, "cluster", "stop", "dask")
+        model.stop()
+    assert _netns() == before
+
+
 def _cut_worker_fails_in_time(started) -> None:
     """A worker's link cut mid-run: the step fails within its deadline, in one line."""
     engine = started.engine

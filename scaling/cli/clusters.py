@@ -74,7 +74,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
     if args.action == "start":
         c = cluster.start(
-            args.engine, args.workers, join=args.join, machines=args.machines,
+            args.engine, args.workers, join=args.join, host=args.host, machines=args.machines,
             cores=args.cores_per_machine, link=args.link, dilation=args.dilation,
         )  # fmt: skip
         verb = f"{args.workers} workers joined" if args.join else f"started, {c.workers} workers"

@@ -174,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     start.add_argument("--join", metavar="ADDRESS", help="only add workers to this cluster")
     start.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help="bind to this address of this machine, which other machines reach (default: "
+        "loopback only); the engine's default ports",
+    )
+    start.add_argument(
         "--machines",
         type=int,
         metavar="N",

@@ -117,6 +117,7 @@ def start(
     join: str | None = None,
     timeout: float = 120.0,
     *,
+    host: str | None = None,
     machines: int | None = None,
     cores: int = 1,
     link: str = "10gbit",
@@ -125,7 +126,8 @@ def start(
     """Start a local cluster of ``workers`` single-core workers (or, with ``join``, only the
     workers, joining the cluster at that address; with ``machines``, a scale model of that
     many machines of ``cores`` workers each on links of ``link``, slowed by at least
-    ``dilation``); record it and wait until it is ready."""
+    ``dilation``); record it and wait until it is ready. Its daemons bind this host's loopback,
+    or ``host``, an address of this host that other machines reach."""
     check_choice("engine", engine, ENGINES)
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
@@ -137,24 +139,38 @@ def start(
         )
     logs = home() / "clusters" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    place = LOOPBACK if host is None else _own(host)
     if machines is not None:
-        if join is not None:
-            raise UsageError("--machines builds a cluster of its own: leave out --join")
+        if join is not None or host is not None:
+            raise UsageError("--machines builds a cluster of its own: leave out --join and --host")
         cluster = _on_machines(engine, machines, cores, link, dilation, logs)
     elif join is None:
-        cluster = _cluster(engine, LAUNCHERS[engine](LOOPBACK, logs, workers), workers)
+        cluster = _cluster(engine, LAUNCHERS[engine](place, logs, workers), workers)
         if engine != "ray":  # Ray's head runs its workers itself
-            _wait_port(LOOPBACK, HOST, cluster.ports[0], 60, cluster.processes[0])
-            cluster.processes += JOINERS[engine](cluster.address, workers, LOOPBACK, logs)
+            _wait_port(place, place.host, cluster.ports[0], 60, cluster.processes[0])
+            cluster.processes += JOINERS[engine](cluster.address, workers, place, logs)
     else:  # the workers are recorded with the cluster they join, if it was started here
         cluster = existing or Cluster(
             engine=engine, workers=0, address=join, dashboards={}, ports=[], started_at=_now()
         )
-        cluster.processes += JOINERS[engine](join, workers, LOOPBACK, logs)
+        cluster.processes += JOINERS[engine](join, workers, place, logs)
         cluster.workers += workers
     cluster.save()
     _wait_ready(cluster, timeout)
     return cluster
+
+
+def _own(host: str) -> Place:
+    """Where daemons bound to ``host`` run; ``host`` must be an address of this machine."""
+    try:
+        with socket.socket() as s:
+            s.bind((host, 0))
+    except (OSError, OverflowError) as e:
+        raise UsageError(
+            f"--host {host}: not an address of this machine ({getattr(e, 'strerror', e)}); "
+            "give one that `ip -4 addr` lists and the other machines reach"
+        ) from None
+    return Place(host=host)
 
 
 def _cluster(engine: str, head: Head, workers: int) -> Cluster:

@@ -28,7 +28,8 @@ def home() -> Path:
 @dataclass(frozen=True)
 class Place:
     """Where a daemon runs: the address it binds, and what a command is run behind to run
-    there (nothing on this host's loopback; a scale model's machine: its cgroup and namespace,
+    there (nothing on this host: on its loopback, or at an address of its own, ``--host``; a
+    scale model's machine: its cgroup and namespace,
     :meth:`scaling.run.machines.ScaleModel.place`)."""
 
     host: str = HOST
@@ -36,7 +37,14 @@ class Place:
 
     @property
     def on_machine(self) -> bool:
+        """Whether it runs on a scale model's machine."""
         return bool(self.prefix)
+
+    @property
+    def own_address(self) -> bool:
+        """Whether it binds an address other machines reach (the engines' default ports, and
+        a Ray node's folder of its own), not this host's loopback."""
+        return self.host != HOST
 
     def command(self, argv: list[str]) -> list[str]:
         return [*self.prefix, *argv]
@@ -111,8 +119,8 @@ def _bin(name: str) -> str:
 
 
 def _port(place: Place, default: int) -> int:
-    """A port for a head daemon: a free one on this host, ``default`` on a machine of its own."""
-    return default if place.on_machine else free_port(HOST)
+    """A port for a head daemon: a free one on loopback, ``default`` at an address of its own."""
+    return default if place.own_address else free_port(HOST)
 
 
 RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -125,14 +133,14 @@ On a scale model's machines it binds their own addresses."""
 def _ray_env(place: Place) -> dict:
     """Token authentication on every node, as the engine asks for it (a head started alone
     turns it on, and a node that joins without it is refused)."""
-    return {"RAY_AUTH_MODE": "token", **({} if place.on_machine else RAY_LOOPBACK)}
+    return {"RAY_AUTH_MODE": "token", **({} if place.own_address else RAY_LOOPBACK)}
 
 
 def _ray(place: Place, logs: Path, workers: int) -> Head:
     port, dashboard = _port(place, 6379), _port(place, 8265)
     # Its own temp dir: `ray start` writes the address of "the current cluster" there, where
     # an embedded engine's ray.init() would otherwise find it and join it.
-    temp = Path(f"/tmp/scaling-ray-{place.host if place.on_machine else port}")
+    temp = Path(f"/tmp/scaling-ray-{place.host if place.own_address else port}")
     argv = [
         _bin("ray"), "start", "--head", "--block", f"--node-ip-address={place.host}",
         f"--port={port}", f"--num-cpus={workers}", "--num-gpus=0",
@@ -154,7 +162,7 @@ def _ray_join(address: str, workers: int, place: Place, logs: Path) -> list[Proc
         f"--node-ip-address={place.host}", f"--num-cpus={workers}", "--num-gpus=0",
         "--disable-usage-stats",
     ]  # fmt: skip
-    if place.on_machine:  # nodes on one host would share a session folder, sockets and all
+    if place.own_address:  # nodes on one host would share a session folder, sockets and all
         argv.append(f"--temp-dir=/tmp/scaling-ray-{place.host}")
     return [spawn(argv, "ray-workers", logs, _ray_env(place), place)]
 
