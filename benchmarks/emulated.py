@@ -14,6 +14,7 @@ it) and the records, ``benchmarks/results/emulated-N/CASE-ENGINE.jsonl``.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from common import RESULTS, host_line, write_result
 
+from scaling.present.figures import run_figures
 from scaling.present.text import table
 from scaling.results import load
 
@@ -42,6 +44,40 @@ CASES = {
 one core, so that 8 machines still have work each."""
 
 
+def render(args: argparse.Namespace, kept: Path, workers: list[int], failed: list[str]) -> None:
+    """``emulated-N.md`` from every record file kept (earlier runs' too), and this run's
+    failures; ``emulated-N.json`` lists the commands that made them."""
+    meta = Path(args.out) / f"{kept.name}.json"
+    commands = json.loads(meta.read_text()).get("commands", []) if meta.exists() else []
+    if not args.render:
+        commands.append(" ".join(["benchmarks/emulated.py", *sys.argv[1:]]))
+    lines = [
+        f"# Scaling curves on a scale model of {args.machines} machines",
+        "",
+        f"Host: {host_line()}. Commands: {', '.join(f'`{c}`' for c in commands)}.",
+        f"Each sweep: `scaling sweep JOB --emulate {args.machines} --link {args.link} --engines "
+        f"E --workers {','.join(map(str, workers))} --no-baseline` and the case's arguments "
+        "(`CASES` in the script): a head and one-core worker machines, each with its share of "
+        "this host's CPU and its link slowed by one factor D. Every time and throughput is the "
+        "modelled cluster's (measured / D), labelled emulated; speedup against 1 machine.",
+    ]
+    found = {path.stem: load(path).records for path in sorted(kept.glob("*.jsonl"))}
+    lines += ["", "| case | " + " | ".join(f"{w} machines" for w in workers) + " | D |",
+              "|---" * (len(workers) + 2) + "|"]  # fmt: skip
+    for case, records in found.items():
+        seconds = {r["workers"]: run_figures(r).seconds for r in records}
+        speedups = [f"{seconds[1] / seconds[w]:.2f}x" if w in seconds else "-" for w in workers]
+        d = records[0]["emulation"]["dilation"]
+        lines.append(f"| {case} | {' | '.join(speedups)} | {d:.2f} |")
+    lines += ["", "Speedup against 1 machine, emulated; D: the dilation measured at start."]
+    for case, records in found.items():
+        lines += ["", f"## {case}", "", "```", table(records), "```"]
+    if failed:
+        lines += ["", "## Failed", "", *failed]
+    record = {"machines": args.machines, "link": args.link, "commands": commands}
+    write_result(args.out, kept.name, lines, record)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="dask,ray,spark", help="comma-separated")
@@ -49,23 +85,16 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=8)
     parser.add_argument("--link", default="1gbit")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--render", action="store_true", help="only write the table again")
     args = parser.parse_args()
     workers = [1 << i for i in range(args.machines.bit_length()) if 1 << i <= args.machines]
     if workers[-1] != args.machines:
         workers.append(args.machines)
-    name = f"emulated-{args.machines}"
-    kept = Path(args.out) / name
+    kept = Path(args.out) / f"emulated-{args.machines}"
     kept.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"# Scaling curves on a scale model of {args.machines} machines",
-        "",
-        f"Host: {host_line()}. Command: `{' '.join(['benchmarks/emulated.py', *sys.argv[1:]])}`.",
-        f"Each sweep: `scaling sweep JOB --emulate {args.machines} --link {args.link} --engines "
-        f"E --workers {','.join(map(str, workers))} --no-baseline` and the case's arguments "
-        "(`CASES` in the script): a head and one-core worker machines, each with its share of "
-        "this host's CPU and its link slowed by one factor D. Every time and throughput is the "
-        "modelled cluster's (measured / D), labelled emulated; speedup against 1 machine.",
-    ]
+    failed: list[str] = []
+    if args.render:
+        return render(args, kept, workers, failed)
     for engine in args.engines.split(","):
         for case in args.cases.split(","):
             with tempfile.TemporaryDirectory() as store:
@@ -77,15 +106,13 @@ def main() -> None:
                 done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
                 took = time.perf_counter() - t0
                 found = sorted(Path(store).glob("*/records.jsonl"))
-                lines += ["", f"## {case}, {engine}", ""]
                 if done.returncode != 0 or not found:
-                    lines.append(f"Failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+                    failed.append(f"- {case}, {engine}: exit {done.returncode}: "
+                                  f"{done.stderr.strip()[-300:]}")  # fmt: skip
                 else:
-                    target = kept / f"{case.replace(' ', '-')}-{engine}.jsonl"
-                    shutil.copyfile(found[0], target)
-                    lines += ["```", table(load(target).records), "```"]
+                    shutil.copyfile(found[0], kept / f"{case.replace(' ', '-')}-{engine}.jsonl")
                 print(f"{case:18} {engine:6} {took:6.0f} s  exit {done.returncode}", flush=True)
-            write_result(args.out, name, lines, {"machines": args.machines, "link": args.link})
+    render(args, kept, workers, failed)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from common import RESULTS, host_line, write_result
 
@@ -51,9 +52,9 @@ CASES = {
                       "--tol", "1e-12", "--execution", "driver"],
     "logreg allreduce": ["logreg", "--rows", "200000", "--features", "32", "--max-iter", "15",
                          "--tol", "1e-12", "--execution", "allreduce"],
-    "sgd driver-allreduce, driver": ["sgd", "--rows", "50000", "--strategy", "driver-allreduce",
+    "sgd driver-allreduce driver": ["sgd", "--rows", "50000", "--strategy", "driver-allreduce",
                                      "--execution", "driver", "--max-steps", "40"],
-    "sgd driver-allreduce, allreduce": ["sgd", "--rows", "50000", "--strategy",
+    "sgd driver-allreduce allreduce": ["sgd", "--rows", "50000", "--strategy",
                                         "driver-allreduce", "--execution", "allreduce",
                                         "--max-steps", "40"],
     "sgd ring-allreduce": ["sgd", "--rows", "50000", "--strategy", "ring-allreduce",
@@ -99,13 +100,13 @@ def table(args: argparse.Namespace, rows: list[dict]) -> list[str]:
     return [
         "# The scale model against real workers (one worker each)",
         "",
-        f"Host: {host_line()}. Command: `{' '.join(['benchmarks/emulation.py', *sys.argv[1:]])}`.",
+        f"Host: {host_line()}. Command: `{args.command}`.",
         "Seconds per iteration, medians of "
         f"{args.trials} trials, the three in turn: **host**, one worker of an embedded cluster "
         "on this host (any core); **1 core**, a real one-core worker (a machine of a scale "
         "model at D = 1: the worker and the head each held to one whole core); **emulated**, "
         f"the same at D >= {args.dilation:g}, its time divided by the dilation measured at "
-        "start. Emulated / 1 core is the scale model's fidelity.",
+        "start (1 core: its raw time). Emulated / 1 core is the scale model's fidelity.",
         "",
         "| engine | case | host | 1 core | emulated | D measured | emulated / 1 core "
         "| 1 core / host |",
@@ -123,6 +124,24 @@ def table(args: argparse.Namespace, rows: list[dict]) -> list[str]:
     ]
 
 
+def summarise(runs: dict, engines: list[str], cases: list[str]) -> list[dict]:
+    """One row per engine and case: the medians of each way. A one-core machine's time is its
+    raw seconds: at D = 1 its quota slows nothing, and dividing by a dilation measured near 1
+    would only add that measurement's noise."""
+
+    def median(engine: str, case: str, way: str) -> float:
+        got = runs[f"{engine}|{case}|{way}"]
+        return statistics.median(s * d if way == "core" else s for s, d in got)
+
+    return [
+        {"engine": e, "case": c, **{w: median(e, c, w) for w in ("host", "core", "emulated")},
+         "dilation": statistics.median(d for _, d in runs[f"{e}|{c}|emulated"])}
+        for e in engines
+        for c in cases
+        if f"{e}|{c}|emulated" in runs
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="dask", help="comma-separated (dask)")
@@ -130,12 +149,18 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3, help="rounds of the three ways")
     parser.add_argument("--dilation", type=float, default=2.0, help="D of the scale model")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--render", action="store_true", help="only write the table again")
     args = parser.parse_args()
-    cases = args.cases.split(",")
-    runs = {}  # (engine, case, way) -> [(seconds, dilation)]
-    rows = []
+    engines, cases = args.engines.split(","), args.cases.split(",")
+    if args.render:
+        record = json.loads((Path(args.out) / "emulation.json").read_text())
+        args.trials, args.command = record["trials"], record["command"]
+        rows = summarise(record["runs"], engines, cases)
+        return write_result(args.out, "emulation", table(args, rows), record)
+    args.command = " ".join(["benchmarks/emulation.py", *sys.argv[1:]])
+    runs = {}  # "engine|case|way" -> [(seconds as shown, dilation measured)]
     with tempfile.TemporaryDirectory() as store:
-        for engine in args.engines.split(","):
+        for engine in engines:
             for trial in range(args.trials):
                 for way, where in (("host", None), ("core", 1.0), ("emulated", args.dilation)):
                     with model(engine, where) if where else contextlib.nullcontext():
@@ -145,15 +170,9 @@ def main() -> None:
                             runs.setdefault(f"{engine}|{case}|{way}", []).append(got)
                             print(f"{trial} {way:8} {engine:6} {case:32} {got[0] * 1e3:8.2f} ms",
                                   flush=True)  # fmt: skip
-            rows += [
-                {"engine": engine, "case": case,
-                 **{way: statistics.median(s for s, _ in runs[f"{engine}|{case}|{way}"])
-                    for way in ("host", "core", "emulated")},
-                 "dilation": statistics.median(d for _, d in runs[f"{engine}|{case}|emulated"])}
-                for case in cases
-            ]  # fmt: skip
-            record = {"dilation": args.dilation, "argv": {c: CASES[c] for c in cases},
-                      "runs": runs, "rows": rows}  # fmt: skip
+            rows = summarise(runs, engines, cases)
+            record = {"dilation": args.dilation, "trials": args.trials, "command": args.command,
+                      "argv": {c: CASES[c] for c in cases}, "runs": runs}  # fmt: skip
             write_result(args.out, "emulation", table(args, rows), record)
     print("\n".join(table(args, rows)))
 

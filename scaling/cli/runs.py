@@ -4,8 +4,11 @@ one, their records kept and reported."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 
 from scaling.cli.common import (
     all_cores,
@@ -112,14 +115,34 @@ def _emulated_sweep(args: argparse.Namespace) -> int:
     if args.address or args.cluster:
         raise UsageError("--emulate builds a cluster of its own: leave out --address and --cluster")
     engine = engines[0]
-    started = cluster.start(
-        engine, 1, machines=args.emulate, cores=args.cores_per_machine, link=args.link
-    )
+    with _terminate_as_interrupt():
+        started = cluster.start(
+            engine, 1, machines=args.emulate, cores=args.cores_per_machine, link=args.link
+        )
+        try:
+            own = ("--emulate", "--cores-per-machine", "--link", "--engines")
+            return on_head(started, [*without(args.argv, own), "--cluster", engine]) or 0
+        finally:
+            cluster.stop(engine)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a scheduler's stop) raises :class:`KeyboardInterrupt` inside, as
+    Ctrl-C does, so that what was built is removed on the way out (Python's default SIGTERM
+    ends the process at once, leaving a scale model behind)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        own = ("--emulate", "--cores-per-machine", "--link", "--engines")
-        return on_head(started, [*without(args.argv, own), "--cluster", engine]) or 0
+        yield
     finally:
-        cluster.stop(engine)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def without(argv: list[str], options: tuple[str, ...]) -> list[str]:

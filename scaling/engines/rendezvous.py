@@ -150,6 +150,10 @@ def exchange(host: str, port: int, rank: int, how: str, obj: Any, timeout: float
             f"the gang's other members did not all reach its rendezvous at {host}:{port} "
             f"within {timeout:.0f}s"
         ) from None
+    except ConnectionError:
+        raise ConnectionError(
+            f"the gang's rendezvous at {host}:{port} closed: the driver gave up on the gang"
+        ) from None
 
 
 def send_obj(sock: socket.socket, obj: Any) -> None:

@@ -368,8 +368,9 @@ def cores_note(records: Iterable[dict]) -> str | None:
     return (
         f"This machine has {cores} cores: at {cores} workers "
         f"and more, the workers and the driver need more cores than it has, so those points "
-        f"show processes waiting for a core, not the algorithm's scaling (see "
-        f"benchmarks/results/ for curves measured on more cores)."
+        "show processes waiting for a core, not the algorithm's scaling (a scale model of "
+        "more machines, `scaling sweep JOB --emulate N` as root, draws the curve past them: "
+        "benchmarks/results/emulated-8.md)."
     )
 
 
