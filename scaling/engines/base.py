@@ -194,7 +194,7 @@ class Engine(Recovery, ABC):
     def _gang(
         self, ds: Dataset, fn: Callable, ctxs: list[GangContext], args: tuple, timeout: float
     ) -> list:
-        """Run ``fn(ctx, parts, *args)`` on all workers at once; results in rank order."""
+        """``fn(ctx, parts, *args)`` on all workers at once, in rank order; GangTimeout if late."""
 
     @abstractmethod
     def _stop(self) -> None:

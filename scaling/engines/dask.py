@@ -233,7 +233,7 @@ class DaskEngine(Engine):
         try:  # a member fails on its dead peer at once; the scheduler may take a while
             return self._wait(futures, timeout, settle=GANG_LOSS_SECONDS)
         except TimeoutError:
-            raise GangTimeout(timeout) from None
+            raise GangTimeout from None
 
     def _release(self, ds: Dataset) -> None:
         self._held_futures.pop(ds.uid, None)

@@ -91,7 +91,7 @@ class LocalEngine(Engine):
         for t in threads:
             t.join(max(deadline - time.monotonic(), 0))
         if any(t.is_alive() for t in threads):
-            raise GangTimeout(timeout)
+            raise GangTimeout
         if errors:
             raise errors[0]
         return results

@@ -243,7 +243,7 @@ class RayEngine(Engine):
             if not done:
                 for r in pending:
                     ray.cancel(r, force=False)
-                raise GangTimeout(timeout)
+                raise GangTimeout
             try:
                 ray.get(done)  # raises that member's error
             except RayTaskError as e:

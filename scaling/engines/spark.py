@@ -274,7 +274,7 @@ class SparkEngine(Engine):
         try:
             results = self._within(job.collect, timeout)
         except TimeoutError:
-            raise GangTimeout(timeout) from None
+            raise GangTimeout from None
         return [r for _, r in sorted(results, key=lambda p: p[0])]
 
     def _release(self, ds: Dataset) -> None:
