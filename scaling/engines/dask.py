@@ -51,6 +51,11 @@ GANG_LOSS_SECONDS = 10.0
 """The same for a gang, whose members fail on a dead peer's connection before the scheduler
 has removed it (more than 2 s once, on a loaded 2-core machine)."""
 
+EXIT_SECONDS = 1.0
+"""How long a failed call waits for a dying worker's process to end where the engine knows
+its processes (an embedded cluster): a peer's connection is reset as the process starts to
+exit, and a member failed on it before psutil saw the process gone (a flaky test, twice)."""
+
 JOINING_SECONDS = 5.0
 """How long a cluster at an address with fewer workers than asked gets for more to join."""
 
@@ -171,9 +176,8 @@ class DaskEngine(Engine):
                 # before the scheduler has removed the dead worker: the death is the cause
                 # (seen at once in an embedded cluster's processes, else in the scheduler's).
                 killed = [f for f in failed if isinstance(f.exception(), KilledWorker)]
-                if not killed and (
-                    lost := dead(self._pids) or self._lost_within(0 if self._pids else settle)
-                ):
+                wait = min(settle, EXIT_SECONDS) if self._pids else settle
+                if not killed and (lost := self._lost_within(wait)):
                     raise WorkerLost(f"worker {lost[0]} left the cluster")
                 self._client.gather(killed or failed)  # raises the worker's or member's error
             if done:
@@ -186,11 +190,12 @@ class DaskEngine(Engine):
                 raise TimeoutError
 
     def _lost_within(self, seconds: float) -> list[str]:
-        """Our workers that have left the cluster, looking again for up to ``seconds``."""
+        """Our workers that have left the cluster (or whose processes here have ended),
+        looking again for up to ``seconds``."""
         deadline = time.monotonic() + seconds
         while True:
             alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
-            lost = [a for a in self._addrs if a not in alive]
+            lost = dead(self._pids) or [a for a in self._addrs if a not in alive]
             if lost or time.monotonic() >= deadline:
                 return lost
             time.sleep(0.1)
