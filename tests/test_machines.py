@@ -199,9 +199,10 @@ def test_host_and_join_across_machines(home, tmp_path):
     before = _netns()
     model = machines.build(1, measure=False)  # a head and one machine; the engine is ours
 
+    _, env = model.driver([])  # the head's address, for the gangs to meet at
+
     def on(machine, *argv: str) -> subprocess.CompletedProcess:
-        command, env = model.driver([sys.executable, "-m", "scaling.cli", *argv])
-        command = model.command(machine, command[command.index(sys.executable) :])
+        command = model.command(machine, [sys.executable, "-m", "scaling.cli", *argv])
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
     head, other = model.head, model.workers[0]

@@ -174,7 +174,8 @@ class DaskEngine(Engine):
                 self._client.cancel([f for f in futures if f.status != "error"])
                 # A member whose peer died fails on its broken connection at once, often
                 # before the scheduler has removed the dead worker: the death is the cause
-                # (seen at once in an embedded cluster's processes, else in the scheduler's).
+                # (seen within EXIT_SECONDS in an embedded cluster's processes, else within
+                # ``settle`` in the scheduler's).
                 killed = [f for f in failed if isinstance(f.exception(), KilledWorker)]
                 wait = min(settle, EXIT_SECONDS) if self._pids else settle
                 if not killed and (lost := self._lost_within(wait)):
