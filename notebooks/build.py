@@ -54,9 +54,9 @@ def algorithm(
     sweep: str, decompose: str, rows: int, extra: list[tuple[str, str]] = (),
 ) -> Notebook:  # fmt: skip
     """One algorithm's notebook: its steps from the code, the job on every engine against
-    the single-machine run, a small Dask sweep (speedup, split, one iteration's timeline),
-    the cost model's curve beside the measured points, its decompositions side by side
-    (then ``extra`` cells), and the interview answers citing those runs.
+    the single-machine run, a Dask sweep on a scale model of 4 machines (speedup, split, one
+    iteration's timeline), the cost model's curve beside its points, its decompositions side
+    by side (then ``extra`` cells), and the interview answers citing those runs.
 
     ``config``: the job's options and a note on them; ``agree``: the tolerance of the
     every-engine check (``rtol=...`` or ``atol=...``) and why; ``rows``: the sweep's size."""
@@ -88,13 +88,20 @@ SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the every-engine check
         ("code", f"print(lab.on_every_engine(JOB, CONFIG, SAMPLE, ENGINES, {agree[0]}))"),
         (
             "md",
-            "## A small sweep on Dask: speedup, where the time goes, one iteration\n\n"
+            "## A sweep on a scale model of 4 machines: speedup, where the time goes, one "
+            "iteration\n\n"
+            "This host has 2 cores, and at 2 workers the driver would share them with the "
+            "workers. So the sweep runs on a Dask cluster of 4 emulated one-core machines and "
+            "a head, each a network namespace with its own address, its CPU share and a "
+            "1 Gbit/s link, all slowed by one factor D (`scaling sweep JOB --emulate 4`). "
+            "Times are shown divided by D, in the modelled cluster's time, and labelled "
+            "emulated. Without root it runs on this host's cores and says so. "
             f"{sweep} (COST, against a single-thread baseline, is in the overview.)",
         ),
         (
             "code",
-            'records = lab.sweep(JOB, CONFIG, STORE, "dask", rows=ROWS, features=FEATURES, '
-            "baseline=False)\n"
+            'records = lab.emulated_sweep(JOB, CONFIG, STORE, "dask", machines=4, rows=ROWS, '
+            "features=FEATURES)\n"
             'Image(lab.curves_png(records, "speedup"))',
         ),
         ("code", 'Image(lab.curves_png(records, "split"))'),
@@ -103,7 +110,9 @@ SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the every-engine check
             "md",
             "## Predicted to 1,024 workers (modelled), beside the measured points\n\n"
             "The cost model prices the same steps on Dask's calibration of this host (made "
-            "once, kept in the store); the points are the sweep's.",
+            "once, kept in the store), one core per worker on its own loopback links; the "
+            "points are the sweep's, emulated (the scale model's 1 Gbit/s links are slower "
+            "than loopback, so where communication weighs they sit below the curve).",
         ),
         ("code", 'Image(lab.predicted_png(JOB, CONFIG, STORE, "dask", ROWS, FEATURES, records))'),
         ("md", f"## Its decompositions side by side\n\n{decompose}"),
@@ -142,7 +151,9 @@ ends with the interview answers, every number traced to these runs or to a formu
         "The same job at 2 workers on each engine, against the job in one process: the "
         "partial sums are added in float64 in another order, so the inertia agrees to 1e-9.",
     ),
-    "On this 2-core machine the 2-worker point shares its cores with the driver.",
+    "Each machine assigns its share of the rows; what crosses the links per step is k x "
+    "(d + 1) sums per machine, whatever the rows, so the curve bends where the driver's "
+    "round trip per step stops shrinking.",
     "The driver loop (one engine call per step: the MapReduce style) and the all-reduce "
     "gang (the loop inside the workers), at the same data and iterations.",
     200_000,
@@ -183,8 +194,9 @@ all-reduce), Newton and ADMM, and ends with the interview answers, citing these 
         "The same fit at 2 workers on each engine, against the fit in one process: the "
         "gradient is summed in another order, so the objective agrees to 1e-7, not bit for bit.",
     ),
-    "At 2 workers on this 2-core machine the driver, which runs L-BFGS's update, shares the "
-    "cores with the workers.",
+    "Each machine's gradient over its rows shrinks with the machines; the driver's round "
+    "trip and L-BFGS's update on the head do not, and at 200,000 rows they soon weigh as "
+    "much as the compute.",
     "At most 10 iterations each: L-BFGS in the driver loop and as an all-reduce gang (the "
     "same iterates), Newton (which also sends the d x d Hessian, and needs fewer, heavier "
     "steps) and ADMM (a local solve per worker and one averaging per step: cheap to "
@@ -211,9 +223,9 @@ runs.""",
         "gradient is the single-process gradient up to rounding, so the held-out accuracy "
         "agrees within half a point (the parameters within 1e-5, as the tests check).",
     ),
-    "A step's compute shrinks with the workers (each takes half the batch) while its "
-    "all-reduce of every parameter does not; on this 2-core machine the 2-worker point also "
-    "shares its cores with the driver.",
+    "A step's compute shrinks with the machines (each takes 1/p of the batch) while its "
+    "ring all-reduce of every parameter over the 1 Gbit/s links does not: watch the "
+    "communication share grow.",
     "The same 40 steps: ring all-reduce and driver all-reduce (synchronous, the same model), "
     "local SGD (averages every `sync_every` steps) and the parameter server "
     "(asynchronous, through rank 0). The asynchronous ones move fewer bytes and reach a "
@@ -240,8 +252,8 @@ five decompositions, and ends with the interview answers, citing these runs.""",
         "workers' quantile sketches are merged, so the bins (and the trees) can differ "
         "slightly; the held-out AUC agrees within 0.005.",
     ),
-    "A round (a tree) all-reduces a histogram per level whatever the rows; on this 2-core "
-    "machine the 2-worker point also shares its cores with the driver.",
+    "A round (a tree) all-reduces a histogram per level whatever the rows, so at 100,000 "
+    "rows the links soon take most of a round.",
     "XGBoost by rows and by features, LightGBM by rows, by features and by vote, 10 trees "
     "each on the same data: what a tree moves, how long it takes, and the AUC it reaches.",
     100_000,

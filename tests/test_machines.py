@@ -17,6 +17,7 @@ import pytest
 
 from jobs import kmeans
 from scaling.cli import main
+from scaling.present.figures import run_figures
 from scaling.run import cluster, machines
 from scaling.run.runner import run_job
 from scaling.run.spec import RunSpec
@@ -189,6 +190,9 @@ def test_a_sweep_builds_its_scale_model_and_removes_it(home, tmp_path):
     assert {r["engine"] for r in records} == {"dask"}
     assert all(r["status"] == "ok" and r["emulation"]["machines"] == 2 for r in records)
     assert "emulated (" in (folder / "report.html").read_text()
+    shown, d = run_figures(records[0]).timeline["bars"], records[0]["emulation"]["dilation"]
+    for bar, raw in zip(shown, records[0]["timeline"]["bars"], strict=True):  # on its clock
+        assert bar["end"] == pytest.approx(raw["end"] / d)
     assert _netns() == before and cluster.running("dask") is None
 
 

@@ -318,7 +318,8 @@ def fit_transport(
 
 def correction(job, engine: str, config, records: list[dict], calibration) -> Correction:
     """The :class:`Correction` of ``job`` from its runs on ``engine`` in ``records`` measured on
-    this host with the same options (the execution style aside; any shape)."""
+    this host's own cores with the same options (the execution style aside; any shape): a
+    scale model's runs are timed on a dilated clock and slowed links, not the calibrated ones."""
     from dataclasses import asdict
 
     wanted = {k: v for k, v in asdict(config).items() if k != "execution"}
@@ -326,7 +327,7 @@ def correction(job, engine: str, config, records: list[dict], calibration) -> Co
     for r in records:
         if (r.get("job"), r.get("engine"), r.get("status")) != (job.name, engine, "ok") or r.get(
             "host", {}
-        ).get("hostname") != calibration.host["hostname"]:
+        ).get("hostname") != calibration.host["hostname"] or r.get("emulation"):
             continue
         if {k: v for k, v in r["config"].items() if k != "execution"} != wanted:
             continue

@@ -236,7 +236,8 @@ class Ask:
             "runs": runs,
             "derived": "median at 1 worker / median at the other",
         }
-        return a.figure(point.speedup, "x", source)
+        label = "" if curve.clock == "measured" else curve.clock  # a scale model's, said so
+        return a.figure(point.speedup, "x", source, label=label)
 
     def variant_run(self, name: str) -> dict | None:
         """The latest run in the store of the job's variant ``name`` of the config asked

@@ -73,9 +73,17 @@ def run_figures(record: dict) -> RunFigures:
         iterations=len(record["timings"].get("iterations", [])),
         headline=(name, record.get("quality", {}).get(name)),
         sources=dict(record.get("sources", {})),
-        timeline=record.get("timeline"),
+        timeline=_on_clock(record.get("timeline"), d),
         clock=clock,
     )
+
+
+def _on_clock(timeline: dict | None, d: float) -> dict | None:
+    """A run's timeline with every bar's times divided by the dilation ``d``."""
+    if not timeline or d == 1.0:
+        return timeline
+    bars = [{**b, "start": b["start"] / d, "end": b["end"] / d} for b in timeline["bars"]]
+    return {**timeline, "bars": bars}
 
 
 def dilation(record: dict) -> tuple[float, str]:

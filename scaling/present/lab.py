@@ -108,9 +108,15 @@ def _sweeps(plans, store) -> list[list[dict]]:
     """Run ``plans`` into ``store`` (on the engine's open clusters); each one's records. A
     failed run stops the notebook with its error: a curve with a hole in it would mislead."""
     done = [records for _, records in sweep_all(plans, store, progress=False, clusters=_OPEN)]
-    for r in (r for records in done for r in records if r["status"] != "ok"):
-        raise RuntimeError(f"{r['job']} on {r['engine']} x{r['workers']} failed: {r['error']}")
+    for records in done:
+        _all_ok(records)
     return done
+
+
+def _all_ok(records: list[dict]) -> list[dict]:
+    for r in (r for r in records if r["status"] != "ok"):
+        raise RuntimeError(f"{r['job']} on {r['engine']} x{r['workers']} failed: {r['error']}")
+    return records
 
 
 def sweep(job, config, store, engine: str, workers=(1, 2), rows: int = 50_000, **options):
@@ -121,6 +127,48 @@ def sweep(job, config, store, engine: str, workers=(1, 2), rows: int = 50_000, *
         **options,
     )  # fmt: skip
     return _sweeps([plan], store)[0]
+
+
+def emulated_sweep(
+    job, config, store, engine: str, machines: int = 4, rows: int = 50_000, features: int = 16,
+    link: str = "1gbit",
+) -> list[dict]:  # fmt: skip
+    """A strong sweep at 1, 2, 4 ... ``machines`` workers on a scale model of ``machines``
+    one-core machines (``scaling sweep JOB --emulate``, built around it and removed after);
+    its records, whose times are the modelled cluster's (``emulated (D x)``). Where this host
+    cannot build one (root, a CPU cgroup controller), one line says why and the sweep runs
+    on this host's workers instead, its 2-worker point sharing the cores with the driver."""
+    import subprocess
+    import sys
+
+    from scaling.results import load
+    from scaling.run.machines import why_not
+
+    if reason := why_not():
+        print(f"no scale model here ({reason}): the sweep runs on this host's cores")
+        return sweep(job, config, store, engine, rows=rows, features=features, baseline=False)
+    counts = [2**i for i in range(machines.bit_length()) if 2**i < machines] + [machines]
+    options = [
+        word
+        for f in dataclasses.fields(config)  # each a --option of `scaling sweep JOB`
+        for word in (f"--{f.name.replace('_', '-')}", str(getattr(config, f.name)))
+    ]
+    argv = [
+        "sweep", job.name, "--emulate", str(machines), "--link", link, "--engines", engine,
+        "--workers", ",".join(map(str, counts)), "--rows", str(rows), "--features",
+        str(features), "--no-baseline", "--out", str(store), *options,
+    ]  # fmt: skip
+    before = {r["sweep_id"] for r in load(store).records} if Path(store).exists() else set()
+    done = subprocess.run(
+        [sys.executable, "-m", "scaling.cli", *argv], capture_output=True, text=True
+    )
+    records = _all_ok([r for r in load(store).records if r["sweep_id"] not in before])
+    if done.returncode != 0 or not records:
+        raise RuntimeError(f"scaling {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+    d = records[0]["emulation"]["dilation"]
+    print(f"a scale model of {machines} one-core machines and a head, {link} links, dilated "
+          f"{d:.2f}x: every time shown is the measured time / {d:.2f} (emulated)")  # fmt: skip
+    return records
 
 
 def curves_png(records, kind: str) -> bytes:
@@ -160,7 +208,7 @@ def predicted_png(job, config, store, engine: str, rows: int, features: int, rec
         points = [p for p in c.points if p.speedup is not None]
         speedup.plot(
             [p.workers for p in points], [p.speedup for p in points], "o",
-            label=f"measured, {c.label or c.engine}",
+            label=f"{c.clock}, {c.label or c.engine}",
         )  # fmt: skip
     speedup.legend(loc="upper left", fontsize="small")
     return png(fig)

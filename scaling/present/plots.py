@@ -137,7 +137,8 @@ def timeline_plot(curves_: Sequence[Curve]):
                 color=_COLOURS[b["kind"]],
             )
         ax.set_yticks(range(len(lanes)), _lane_names(lanes, p.figures.timeline)[::-1])
-        ax.set_xlabel("ms from the iteration's start")
+        clock = "" if c.clock == "measured" else f", {c.clock}"
+        ax.set_xlabel(f"ms from the iteration's start{clock}")
         ax.set_title(f"{c.label} x{p.workers}", fontsize="small")
         ax.grid(alpha=0.3, axis="x")
     handles = [
