@@ -325,9 +325,11 @@ def correction(job, engine: str, config, records: list[dict], calibration) -> Co
     wanted = {k: v for k, v in asdict(config).items() if k != "execution"}
     ones, wider = [], []
     for r in records:
-        if (r.get("job"), r.get("engine"), r.get("status")) != (job.name, engine, "ok") or r.get(
-            "host", {}
-        ).get("hostname") != calibration.host["hostname"] or r.get("emulation"):
+        if (
+            (r.get("job"), r.get("engine"), r.get("status")) != (job.name, engine, "ok")
+            or r.get("host", {}).get("hostname") != calibration.host["hostname"]
+            or r.get("emulation")
+        ):
             continue
         if {k: v for k, v in r["config"].items() if k != "execution"} != wanted:
             continue
