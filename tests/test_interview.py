@@ -42,6 +42,9 @@ def field(record: dict, path: str):
     return record
 
 
+LABEL = r"( \((modelled|emulated \([\d.]+x\))\))?"  # a figure's, where not a plain measurement
+
+
 def resolve(source: dict, store: Path | None) -> float:
     """A figure's value, from its source alone."""
     if "formula" in source:
@@ -71,7 +74,7 @@ def resolve(source: dict, store: Path | None) -> float:
         return getattr(calibration.load(store, source["calibration"]), source["field"])
     runs = records(Path(source["records"]))
     if "run_id" in source:
-        return field(runs[source["run_id"]], source["field"])
+        return field(runs[source["run_id"]], source["field"]) / source.get("divided_by", 1.0)
     medians = [
         statistics.median(field(runs[i], source["field"]) for i in ids)
         for ids in source["runs"].values()
@@ -90,7 +93,7 @@ def sources(answer: dict, store: Path | None, job, config=None) -> set[str]:
         text = text.replace(words, "")  # for its steps: "6 B P / p flops", "25 MB buckets"
     kinds = set()
     for f in answer["figures"]:
-        marked = re.compile(re.escape(f["text"]) + rf"( \(modelled\))? \[{f['ref']}\]")
+        marked = re.compile(re.escape(f["text"]) + rf"{LABEL} \[{f['ref']}\]")
         assert marked.search(text), (f, text)
         assert resolve(f["source"], store) == pytest.approx(f["value"], rel=1e-12)
         kinds.add(next(k for k in ("formula", "calibration", "runs", "run_id") if k in f["source"]))

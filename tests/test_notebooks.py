@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_interview import sources
+from test_interview import LABEL, sources
 
 from jobs import get_job
 from scaling.cli import main
@@ -58,7 +58,7 @@ def test_a_notebook_runs_and_its_answers_cite_its_runs(session, capsys, name):
     for answer in shown:  # what the notebook printed
         assert answer["question"] in said
         for f in answer["figures"]:
-            assert re.search(re.escape(f["text"]) + rf"( \(modelled\))? \[{f['ref']}\]", said), f
+            assert re.search(re.escape(f["text"]) + rf"{LABEL} \[{f['ref']}\]", said), f
     assert {"runs", "formula", "calibration"} <= kinds  # measured here, and modelled
     if notebook.questions is None:  # the alternatives: each decomposition cited from its run
         assert "run_id" in kinds
