@@ -298,8 +298,16 @@ def _quiet(argv: list[str]) -> None:
     subprocess.run(argv, capture_output=True)
 
 
+def _capable() -> bool:
+    """Whether this process may make namespaces and cgroups: root's CAP_NET_ADMIN (bit 12)
+    and CAP_SYS_ADMIN (bit 21), which a container's root or a capability-less root lacks."""
+    status = Path("/proc/self/status").read_text()
+    effective = int(re.search(r"^CapEff:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+    return os.geteuid() == 0 and all(effective >> bit & 1 for bit in (12, 21))
+
+
 def _check_root() -> None:
-    if os.geteuid() != 0:
+    if not _capable():
         raise UsageError(
             "a scale model makes network namespaces and CPU cgroups, which needs root: run "
             "it as root (sudo -E .venv/bin/scaling ...), or in a container with "
