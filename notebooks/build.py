@@ -75,8 +75,8 @@ STORE = lab.store("{job}")  # where its runs go
 ENGINES = ["local", "dask", "ray", "spark"]
 JOB = {job}.JOB
 ROWS, FEATURES = {rows:_}, {features}  # the sweep's, and the shape the answers talk about
-{config_line(*config)}
-SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the every-engine check's data""",
+MACHINES = 4  # the scale model's
+{config_line(*config)}""",
         ),
         (
             "md",
@@ -85,7 +85,11 @@ SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the every-engine check
         ),
         ("code", "print(lab.step_sources(JOB, CONFIG))"),
         ("md", f"## The same model on every engine\n\n{agree[1]}"),
-        ("code", f"print(lab.on_every_engine(JOB, CONFIG, SAMPLE, ENGINES, {agree[0]}))"),
+        (
+            "code",
+            "SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the check's data\n"
+            f"print(lab.on_every_engine(JOB, CONFIG, SAMPLE, ENGINES, {agree[0]}))",
+        ),
         (
             "md",
             "## A sweep on a scale model of 4 machines: speedup, where the time goes, one "
@@ -100,8 +104,7 @@ SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the every-engine check
         ),
         (
             "code",
-            'records = lab.emulated_sweep(JOB, CONFIG, STORE, "dask", machines=4, rows=ROWS, '
-            "features=FEATURES)\n"
+            'records = lab.emulated_sweep(JOB, CONFIG, STORE, "dask", MACHINES, ROWS, FEATURES)\n'
             'Image(lab.curves_png(records, "speedup"))',
         ),
         ("code", 'Image(lab.curves_png(records, "split"))'),
@@ -111,8 +114,8 @@ SAMPLE = JOB.synthetic(ROWS // 4, FEATURES, 0, CONFIG)  # the every-engine check
             "## Predicted to 1,024 workers (modelled), beside the measured points\n\n"
             "The cost model prices the same steps on Dask's calibration of this host (made "
             "once, kept in the store), one core per worker on its own loopback links; the "
-            "points are the sweep's, emulated (the scale model's 1 Gbit/s links are slower "
-            "than loopback, so where communication weighs they sit below the curve).",
+            "points are the sweep's, emulated. The model prices loopback links, the scale "
+            "model has 1 Gbit/s ones: where communication weighs, the two may part.",
         ),
         ("code", 'Image(lab.predicted_png(JOB, CONFIG, STORE, "dask", ROWS, FEATURES, records))'),
         ("md", f"## Its decompositions side by side\n\n{decompose}"),
@@ -152,8 +155,8 @@ ends with the interview answers, every number traced to these runs or to a formu
         "partial sums are added in float64 in another order, so the inertia agrees to 1e-9.",
     ),
     "Each machine assigns its share of the rows; what crosses the links per step is k x "
-    "(d + 1) sums per machine, whatever the rows, so the curve bends where the driver's "
-    "round trip per step stops shrinking.",
+    "(d + 1) sums per machine, whatever the rows, so the curve bends where a machine's "
+    "share of the compute shrinks to the driver's round trip per step.",
     "The driver loop (one engine call per step: the MapReduce style) and the all-reduce "
     "gang (the loop inside the workers), at the same data and iterations.",
     200_000,
@@ -384,8 +387,9 @@ ROWS, FEATURES = 200_000, 16
 NOTEBOOKS = {"overview": OVERVIEW, "kmeans": KMEANS, "logreg": LOGREG, "sgd": SGD, "gbdt": GBDT}
 
 
-def build(name: str):
-    """The notebook ``name`` without outputs."""
+def build(name: str, **parameters):
+    """The notebook ``name`` without outputs; ``parameters`` (``ROWS=50_000``), where given,
+    in a cell after its first code cell, which sets them, as papermill injects them."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
@@ -397,6 +401,13 @@ def build(name: str):
     for kind, text in NOTEBOOKS[name].cells:
         cell = nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell
         nb.cells.append(cell(text))
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells[first].metadata["tags"] = ["parameters"]
+    if parameters:
+        lines = "".join(f"{k} = {v!r}\n" for k, v in parameters.items())
+        injected = nbformat.v4.new_code_cell(f"# Parameters\n{lines}")
+        injected.metadata["tags"] = ["injected-parameters"]
+        nb.cells.insert(first + 1, injected)
     return nb
 
 

@@ -20,10 +20,8 @@ the readiness checks are the HTTP endpoints of its dashboard.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +42,7 @@ from scaling.run.daemons import (
     Head,
     Place,
     Process,
+    end,
     home,
     spawn,
 )
@@ -322,13 +321,16 @@ def _jobs_api_ready(cluster: Cluster) -> bool:
 # ------------------------------------------------------------------------------ stop
 
 
-def stop(engine: str, grace: float = 15.0) -> list[int]:
+def stop(engine: str, grace: float = 5.0) -> list[int]:
     """End every process group the recorded ``engine`` cluster started, and what they spawned
-    (:func:`end_groups`); forget the cluster. Returns the pids ended."""
+    (:func:`~scaling.run.daemons.end`); forget the cluster. Returns the pids ended.
+
+    ``grace``: Ray's ``ray start --block`` and its GCS take 15 s and more to honour SIGTERM,
+    and a stopped cluster holds nothing worth the wait (its results are in the store)."""
     cluster = Cluster.load(engine)
     if cluster is None:
         return []
-    ended = end_groups(cluster.processes, grace)
+    ended = end([p.pid for p in cluster.processes if p.alive()], grace, group=True)
     if cluster.machines is not None:  # what is left in its machines, and the machines
         from scaling.run.machines import ScaleModel
 
@@ -336,24 +338,3 @@ def stop(engine: str, grace: float = 15.0) -> list[int]:
             ended += model.stop(grace)
     cluster.path.unlink(missing_ok=True)
     return ended
-
-
-def end_groups(leaders: list[Process], grace: float) -> list[int]:
-    """SIGTERM the process group of each leader still alive, then SIGKILL whatever of them
-    and their descendants is left after ``grace`` seconds. Returns the pids ended."""
-    import psutil
-
-    procs = []
-    for p in leaders:
-        if not p.alive():
-            continue
-        leader = psutil.Process(p.pid)
-        procs += [leader, *leader.children(recursive=True)]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
-    return [proc.pid for proc in procs]

@@ -4,8 +4,10 @@ own, and recorded as :class:`Process` es, so that ``stop`` ends exactly them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -80,6 +82,50 @@ class Head:
     dashboards: dict[str, str]
     ports: list[int]
     process: Process
+
+
+def end(pids: list[int], grace: float, group: bool = False) -> list[int]:
+    """SIGTERM each of ``pids`` (its process group, with ``group``), then SIGKILL what is
+    left of them and their descendants after ``grace`` seconds. Returns the pids ended.
+
+    A zombie counts as ended: a daemon whose starter has exited is reaped by the host's init,
+    and an init that does not reap (a container's, without ``--init``) would otherwise hold
+    every stop for its whole grace."""
+    import psutil
+
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            leader = psutil.Process(pid)
+            procs += [leader, *leader.children(recursive=True)]
+            os.killpg(pid, signal.SIGTERM) if group else os.kill(pid, signal.SIGTERM)
+    alive = _wait(procs, grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    _wait(alive, 5)
+    return [proc.pid for proc in procs]
+
+
+def _wait(procs: list, timeout: float) -> list:
+    """Those of ``procs`` neither gone nor zombies after up to ``timeout`` seconds."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        _, procs = psutil.wait_procs(procs, timeout=0.1)
+        procs = [p for p in procs if _status(p) not in (None, psutil.STATUS_ZOMBIE)]
+        if not procs or time.monotonic() > deadline:
+            return procs
+
+
+def _status(proc) -> str | None:
+    import psutil
+
+    try:
+        return proc.status()
+    except psutil.NoSuchProcess:
+        return None
 
 
 def spawn(

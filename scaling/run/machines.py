@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -45,7 +44,7 @@ from pathlib import Path
 
 from scaling.errors import EngineError, UsageError
 from scaling.results import atomic_write
-from scaling.run.daemons import Place, home
+from scaling.run.daemons import Place, end, home
 from scaling.units import link_rate
 
 PREFIX = "scaling-"
@@ -257,7 +256,7 @@ class ScaleModel:
         """Kill every process in the machines' cgroups (SIGTERM, then SIGKILL after
         ``grace`` seconds), remove the namespaces (their links go with them), the cgroups and
         the record. Returns the pids ended."""
-        ended = _end([pid for m in self.machines for pid in CpuControl.pids(Path(m.cgroup))], grace)
+        ended = end([pid for m in self.machines for pid in CpuControl.pids(Path(m.cgroup))], grace)
         for m in self.machines:
             _quiet(["ip", "netns", "delete", m.netns])
         _quiet(["ip", "netns", "delete", self.switch])
@@ -270,22 +269,6 @@ class ScaleModel:
                 empty.rmdir()
         self.path(self.tag).unlink(missing_ok=True)
         return ended
-
-
-def _end(pids: list[int], grace: float) -> list[int]:
-    import psutil
-
-    procs = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            procs.append(psutil.Process(pid))
-            os.kill(pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for p in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
-    psutil.wait_procs(alive, timeout=5)
-    return [p.pid for p in procs]
 
 
 def _run(argv: list[str]) -> None:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from scaling.errors import EngineError, UsageError
 from scaling.results import atomic_write
-from scaling.run.cluster import Cluster, Process, end_groups, get_json, home
+from scaling.run.cluster import Cluster, Process, get_json, home
+from scaling.run.daemons import end
 
 FINAL = ("succeeded", "failed", "stopped")
 
@@ -174,7 +175,8 @@ def stop(job: Submission) -> Submission:
         wait(job, timeout=60)
         return _end(Submission.load(job.id), "stopped", "stopped by `scaling jobs stop`")
     job = _end(job, "stopped", "stopped by `scaling jobs stop`")  # first: the supervisor sees it
-    end_groups([_supervisor(job)], grace=10)
+    supervisor = _supervisor(job)
+    end([supervisor.pid] if supervisor.alive() else [], grace=10, group=True)
     return job
 
 
