@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from test_interview import LABEL, sources
+from test_machines import _netns
 
 from jobs import get_job
 from scaling.cli import main
@@ -51,9 +51,9 @@ def test_a_notebook_runs_and_its_answers_cite_its_runs(session, capsys, name):
     notebook, store = build.NOTEBOOKS[name], stores / name
     notebook = dataclasses.replace(notebook, rows=notebook.rows // 4)
     parameters = {"ROWS": notebook.rows}
-    if "MACHINES" in notebook.cells[1][1]:
+    if "MACHINES = " in next(text for kind, text in notebook.cells if kind == "code"):
         parameters["MACHINES"] = 2
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    netns = _netns()
     nb = run(build.build(name, **parameters))  # raises on the first cell that fails
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -76,8 +76,6 @@ def test_a_notebook_runs_and_its_answers_cite_its_runs(session, capsys, name):
         emulated = [r for r in load(store).records if r.get("emulation")]
         assert {r["workers"] for r in emulated} == {1, 2}
         assert any("emulated (" in f.read_text() for f in store.glob("*/report.html"))
-        assert (
-            subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout == netns
-        )
+        assert _netns() == netns
     if notebook.questions is None:  # the alternatives: each decomposition cited from its run
         assert "run_id" in kinds

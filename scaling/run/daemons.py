@@ -98,7 +98,7 @@ def end(pids: list[int], grace: float, group: bool = False) -> list[int]:
         with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
             leader = psutil.Process(pid)
             procs += [leader, *leader.children(recursive=True)]
-            os.killpg(pid, signal.SIGTERM) if group else os.kill(pid, signal.SIGTERM)
+            (os.killpg if group else os.kill)(pid, signal.SIGTERM)
     alive = _wait(procs, grace)
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
