@@ -76,6 +76,6 @@ def test_a_notebook_runs_and_its_answers_cite_its_runs(session, capsys, name):
         emulated = [r for r in load(store).records if r.get("emulation")]
         assert {r["workers"] for r in emulated} == {1, 2}
         assert any("emulated (" in f.read_text() for f in store.glob("*/report.html"))
-        assert _netns() == netns
+        assert _netns() <= netns
     if notebook.questions is None:  # the alternatives: each decomposition cited from its run
         assert "run_id" in kinds

@@ -53,6 +53,9 @@ PERIOD_US = 10_000
 """The quota period: 10 ms, so that a short step is not throttled in 100 ms lumps."""
 SUBNET = "10.77"
 """Machines get ``10.77.K.I``: a private range, inside the namespaces made here only."""
+REGISTRY = Path("/run/scaling/machines")
+"""Host-wide, a file per recorded model naming its record: records live in a ``SCALING_HOME``,
+and :func:`clean` run from one home must leave alone a model recorded in another."""
 
 
 def usable_cores() -> float:
@@ -120,10 +123,9 @@ class CpuControl:
 
 
 def _read(path: Path) -> str:
-    try:
+    with contextlib.suppress(OSError):
         return path.read_text()
-    except OSError:
-        return ""
+    return ""
 
 
 # ---------------------------------------------------------------------------- machines
@@ -199,8 +201,8 @@ class ScaleModel:
         for Spark's driver and for the gangs to meet at; ``SCALING_MACHINE`` says it runs
         there already)."""
         head = self.head.address
-        env = {**os.environ, "SCALING_MACHINE": head, "SPARK_LOCAL_IP": head}
-        env["SCALING_DRIVER_HOST"] = head
+        env = {**os.environ, "SCALING_MACHINE": head, "SPARK_LOCAL_IP": head,
+               "SCALING_DRIVER_HOST": head}  # fmt: skip
         return self.command(self.head, argv), env
 
     def place(self, machine: Machine) -> Place:
@@ -234,21 +236,20 @@ class ScaleModel:
 
     @staticmethod
     def path(tag: str) -> Path:
-
         return home() / "machines" / f"{tag}.json"
 
     def save(self) -> None:
         self.path(self.tag).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path(self.tag), json.dumps(asdict(self), indent=1).encode())
+        REGISTRY.mkdir(parents=True, exist_ok=True)
+        atomic_write(REGISTRY / self.tag, str(self.path(self.tag).resolve()).encode())
 
     @classmethod
     def load(cls, tag: str) -> ScaleModel | None:
-        path = cls.path(tag)
-        if not path.exists():
-            return None
-        data = json.loads(path.read_text())
-        data["machines"] = [Machine(**m) for m in data["machines"]]
-        return cls(**data)
+        with contextlib.suppress(FileNotFoundError):
+            data = json.loads(cls.path(tag).read_text())
+            return cls(**data | {"machines": [Machine(**m) for m in data["machines"]]})
+        return None
 
     # -- stop -------------------------------------------------------------------------
 
@@ -268,6 +269,7 @@ class ScaleModel:
             with contextlib.suppress(OSError):
                 empty.rmdir()
         self.path(self.tag).unlink(missing_ok=True)
+        (REGISTRY / self.tag).unlink(missing_ok=True)
         return ended
 
 
@@ -376,10 +378,9 @@ def build(
 
 
 def _free_subnet() -> int:
-    """A third octet no recorded scale model uses."""
-
+    """A third octet no recorded scale model on this host uses."""
     used = set()
-    for path in (home() / "machines").glob("*.json"):
+    for path in _recorded().values():
         with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
             used.add(int(json.loads(path.read_text())["machines"][0]["address"].split(".")[2]))
     return next(k for k in range(1, 255) if k not in used)
@@ -465,10 +466,19 @@ def running() -> list[ScaleModel]:
     return found
 
 
+def _recorded() -> dict[str, Path]:
+    """Every scale model recorded on this host, whatever its home: tag -> its record."""
+    found = {entry.name: Path(_read(entry)) for entry in REGISTRY.glob("*")}
+    return {tag: record for tag, record in found.items() if record.is_file()}
+
+
 def clean() -> list[str]:
     """Remove what a scale model start killed half-way left: namespaces named like this
-    module's with no record, and empty cgroups of no record. Returns what it removed."""
-    known = {m.tag for m in running()}
+    module's with no record on this host, and empty cgroups of none. Returns what it removed."""
+    known = set(_recorded()) | {m.tag for m in running()}
+    for entry in REGISTRY.glob("*"):  # a model stopped, or its home removed
+        if entry.name not in known:
+            entry.unlink(missing_ok=True)
     removed = []
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     for name in re.findall(rf"^({re.escape(PREFIX)}(\w+)-\S+)", listing, re.M):
