@@ -20,10 +20,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from scaling.errors import StoreError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCHEMA = 3
 """Version of the record layout. 2: records carry ``sweep_id``, ``mode`` and ``status``.
@@ -123,6 +125,8 @@ def _umask() -> int:
 
 def save_array(directory: Path, name: str, array: np.ndarray) -> str:
     """Atomically write ``array`` to ``directory/name`` (``.npy`` format); return the name."""
+    import numpy as np  # here: reading the store's constants should not load NumPy
+
     buffer = io.BytesIO()
     np.save(buffer, array)
     atomic_write(directory / name, buffer.getvalue())
@@ -363,6 +367,8 @@ def sweeps(records: list[dict]) -> list[dict]:
 
 
 def _jsonable(obj: object) -> object:
+    import numpy as np
+
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

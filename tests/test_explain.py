@@ -66,7 +66,7 @@ def test_sgd_payloads_follow_the_formulas():
 def test_help_explain_and_predict_import_no_training_library(tmp_path):
     """``scaling --help``, ``explain`` and a calibrated ``predict`` read configs and steps:
     they import no training library and start no engine (numba and scipy's optimisers load
-    where the kernels run)."""
+    where the kernels run); ``scaling --help`` not even NumPy, nor any job's module."""
     cal = calibration.Calibration(
         engine="dask",
         host=host_facts(),
@@ -93,6 +93,7 @@ def test_help_explain_and_predict_import_no_training_library(tmp_path):
         "heavy = {'torch', 'xgboost', 'lightgbm', 'ray', 'dask', 'pyspark', 'numba',\n"
         "         'scipy.optimize'} & set(sys.modules)\n"
         "print('@@', sorted(heavy))\n"
+        "print('light', not {'numpy', 'jobs.kmeans'} & set(sys.modules))\n"
     )
     predict = ["predict", "gbdt", "--engine", "dask", "--store", str(tmp_path)]
     for argv in (["--help"], ["explain", "kmeans", "--workers", "2"], predict):
@@ -100,3 +101,4 @@ def test_help_explain_and_predict_import_no_training_library(tmp_path):
             [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
         )
         assert "@@ []" in done.stdout, (argv, done.stdout[-300:], done.stderr[-300:])
+        assert ("light True" in done.stdout) == (argv == ["--help"]), done.stdout[-300:]

@@ -11,41 +11,41 @@ one line, ``scaling: error: ...``, and exit with status 2.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
-from scaling.cli.clusters import cmd_cluster, cmd_jobs, cmd_submit
-from scaling.cli.model import cmd_calibrate, cmd_explain, cmd_interview, cmd_predict
 from scaling.cli.options import build_parser
-from scaling.cli.results import cmd_compare, cmd_results, cmd_timeline
-from scaling.cli.runs import cmd_demo, cmd_run, cmd_sweep
 from scaling.errors import ScalingError
 
-COMMANDS = {
-    "run": cmd_run,
-    "sweep": cmd_sweep,
-    "results": cmd_results,
-    "compare": cmd_compare,
-    "explain": cmd_explain,
-    "interview": cmd_interview,
-    "calibrate": cmd_calibrate,
-    "predict": cmd_predict,
-    "timeline": cmd_timeline,
-    "demo": cmd_demo,
-    "submit": cmd_submit,
-    "cluster": cmd_cluster,
-    "jobs": cmd_jobs,
+MODULES = {
+    # each command's module, imported when the command runs: `scaling --help` loads none
+    "run": "runs",
+    "sweep": "runs",
+    "results": "results",
+    "compare": "results",
+    "explain": "model",
+    "interview": "model",
+    "calibrate": "model",
+    "predict": "model",
+    "timeline": "results",
+    "demo": "runs",
+    "submit": "clusters",
+    "cluster": "clusters",
+    "jobs": "clusters",
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # to run it again elsewhere
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(only=command or "").parse_args(argv)
+    args.argv = argv  # to run it again elsewhere
     try:
-        return COMMANDS[args.command](args)
+        module = importlib.import_module(f"scaling.cli.{MODULES[args.command]}")
+        return getattr(module, f"cmd_{args.command}")(args)
     except (ScalingError, ImportError) as e:
         print(f"scaling: error: {e}", file=sys.stderr)
         return 2

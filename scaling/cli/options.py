@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 
 from scaling.engines import ENGINES
-from scaling.engines.base import DTYPES, MAX_FAILURES, STEP_TIMEOUT
+from scaling.engines.defaults import DTYPES, MAX_FAILURES, STEP_TIMEOUT
 from scaling.model.costmodel import NETWORKS
 from scaling.results import DEFAULT_STORE
 from scaling.run.checkpoint import EVERY
@@ -54,60 +54,72 @@ def _job_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from jobs import JOBS, get_job
-
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command and its options; with ``only`` (the command about to run, or ``""`` for
+    none), that command's options and the others by name and help alone: enough for
+    ``scaling --help`` and for parsing one command, without every job's config imported."""
     parser = _Parser(prog="scaling", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command, help_ in (
-        ("run", "run one job on one engine at one or more worker counts"),
-        ("sweep", "run a job over engines x workers x sizes, then report"),
-        (
-            "submit",
-            "run (or `submit sweep JOB`: sweep) a job on a cluster of `scaling cluster start`, "
-            "detached: prints its id",
-        ),
-    ):
+    for command, (help_, build) in COMMANDS.items():
         sub = commands.add_parser(command, help=help_)
-        verbs = [*JOBS, "sweep"] if command == "submit" else JOBS
-        jobs = sub.add_subparsers(
-            dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(verbs) + "}"
-        )
-        for name in JOBS:
-            verb = "run" if command == "submit" else command
-            jobs.add_parser(name, help=f"{command} {name}", parents=[verb_options(verb, name)])
-        if command == "submit":
-            sweep = jobs.add_parser("sweep", help="submit sweep JOB [the sweep's options]")
-            sweep_jobs = sweep.add_subparsers(
-                dest="sweep_job", required=True, parser_class=_Parser, metavar="JOB"
-            )
-            for name in JOBS:
-                sweep_jobs.add_parser(
-                    name, help=f"submit sweep {name}", parents=[verb_options("sweep", name)]
-                )
+        if only is None or only == command:
+            build(sub, command)
+    return parser
 
-    results = commands.add_parser("results", help="list the sweeps in the results store")
-    results.add_argument(
+
+def _jobs(parser: argparse.ArgumentParser, verbs) -> argparse._SubParsersAction:
+    return parser.add_subparsers(
+        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(verbs) + "}"
+    )
+
+
+def _run_or_sweep(sub: argparse.ArgumentParser, command: str) -> None:
+    from jobs import JOBS
+
+    jobs = _jobs(sub, JOBS)
+    for name in JOBS:
+        jobs.add_parser(name, help=f"{command} {name}", parents=[verb_options(command, name)])
+
+
+def _submit(sub: argparse.ArgumentParser, command: str) -> None:
+    from jobs import JOBS
+
+    jobs = _jobs(sub, [*JOBS, "sweep"])
+    for name in JOBS:
+        jobs.add_parser(name, help=f"submit {name}", parents=[verb_options("run", name)])
+    sweep = jobs.add_parser("sweep", help="submit sweep JOB [the sweep's options]")
+    sweep_jobs = sweep.add_subparsers(
+        dest="sweep_job", required=True, parser_class=_Parser, metavar="JOB"
+    )
+    for name in JOBS:
+        sweep_jobs.add_parser(
+            name, help=f"submit sweep {name}", parents=[verb_options("sweep", name)]
+        )
+
+
+def _results(sub: argparse.ArgumentParser, command: str) -> None:
+    sub.add_argument(
         "paths", nargs="*", help=f"stores, sweep files or sweep ids (default: {DEFAULT_STORE})"
     )
-    results.add_argument(
+    sub.add_argument(
         "--runs", action="store_true", help="every run's row (the table `scaling run` prints)"
     )
 
-    compare = commands.add_parser("compare", help="one report over one or more sweeps")
-    compare.add_argument("sweeps", nargs="+", help="sweep ids, sweep files or store directories")
-    compare.add_argument("--report", help="report directory (default: results/compare-…)")
-    compare.add_argument("--title", default="Scaling comparison")
 
-    for name, job_parser in _per_job(
-        commands, "explain", "what one iteration of a job does and sends"
-    ):
+def _compare(sub: argparse.ArgumentParser, command: str) -> None:
+    sub.add_argument("sweeps", nargs="+", help="sweep ids, sweep files or store directories")
+    sub.add_argument("--report", help="report directory (default: results/compare-…)")
+    sub.add_argument("--title", default="Scaling comparison")
+
+
+def _explain(sub: argparse.ArgumentParser, command: str) -> None:
+    for name, job_parser in _per_job(sub, command):
         job_parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-        _model_options(job_parser, get_job(name).config, "calibrations, for the predicted curve")
+        _model_options(job_parser, name, "calibrations, for the predicted curve")
 
-    for name, job_parser in _per_job(
-        commands, "interview", "model answers to the system-design questions about a job"
-    ):
+
+def _interview(sub: argparse.ArgumentParser, command: str) -> None:
+    for name, job_parser in _per_job(sub, command):
         job_parser.add_argument(
             "--workers", type=int, default=16, help="the worker count answers talk about"
         )
@@ -115,24 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser.add_argument(
             "--json", action="store_true", help="each answer as JSON, its figures' sources too"
         )
-        _model_options(job_parser, get_job(name).config, "runs and calibrations to cite")
+        _model_options(job_parser, name, "runs and calibrations to cite")
 
-    calibrate = commands.add_parser(
-        "calibrate", help="measure an engine's overhead, links and roofline (for predict)"
-    )
-    calibrate.add_argument("engine", help="ray, dask or spark")
-    calibrate.add_argument(
+
+def _calibrate(sub: argparse.ArgumentParser, command: str) -> None:
+    sub.add_argument("engine", help="ray, dask or spark")
+    sub.add_argument(
         "--workers",
         type=_counts("workers"),
         default=calibration_workers(),
         help="worker counts to measure at (default: 1 and this machine's cores)",
     )
-    calibrate.add_argument("--repeat", type=int, default=15, help="calls per point (median)")
-    calibrate.add_argument("--store", default=DEFAULT_STORE, help="where calibrations are kept")
+    sub.add_argument("--repeat", type=int, default=15, help="calls per point (median)")
+    sub.add_argument("--store", default=DEFAULT_STORE, help="where calibrations are kept")
 
-    for name, job_parser in _per_job(
-        commands, "predict", "predicted time per iteration, speedup and efficiency (the cost model)"
-    ):
+
+def _predict(sub: argparse.ArgumentParser, command: str) -> None:
+    for name, job_parser in _per_job(sub, command):
         job_parser.add_argument("--engine", default="ray", help="ray, dask or spark")
         job_parser.add_argument(
             "--workers",
@@ -151,24 +162,25 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser.add_argument("--beta", type=float, help="seconds per byte (1 / bandwidth)")
         job_parser.add_argument("--json", action="store_true", help="one JSON object per count")
         job_parser.add_argument("--png", help="also draw the curves to this PNG file")
-        _model_options(job_parser, get_job(name).config, "calibrations and runs")
+        _model_options(job_parser, name, "calibrations and runs")
 
-    timeline = commands.add_parser(
-        "timeline", help="a run's per-task timeline as Chrome trace-event JSON (Perfetto)"
-    )
-    timeline.add_argument("run_id", help="a run id, as in the records (`scaling results --runs`)")
-    timeline.add_argument("--out", help="where to write it (default: timeline-RUN_ID.json, here)")
-    timeline.add_argument(
+
+def _timeline(sub: argparse.ArgumentParser, command: str) -> None:
+    sub.add_argument("run_id", help="a run id, as in the records (`scaling results --runs`)")
+    sub.add_argument("--out", help="where to write it (default: timeline-RUN_ID.json, here)")
+    sub.add_argument(
         "--store", default=DEFAULT_STORE, help=f"results store directory (default: {DEFAULT_STORE})"
     )
 
-    demo = commands.add_parser("demo", help="a strong-scaling sweep of every job on every engine")
-    demo.add_argument("--rows", type=int, help="rows of every job (default: each job's own)")
-    demo.add_argument("--engines", default=",".join(ENGINES))
-    demo.add_argument("--out", default=DEFAULT_STORE, help="results store directory")
 
-    cluster = commands.add_parser("cluster", help="start, show or stop a local cluster")
-    actions = cluster.add_subparsers(dest="action", required=True, parser_class=_Parser)
+def _demo(sub: argparse.ArgumentParser, command: str) -> None:
+    sub.add_argument("--rows", type=int, help="rows of every job (default: each job's own)")
+    sub.add_argument("--engines", default=",".join(ENGINES))
+    sub.add_argument("--out", default=DEFAULT_STORE, help="results store directory")
+
+
+def _cluster(sub: argparse.ArgumentParser, command: str) -> None:
+    actions = sub.add_subparsers(dest="action", required=True, parser_class=_Parser)
     start = actions.add_parser("start", help="start a cluster that keeps running, dashboard on")
     start.add_argument("engine", help="ray, dask or spark")
     start.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -216,8 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
         faulty.add_argument("engine", help="ray, dask or spark: a cluster on --machines")
         faulty.add_argument("machine", help="m1 .. mN, or head")
 
-    jobs_parser = commands.add_parser("jobs", help="submitted jobs: list, status, logs, stop, wait")
-    actions = jobs_parser.add_subparsers(dest="action", parser_class=_Parser)
+
+def _jobs_command(sub: argparse.ArgumentParser, command: str) -> None:
+    actions = sub.add_subparsers(dest="action", parser_class=_Parser)
     actions.add_parser("list", help="every submitted job (the default)")
     for action, help_ in (
         ("status", "one job's status"),
@@ -231,7 +244,32 @@ def build_parser() -> argparse.ArgumentParser:
             one.add_argument("--follow", "-f", action="store_true", help="until the job ends")
         if action == "wait":
             one.add_argument("--timeout", type=float, help="seconds (default: no limit)")
-    return parser
+
+
+COMMANDS = {
+    "run": ("run one job on one engine at one or more worker counts", _run_or_sweep),
+    "sweep": ("run a job over engines x workers x sizes, then report", _run_or_sweep),
+    "submit": (
+        "run (or `submit sweep JOB`: sweep) a job on a cluster of `scaling cluster start`, "
+        "detached: prints its id",
+        _submit,
+    ),
+    "results": ("list the sweeps in the results store", _results),
+    "compare": ("one report over one or more sweeps", _compare),
+    "explain": ("what one iteration of a job does and sends", _explain),
+    "interview": ("model answers to the system-design questions about a job", _interview),
+    "calibrate": ("measure an engine's overhead, links and roofline (for predict)", _calibrate),
+    "predict": (
+        "predicted time per iteration, speedup and efficiency (the cost model)",
+        _predict,
+    ),
+    "timeline": ("a run's per-task timeline as Chrome trace-event JSON (Perfetto)", _timeline),
+    "demo": ("a strong-scaling sweep of every job on every engine", _demo),
+    "cluster": ("start, show or stop a local cluster", _cluster),
+    "jobs": ("submitted jobs: list, status, logs, stop, wait", _jobs_command),
+}
+"""Every command, in the order ``scaling --help`` lists them: its help, and what adds its
+options to its parser."""
 
 
 def verb_options(verb: str, name: str) -> argparse.ArgumentParser:
@@ -246,25 +284,26 @@ def verb_options(verb: str, name: str) -> argparse.ArgumentParser:
     return p
 
 
-def _per_job(commands, command: str, help: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
-    """``scaling COMMAND JOB``: the command, then each job's name and its parser."""
+def _per_job(
+    sub: argparse.ArgumentParser, command: str
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """``scaling COMMAND JOB``: each job's name and its parser."""
     from jobs import JOBS
 
-    parser = commands.add_parser(command, help=help)
-    jobs = parser.add_subparsers(
-        dest="job", required=True, parser_class=_Parser, metavar="{" + ",".join(JOBS) + "}"
-    )
+    jobs = _jobs(sub, JOBS)
     for name in JOBS:
         yield name, jobs.add_parser(name, help=f"{command} {name}")
 
 
-def _model_options(p: argparse.ArgumentParser, config_cls: type, store: str) -> None:
+def _model_options(p: argparse.ArgumentParser, job: str, store: str) -> None:
     """What explain and predict describe: the data's shape, the job's options, the store."""
+    from jobs import get_job
+
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store", default=DEFAULT_STORE, help=f"{store} (default: {DEFAULT_STORE})")
-    _job_options(p, config_cls)
+    _job_options(p, get_job(job).config)
 
 
 def calibration_workers() -> list[int]:

@@ -270,6 +270,6 @@ def _demo_emulated(args: argparse.Namespace) -> int:
     argv = ["sweep", *DEMO_EMULATED, "--rows", str(args.rows or 1_000_000), "--out", args.out]
     print(f"\npast this host's cores, k-means in the all-reduce style on a scale model of 4 "
           f"machines: scaling {' '.join(argv)}")  # fmt: skip
-    sweep = build_parser().parse_args(argv)
+    sweep = build_parser(only="sweep").parse_args(argv)
     sweep.argv = argv
     return cmd_sweep(sweep)

@@ -1,11 +1,15 @@
-"""Engines by name. Each framework is imported only by its own module, only when asked for."""
+"""Engines by name. Each framework is imported only by its own module, only when asked for;
+the contract (:mod:`scaling.engines.base`, which loads NumPy) when one of its names is."""
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from scaling.engines.base import Broadcast, Dataset, Engine, GangContext
 from scaling.errors import UsageError
+
+if TYPE_CHECKING:
+    from scaling.engines.base import Broadcast, Dataset, Engine, GangContext
 
 ENGINES: dict[str, tuple[str, str, str | None]] = {
     # name: (module, class, pip extra that installs its framework)
@@ -38,6 +42,14 @@ def make_engine(name: str, workers: int = 1, address: str | None = None, **optio
     """Start (or connect to) engine ``name`` with ``workers`` worker processes; ``options``:
     the engine's keyword options (``step_timeout``, ``max_failures``)."""
     return engine_class(name)(workers=workers, address=address, **options)
+
+
+def __getattr__(name: str):
+    """The contract's names, imported on first use: naming the engines (the command line's
+    parser) does not load NumPy."""
+    if name in ("Broadcast", "Dataset", "Engine", "GangContext"):
+        return getattr(importlib.import_module("scaling.engines.base"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

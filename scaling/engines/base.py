@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scaling.data import Source, partition_bounds
+from scaling.engines.defaults import DTYPES, MAX_FAILURES, STEP_TIMEOUT
 from scaling.engines.net import check_reachable, driver_host
 from scaling.engines.recovery import Recovery
 from scaling.engines.rendezvous import Rendezvous
@@ -55,18 +56,6 @@ from scaling.errors import (
 from scaling.measure.trace import Call, Failure, Trace, payload_bytes
 
 __all__ = ["THREAD_ENV", "Broadcast", "Cached", "Dataset", "Engine", "GangContext", "PartSpec"]
-
-DTYPES = ("float64", "float32")
-
-STEP_TIMEOUT = 300.0
-"""Seconds an engine call (a load, a map, a map-reduce, a broadcast) may go without an answer
-before it fails (:class:`~scaling.errors.StepTimeout`): a frozen or unreachable worker ends a
-run within it instead of hanging it. A gang has its own deadline (``gang_timeout``, or the
-job's ``--timeout``)."""
-
-MAX_FAILURES = 1
-"""Lost workers a run recovers from (replaced, their partitions re-read, the call retried)
-before a further loss fails it."""
 
 Cached = tuple[Any, list[LoadStat]]
 """What an engine's ``_load`` returns: its handle on the cached partitions, and their stats."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from scaling.data import Source
-from scaling.engines.base import MAX_FAILURES, STEP_TIMEOUT
+from scaling.engines.defaults import MAX_FAILURES, STEP_TIMEOUT
 from scaling.errors import UsageError, check_choice, check_count
 from scaling.job import Job
 from scaling.measure.host import host_facts
