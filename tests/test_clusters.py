@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
@@ -36,13 +38,14 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def submit(*args: str) -> str:
+def submit(*args: str, cwd: Path | None = None) -> str:
     """`scaling submit` from a process of its own, which exits: the job must outlive it."""
     done = subprocess.run(
         [sys.executable, "-m", "scaling.cli", "submit", *args],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=cwd,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip()
@@ -83,7 +86,12 @@ def test_start_submit_watch_stop(engine, home, capsys):
             assert urllib.request.urlopen(url, timeout=10).status == 200
 
         store = home / "results"
-        short = submit(*SHORT, "--cluster", engine, "--out", str(store))
+        source = kmeans.JOB.synthetic(20_000, 16, 0, kmeans.KMeansConfig(k=4))
+        np.save(home / "centres.npy", source.read(0, 4)[0])
+        config = kmeans.KMeansConfig(k=4, max_iter=5, tol=0, init=str(home / "centres.npy"))
+        # file options relative to where it is submitted from: the job runs elsewhere
+        relative = ["--init", "centres.npy", "--out", "results"]
+        short = submit(*SHORT, *relative, "--cluster", engine, cwd=home)
         assert submission.wait(submission.Submission.load(short), timeout=300).status == "succeeded"
         capsys.readouterr()
         assert main(["jobs", "logs", short]) == 0
@@ -112,8 +120,6 @@ def test_start_submit_watch_stop(engine, home, capsys):
             assert record["dashboards"]["Spark application"].startswith("http://127.0.0.1:")
         report = write_report([record], home / "report").read_text()
         assert all(url in report for url in c.dashboards.values())  # while the cluster lives
-        config = kmeans.KMeansConfig(k=4, max_iter=5, tol=0)
-        source = kmeans.JOB.synthetic(20_000, 16, 0, config)
         local = run_job(
             RunSpec(job=kmeans.JOB, engine="local", workers=2, source=source, config=config)
         ).record

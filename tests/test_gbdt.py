@@ -14,7 +14,9 @@ from jobs.gbdt.train import reference
 from scaling.cli import main
 from scaling.data import Blobs, Classification, held_out
 from scaling.errors import DataError, UsageError
+from scaling.job import RunContext
 from scaling.results import load
+from scaling.run import checkpoint
 
 SOURCE = Classification(rows=4_000, features=8, seed=3)
 SMALL = gbdt.GBDTConfig(rounds=10, max_depth=4, num_leaves=15, max_bin=63, top_k=3, timeout=60)
@@ -157,3 +159,12 @@ def test_cli_run_records_quality(tmp_path, capsys):
     assert record["job"] == "gbdt" and record["config"]["mode"] == "voting"
     assert record["quality"]["rounds"] == 5 and 0.5 < record["quality"]["heldout_auc"] <= 1
     assert record["throughput"]["value"] > 0 and record["throughput"]["unit"] == "training rows/s"
+
+
+def test_checkpoints_in_a_store_relative_to_the_driver(engine, data, tmp_path, monkeypatch):
+    """``--out`` relative to the driver's directory: the gang's members that write the
+    checkpoints into it run in other directories."""
+    monkeypatch.chdir(tmp_path)
+    kept = checkpoint.of_run("results", "relative", {"job": "gbdt"}, every=5)
+    gbdt.JOB.fit(engine, data, SMALL, RunContext(checkpoints=kept))
+    assert [p.name for p in (tmp_path / "results/checkpoints/relative").glob("round-*")]

@@ -8,7 +8,7 @@ import pytest
 from sklearn.cluster import KMeans
 
 from jobs import kmeans
-from scaling.data import Blobs
+from scaling.data import Blobs, open_file
 from scaling.errors import UsageError
 
 SOURCE = Blobs(rows=30_000, features=5, centers=6, cluster_std=2.5, seed=11)
@@ -93,3 +93,22 @@ def test_config_validation(kwargs, message):
 def test_given_centres_must_match_k_and_features():
     with pytest.raises(UsageError, match=r"expected finite \(6, 5\)"):
         kmeans.KMeansConfig(k=6, init=np.zeros((6, 4))).given_centers(5)
+
+
+@pytest.mark.parametrize("execution", ["driver", "allreduce"])
+def test_file_options_as_paths_relative_to_the_driver(engine, tmp_path, monkeypatch, execution):
+    """``--data`` and ``--init`` relative to the driver's directory: the workers run in others
+    (Spark's executors, Ray's workers, and every cluster started before this test moved)."""
+    monkeypatch.chdir(tmp_path)
+    np.save("rows.npy", X)
+    np.save("centres.npy", START)
+    ds = engine.load(open_file("rows.npy"), partitions=3)
+    try:
+        config = kmeans.KMeansConfig(
+            k=6, init="centres.npy", max_iter=15, tol=0, execution=execution
+        )
+        result = kmeans.fit(engine, ds, config)
+    finally:
+        engine.release(ds)
+    ref = KMeans(6, init=START, n_init=1, max_iter=15, tol=0, algorithm="lloyd").fit(X)
+    np.testing.assert_allclose(result.centers, ref.cluster_centers_, rtol=1e-6)

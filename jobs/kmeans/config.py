@@ -60,6 +60,8 @@ class KMeansConfig:
                     f"init file not found: {self.init}; save the initial centres "
                     "with numpy.save as a (k, features) array"
                 )
+            # absolute here, on the driver: the workers that read it run in other directories
+            object.__setattr__(self, "init", str(Path(self.init).absolute()))
 
     def given_centers(self, features: int) -> np.ndarray | None:
         """The initial centres given as an array or file, checked against k and features."""

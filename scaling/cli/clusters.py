@@ -34,7 +34,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-PATH_OPTIONS = {"data", "out", "report"}
+PATH_OPTIONS = {"data", "out", "report", "init"}  # init: a .npy file, or a method's name
 
 
 def forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
@@ -53,7 +53,7 @@ def forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list
         if value is True:
             argv.append(option)
             continue
-        if action.dest in PATH_OPTIONS:
+        if action.dest in PATH_OPTIONS and (action.dest != "init" or value.endswith(".npy")):
             value = Path(value).resolve()
         argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return argv

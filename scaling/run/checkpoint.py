@@ -33,8 +33,9 @@ EVERY = 10
 
 
 def folder(store: str | os.PathLike, run_id: str) -> Path:
-    """Where run ``run_id``'s checkpoints live in ``store``."""
-    return Path(store) / CHECKPOINTS / run_id
+    """Where run ``run_id``'s checkpoints live in ``store``: an absolute path, as the gang's
+    members that write them run in other directories."""
+    return Path(store).absolute() / CHECKPOINTS / run_id
 
 
 @dataclass(frozen=True)
