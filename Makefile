@@ -34,7 +34,7 @@ test: $(VENV)/.installed $(LIGHTGBM_CLI)
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed $(LIGHTGBM_CLI)
-	$(BIN)/python benchmarks/overhead.py \
+	$(BIN)/python benchmarks/kernels.py && $(BIN)/python benchmarks/overhead.py \
 		&& $(BIN)/python benchmarks/kmeans.py && $(BIN)/python benchmarks/logreg.py \
 		&& $(BIN)/python benchmarks/sgd.py && $(BIN)/python benchmarks/gbdt.py \
 		&& $(BIN)/python benchmarks/gbdt_modes.py

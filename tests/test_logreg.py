@@ -60,6 +60,20 @@ def test_coefficients_equal_sklearn(engine, data, solver, execution):
     assert result.classes == [0, 1]
 
 
+def test_float32_rows_reach_the_same_objective(engine):
+    """Held in float32, the map's products and residuals stay in float32 (as scikit-learn's
+    on float32 rows); the driver's solver works in float64, to a tolerance float32's rounding
+    of the gradient allows (at 1e-6 its line search fails on this data)."""
+    ds = engine.load(SOURCE, partitions=3, dtype="float32")
+    try:
+        result = logreg.fit(engine, ds, logreg.LogRegConfig(C=C, tol=1e-5, execution=GANG))
+    finally:
+        engine.release(ds)
+    assert result.converged
+    assert np.linalg.norm(_wb(result) - REF_WB) <= 1e-3 * np.linalg.norm(REF_WB)
+    assert result.objective == pytest.approx(REF_F, rel=1e-5)
+
+
 @pytest.mark.parametrize("execution", ["driver", "allreduce"])
 def test_admm_reaches_the_same_objective(engine, data, execution):
     config = logreg.LogRegConfig(solver="admm", C=C, tol=1e-5, execution=execution)
