@@ -15,12 +15,18 @@ Our time per iteration is the median of the traced Lloyd iterations after the fi
 (warm-up). The peers report no per-iteration times, so theirs is
 (T(11 iterations) - T(1 iteration)) / 10, each T the median of ``--repeat`` fits: the
 difference removes set-up, data conversion and final passes, so that only Lloyd iterations are
-compared. Writes ``benchmarks/results/kmeans.{md,json}``.
+compared.
+
+This host's speed swings by a third from minute to minute (a shared machine), so each of our
+runs is paired with a scikit-learn measurement taken just before it, and a row's ratio is the
+median of ``--repeat`` such pairs' ratios, the runs of one worker count on one cluster, the
+executions taking turns. Writes ``benchmarks/results/kmeans.{md,json}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -29,6 +35,7 @@ from common import RESULTS, dask_cluster, host_line, scatter_rows, spark_local, 
 
 from jobs import kmeans
 from scaling.data import Blobs, partition_bounds
+from scaling.run.pool import Clusters
 from scaling.run.runner import run_job
 from scaling.run.spec import RunSpec
 from scaling.run.sweep import per_iteration_by_difference
@@ -81,14 +88,19 @@ def mllib(source: Blobs, start: np.ndarray, workers: int, iters: int, repeat: in
 
 
 def ours(
-    engine: str, workers: int, execution: str, source: Blobs, start: np.ndarray, iters: int
+    engine: str,
+    workers: int,
+    execution: str,
+    source: Blobs,
+    start: np.ndarray,
+    iters: int,
+    clusters: Clusters,
 ) -> dict:
     config = kmeans.KMeansConfig(
         k=len(start), init=start, max_iter=iters, tol=0, execution=execution
     )
-    run = run_job(
-        RunSpec(job=kmeans.JOB, engine=engine, workers=workers, source=source, config=config)
-    )
+    spec = RunSpec(job=kmeans.JOB, engine=engine, workers=workers, source=source, config=config)
+    run = run_job(spec, clusters=clusters)
     r = run.record
     return {
         "per_iteration": r["timings"]["per_iteration"],
@@ -120,21 +132,33 @@ def main() -> None:
         rows.append({"contender": contender, "workers": workers, "per_iteration": seconds, **extra})
         print(f"{contender:>16} x{workers}: {seconds:.4f} s/iter", file=sys.stderr, flush=True)
 
-    add("scikit-learn", 1, sklearn_1thread(X, start, args.iters, args.repeat))
     reference = _sklearn_centers(X, start, args.iters)
+    beside: list[float] = []  # every scikit-learn measurement, each just before one of ours
     for engine in args.engines.split(","):
-        for execution in args.executions.split(","):
-            for p in (1, 2):
-                r = ours(engine, p, execution, source, start, args.iters)
-                assert r["n_iter"] == args.iters
-                np.testing.assert_allclose(r["centers"], reference, rtol=1e-6)  # identical work
+        for p in (1, 2):
+            runs: dict[str, list[tuple[float, float, dict]]] = {}
+            with Clusters() as clusters:  # one cluster for the repeats and both executions
+                for _ in range(args.repeat):
+                    for execution in args.executions.split(","):
+                        sk = sklearn_1thread(X, start, args.iters, 1)
+                        r = ours(engine, p, execution, source, start, args.iters, clusters)
+                        assert r["n_iter"] == args.iters
+                        np.testing.assert_allclose(r["centers"], reference, rtol=1e-6)  # same work
+                        runs.setdefault(execution, []).append((r["per_iteration"], sk, r))
+                        beside.append(sk)
+            for execution, pairs in runs.items():
+                r = pairs[-1][2]
                 add(
                     f"scaling/{engine} {execution}",
                     p,
-                    r["per_iteration"],
+                    statistics.median(s for s, _, _ in pairs),
+                    vs_sklearn=statistics.median(s / sk for s, sk, _ in pairs),
                     split=r["split"],
                     latency=r["latency"],
                 )
+    rows.insert(
+        0, {"contender": "scikit-learn", "workers": 1, "per_iteration": statistics.median(beside)}
+    )
     for p in (1, 2):
         add("dask-ml", p, dask_ml(X, start, p, args.iters, args.repeat))
     del X
@@ -153,7 +177,6 @@ def _sklearn_centers(X: np.ndarray, start: np.ndarray, iters: int) -> np.ndarray
 def write(args: argparse.Namespace, rows: list[dict]) -> None:
     """The table with its targets as ratios, in Markdown, and the raw rows as JSON."""
     t = {(r["contender"], r["workers"]): r["per_iteration"] for r in rows}
-    sk = t[("scikit-learn", 1)]
     lines = [
         "# k-means: time per Lloyd iteration, side by side",
         "",
@@ -172,7 +195,7 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
     peers = {"scaling/dask": "dask-ml", "scaling/spark": "spark-mllib"}
     for r in rows:
         name, p, s = r["contender"], r["workers"], r["per_iteration"]
-        vs_sk = f"{s / sk:.2f}" if name.startswith("scaling/") else ""
+        vs_sk = f"{r['vs_sklearn']:.2f}" if "vs_sklearn" in r else ""
         if name == "scaling/local driver" and p > 1:
             vs_sk = "(serial engine: no target)"
         peer = peers.get(name.split(" ")[0])
@@ -181,11 +204,13 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         lines.append(f"| {name} | {p} | {s:.4f} | {vs_sk} | {vs_peer} | {over} |")
     lines += [
         "",
-        "Ours: median of the traced iterations. Peers: (T(iters+1) - T(1)) / iters, medians of "
-        "the repeats. Overhead: driver loop, the engine's calibrated per-call cost attributed "
-        "to an iteration; all-reduce, what the workers measured beyond their map, update and "
-        "all-reduce (medians). The local engine's all-reduce runs its workers as threads of "
-        "one process.",
+        "Ours: median of the traced iterations, the median of the repeats; its ratio to "
+        "scikit-learn, the median of each run's ratio to a scikit-learn measurement taken just "
+        "before it (scikit-learn's row: the median of those). Peers: (T(iters+1) - T(1)) / "
+        "iters, medians of the repeats. Overhead: driver loop, the engine's calibrated "
+        "per-call cost attributed to an iteration; all-reduce, what the workers measured "
+        "beyond their map, update and all-reduce (medians). The local engine's all-reduce "
+        "runs its workers as threads of one process.",
     ]
     args_ = {k: str(v) for k, v in vars(args).items()}
     write_result(args.out, "kmeans", lines, {"args": args_, "rows": rows})

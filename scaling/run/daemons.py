@@ -219,7 +219,7 @@ def _dask(place: Place, logs: Path, workers: int) -> Head:
         _bin("dask"), "scheduler", "--host", place.host, "--port", str(port),
         "--dashboard-address", f"{place.host}:{dashboard}",
     ]  # fmt: skip
-    scheduler = spawn(argv, "dask-scheduler", logs, place=place)
+    scheduler = spawn(argv, "dask-scheduler", logs, _dask_env(), place)
     return Head(
         address=f"tcp://{place.host}:{port}",
         dashboards={"Dask dashboard": f"http://{place.host}:{dashboard}/status"},
@@ -233,7 +233,13 @@ def _dask_join(address: str, workers: int, place: Place, logs: Path) -> list[Pro
         _bin("dask"), "worker", address, "--nworkers", str(workers), "--nthreads", "1",
         "--host", place.host, "--dashboard-address", f"{place.host}:0",
     ]  # fmt: skip
-    return [spawn(argv, "dask-workers", logs, place=place)]
+    return [spawn(argv, "dask-workers", logs, _dask_env(), place)]
+
+
+def _dask_env() -> dict[str, str]:
+    from scaling.engines.dask import quiet_environ
+
+    return quiet_environ()
 
 
 def _spark_home() -> tuple[str, dict]:
