@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -79,6 +81,19 @@ def spark_local(workers: int) -> Iterator:
         yield session
     finally:
         session.stop()
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median seconds per call of each contender, calls taking turns after two warm-ups: this
+    host's speed swings by a third from minute to minute, and each contender meets the same."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_ in range(repeat + 2):
+        for name, call in contenders.items():
+            t0 = time.perf_counter()
+            call()
+            if round_ >= 2:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def host_line() -> str:

@@ -22,29 +22,15 @@ taking turns, so that a noisy neighbour slows each alike. Writes
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
-from common import RESULTS, host_line, write_result
+from common import RESULTS, host_line, interleaved, write_result
 from threadpoolctl import threadpool_limits
 
 from jobs.kmeans.kernels import _partial_sums
 from jobs.logreg.kernels import _loss_grad
 from scaling.data import Blobs, Classification, Part
-
-
-def interleaved(contenders: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median seconds per call of each contender, calls taking turns after two warm-ups."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for round_ in range(repeat + 2):
-        for name, call in contenders.items():
-            t0 = time.perf_counter()
-            call()
-            if round_ >= 2:
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def kmeans_contenders(X: np.ndarray, centers: np.ndarray) -> dict[str, Callable[[], object]]:

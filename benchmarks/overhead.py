@@ -14,11 +14,14 @@ For each engine at ``--workers`` (2) workers, on the cluster this project's engi
   Spark: ``treeReduce``);
 - **driver loop**: this project's empty ``map_reduce`` (what one driver-loop iteration costs
   beyond its compute), and its empty ``map``;
+- **deadline + recovery**: the same ``map_reduce`` with the step deadline and the lost-worker
+  recovery taken out (the framework's plain wait): what that protection costs a step;
 - **all-reduce**: one iteration of an empty loop inside one gang (a map-reduce of one number
   per worker, all-reduced among the workers), as timed by the workers;
 - **k-means, tiny**: one Lloyd iteration on 2,000 x 4 rows, k = 4, in both executions.
 
-Every figure is the median of ``--repeat`` calls after warm-up ones. Writes
+Every figure is the median of ``--repeat`` calls after warm-up ones; the native calls and ours
+take turns. Writes
 ``benchmarks/results/overhead.{md,json}``.
 """
 
@@ -28,10 +31,10 @@ import argparse
 import json
 import statistics
 import sys
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 
-from common import RESULTS, host_line, write_result
+from common import RESULTS, host_line, interleaved, write_result
 
 from jobs import kmeans
 from scaling.data import Blobs
@@ -41,7 +44,6 @@ from scaling.execution import execute
 from scaling.run import calibrate
 
 ENGINES = ("ray", "dask", "spark")
-median_seconds = partial(calibrate.median_seconds, warm=3)  # as the table says
 
 
 def one(_=None) -> int:
@@ -52,8 +54,9 @@ def plus(a: int, b: int) -> int:
     return a + b
 
 
-def native_floors(engine, repeat: int) -> dict[str, float]:
-    """The framework's own empty step, on the engine's own cluster (its processes)."""
+def native_calls(engine) -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
+    """The framework's own empty map and map-reduce on the engine's own cluster (its
+    processes), and what removes what they made."""
     if engine.name == "ray":
         import ray
 
@@ -74,13 +77,8 @@ def native_floors(engine, repeat: int) -> dict[str, float]:
                 refs = [actors[0].plus.remote(refs[0], refs[1]), *refs[2:]]
             return ray.get(refs[0])
 
-        floors = {
-            "map": median_seconds(lambda: ray.get([a.one.remote() for a in actors]), repeat),
-            "map_reduce": median_seconds(map_reduce, repeat),
-        }
-        for a in actors:
-            ray.kill(a)
-        return floors
+        calls = {"map": lambda: ray.get([a.one.remote() for a in actors]), "map_reduce": map_reduce}
+        return calls, lambda: [ray.kill(a) for a in actors]
     if engine.name == "dask":
         client, addrs = engine._client, engine._addrs
 
@@ -96,30 +94,69 @@ def native_floors(engine, repeat: int) -> dict[str, float]:
                 futures = [submit(plus, futures[0], futures[1]), *futures[2:]]
             return futures[0].result()
 
-        return {
-            "map": median_seconds(dask_map, repeat),
-            "map_reduce": median_seconds(dask_map_reduce, repeat),
-        }
+        return {"map": dask_map, "map_reduce": dask_map_reduce}, lambda: None
     sc = engine._sc  # spark
     rdd = sc.parallelize(range(engine.workers), engine.workers).cache()
     rdd.count()
-    floors = {
-        "map": median_seconds(lambda: rdd.map(one).reduce(plus), repeat),
-        "map_reduce": median_seconds(lambda: rdd.map(one).treeReduce(plus, depth=2), repeat),
+    calls = {
+        "map": lambda: rdd.map(one).reduce(plus),
+        "map_reduce": lambda: rdd.map(one).treeReduce(plus, depth=2),
     }
-    rdd.unpersist()
-    return floors
+    return calls, rdd.unpersist
 
 
-def ours(engine, repeat: int) -> dict[str, float]:
+def unprotected(engine, call: Callable[[], object]) -> Callable[[], object]:
+    """``call`` with the step deadline and the recovery taken out of the engine: its hooks
+    wait the framework's plain way (``ray.get``, ``client.gather``, the Spark action itself)
+    and a lost worker is not recovered. What the protection costs is the difference."""
+    plain: dict[str, Callable] = {"recovering": lambda op, attempt: attempt()}
+    if engine.name == "ray":
+        import ray
+
+        plain["_get"] = lambda refs, op: ray.get(refs)
+    elif engine.name == "dask":
+        plain["_step"] = lambda futures, op: engine._client.gather(futures)
+    else:
+        plain["_step"] = lambda action, op: action()
+
+    def bare() -> object:
+        vars(engine).update(plain)
+        try:
+            return call()
+        finally:
+            for name in plain:
+                delattr(engine, name)
+
+    return bare
+
+
+def empty_steps(engine, repeat: int) -> dict[str, float]:
+    """The framework's empty map and map-reduce, this project's, and this project's without
+    the deadline and recovery: medians of ``repeat`` calls taking turns."""
     ds = engine.load(Blobs(rows=2_000, features=4, centers=4, seed=0))
-    out = {
-        "map": median_seconds(lambda: engine.map(ds, noop), repeat),
-        "map_reduce": median_seconds(lambda: engine.map_reduce(ds, noop, noop_combine), repeat),
+    native, remove = native_calls(engine)
+    ours = {
+        "map": lambda: engine.map(ds, noop),
+        "map_reduce": lambda: engine.map_reduce(ds, noop, noop_combine),
     }
+    contenders = {
+        **{f"native {k}": f for k, f in native.items()},
+        **{f"ours {k}": f for k, f in ours.items()},
+        "unprotected map_reduce": unprotected(engine, ours["map_reduce"]),
+    }
+    try:
+        return interleaved(contenders, repeat)
+    finally:
+        remove()
+        engine.release(ds)
+
+
+def loops(engine, repeat: int) -> dict[str, float]:
+    """An empty all-reduce loop's iteration, and a tiny k-means iteration in each execution."""
+    ds = engine.load(Blobs(rows=2_000, features=4, centers=4, seed=0))
     engine.trace.reset()
     execute(engine, ds, "allreduce", calibrate.empty_loop, 10 * repeat, iteration="empty")
-    out["allreduce"] = statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])
+    out = {"allreduce": statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])}
     for execution in ("driver", "allreduce"):
         engine.trace.reset()
         config = kmeans.KMeansConfig(
@@ -142,10 +179,9 @@ def main() -> None:
     rows = []
     for name in args.engines.split(","):
         with make_engine(name, args.workers) as engine:
-            # The engine's calls first, the framework's after: the native actors and RDDs
-            # must not be there while the engine's calls are timed.
-            row = {"engine": name, "workers": args.workers, "ours": ours(engine, args.repeat)}
-            row["native"] = native_floors(engine, args.repeat)
+            steps = empty_steps(engine, args.repeat)
+            row = {"engine": name, "workers": args.workers, **steps}
+            row.update(loops(engine, args.repeat))
         rows.append(row)
         print(name, json.dumps(row, default=float), file=sys.stderr, flush=True)
     write(args, rows)
@@ -162,29 +198,36 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         f"Command: `.venv/bin/python benchmarks/overhead.py --engines {args.engines} "
         f"--workers {args.workers} --repeat {args.repeat}`",
         "",
-        f"{args.workers} workers, medians of {args.repeat} calls after 3 warm-up ones. "
+        f"{args.workers} workers, medians of {args.repeat} calls after 2 warm-up ones. "
         f"Host: {host_line()}.",
         "",
         "| engine | native floor: map / map-reduce | driver loop: map / map-reduce "
-        "| driver map-reduce / native (target <= 1.15) | all-reduce iteration (target <= 1 ms) "
+        "| driver map-reduce / native (target <= 1.15) "
+        "| deadline + recovery per step, of the floor (target < 5%) "
+        "| all-reduce iteration (target <= 1 ms) "
         "| k-means 2,000 x 4 iteration: driver / all-reduce |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        n, o = r["native"], r["ours"]
+        floor, ours = r["native map_reduce"], r["ours map_reduce"]
+        protection = (ours - r["unprotected map_reduce"]) / floor
         lines.append(
-            f"| {r['engine']} | {_ms(n['map'])} / {_ms(n['map_reduce'])} "
-            f"| {_ms(o['map'])} / {_ms(o['map_reduce'])} "
-            f"| {o['map_reduce'] / n['map_reduce']:.2f} | {_ms(o['allreduce'])} "
-            f"| {_ms(o['kmeans_driver'])} / {_ms(o['kmeans_allreduce'])} |"
+            f"| {r['engine']} | {_ms(r['native map'])} / {_ms(floor)} "
+            f"| {_ms(r['ours map'])} / {_ms(ours)} | {ours / floor:.2f} | {protection:+.1%} "
+            f"| {_ms(r['allreduce'])} "
+            f"| {_ms(r['kmeans_driver'])} / {_ms(r['kmeans_allreduce'])} |"
         )
     lines += [
         "",
         "Native floor: the framework's own API on the same cluster (Ray: actor calls and "
         "`ray.get`; Dask: `client.submit` pinned to each worker and `gather`; Spark: "
         "`rdd.map(...).reduce` / `treeReduce(depth=2)` on a cached RDD). Driver loop: "
-        "this project's empty `map` / `map_reduce` calls. All-reduce: one iteration of an "
-        "empty loop inside one gang, timed by the workers (a sum of one number).",
+        "this project's empty `map` / `map_reduce` calls. The native and our calls take turns "
+        "(this host's speed swings from minute to minute). Deadline + recovery: our "
+        "map-reduce less the same call with the step deadline and recovery taken out (the "
+        "framework's plain wait), as a share of the floor; within the noise it can come out "
+        "negative. All-reduce: one iteration of an empty loop inside one gang, timed by the "
+        "workers (a sum of one number).",
     ]
     args_ = {k: str(v) for k, v in vars(args).items()}
     write_result(args.out, "overhead", lines, {"args": args_, "rows": rows})

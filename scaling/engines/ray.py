@@ -11,6 +11,7 @@ re-reads its partitions there (:meth:`RayEngine._replace_lost`).
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import sys
@@ -112,6 +113,13 @@ def _pack(*call: Any) -> tuple[bytes, list]:
     at = iter(range(len(refs)))
     args = tuple(_Ref(next(at)) if isinstance(a, ray.ObjectRef) else a for a in args)
     return cloudpickle.dumps((uid, fn, args, combine)), refs
+
+
+@functools.lru_cache(maxsize=64)
+def _pickled(combine: Callable) -> bytes:
+    """A combine function pickled once, not on every call of a driver loop (a combine is pure:
+    the same function pickles the same)."""
+    return cloudpickle.dumps(combine)
 
 
 def _dumps(out: TaskOut) -> bytes:
@@ -218,7 +226,7 @@ class RayEngine(Engine):
         call, refs = _pack(ds.uid, fn, args, combine)
         outs = [a.run.remote(call, *refs) for a in self._actors]
         owner = dict(zip(outs, self._actors, strict=True))
-        packed = cloudpickle.dumps(combine)
+        packed = _pickled(combine)
 
         def pair(a: ray.ObjectRef, b: ray.ObjectRef) -> ray.ObjectRef:
             ref = owner[a].combine.remote(packed, a, b)  # b moves to a's worker

@@ -8,10 +8,17 @@ import platform
 import socket
 from importlib.metadata import PackageNotFoundError, version
 
+_worker_id = (0, "")
+
 
 def worker_id() -> str:
-    """``host:pid`` of this worker process (threads of the local engine share one)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid`` of this worker process (threads of the local engine share one); asked on
+    every task, so kept (a forked process has a pid of its own and finds it changed)."""
+    global _worker_id
+    pid = os.getpid()
+    if _worker_id[0] != pid:
+        _worker_id = (pid, f"{socket.gethostname()}:{pid}")
+    return _worker_id[1]
 
 
 def versions(engine: str, engine_version: str) -> dict:
