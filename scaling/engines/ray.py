@@ -11,7 +11,6 @@ re-reads its partitions there (:meth:`RayEngine._replace_lost`).
 
 from __future__ import annotations
 
-import functools
 import os
 import pickle
 import sys
@@ -50,7 +49,6 @@ from scaling.engines.worker import (
     combine_outs,
     load_parts,
     run_parts,
-    tree_reduce,
 )
 from scaling.errors import EngineError, GangTimeout
 
@@ -76,15 +74,16 @@ class _Worker:
         self.data[uid], stats = load_parts(specs, dtype)
         return stats
 
-    def run(self, call: bytes, *refs: Any) -> bytes:
+    def run(self, call: bytes, children: list, *refs: Any) -> bytes:
         """A map task: ``call`` is :func:`_pack`'s, ``refs`` the broadcast values it uses;
-        returns the pickled :class:`TaskOut` (see :func:`_pack`)."""
+        returns the pickled :class:`TaskOut` (see :func:`_pack`), with the results of
+        ``children`` (other workers' map tasks: a map-reduce's tree) combined into it."""
         uid, fn, args, combine = pickle.loads(call)
         args = tuple(refs[a.index] if isinstance(a, _Ref) else a for a in args)
-        return _dumps(run_parts(self.data[uid], fn, args, combine))
-
-    def combine(self, combine: bytes, a: bytes, b: bytes) -> bytes:
-        return _dumps(combine_outs(pickle.loads(combine), pickle.loads(a), pickle.loads(b)))
+        out = run_parts(self.data[uid], fn, args, combine)
+        for child in ray.get(children):  # in a list, not resolved before this task ran
+            out = combine_outs(combine, out, pickle.loads(child))
+        return _dumps(out)
 
     def gang(self, uid: str, fn: Callable, ctx: GangContext, args: tuple) -> Any:
         parts = self.data[uid]
@@ -115,11 +114,14 @@ def _pack(*call: Any) -> tuple[bytes, list]:
     return cloudpickle.dumps((uid, fn, args, combine)), refs
 
 
-@functools.lru_cache(maxsize=64)
-def _pickled(combine: Callable) -> bytes:
-    """A combine function pickled once, not on every call of a driver loop (a combine is pure:
-    the same function pickles the same)."""
-    return cloudpickle.dumps(combine)
+def _children(i: int, p: int) -> list[int]:
+    """Worker ``i``'s children in a binomial tree over ``p`` workers: i + 1, i + 2, i + 4, ...
+    while below i's lowest set bit (all of them for 0) and below p. log2(p) levels."""
+    out, step = [], 1
+    while i + step < p and not i & step:
+        out.append(i + step)
+        step *= 2
+    return out
 
 
 def _dumps(out: TaskOut) -> bytes:
@@ -219,21 +221,23 @@ class RayEngine(Engine):
 
     def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
         call, refs = _pack(ds.uid, fn, args, None)
-        outs = self._get([a.run.remote(call, *refs) for a in self._actors], "map")
+        outs = self._get([a.run.remote(call, [], *refs) for a in self._actors], "map")
         return [pickle.loads(b) for b in outs]
 
     def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
+        """A binomial tree in the map tasks themselves: worker i, once its map is done, fetches
+        and combines the results of workers i + 1, i + 2, i + 4, ... below it in the tree
+        (those whose index differs from i in one bit above i's lowest set one), so worker 0
+        ends with the whole. Two actor calls for two workers where separate combine calls
+        took three: an empty step 1.05x Ray's own three-call map-reduce, taking turns with it
+        (1.14x before)."""
         call, refs = _pack(ds.uid, fn, args, combine)
-        outs = [a.run.remote(call, *refs) for a in self._actors]
-        owner = dict(zip(outs, self._actors, strict=True))
-        packed = _pickled(combine)
-
-        def pair(a: ray.ObjectRef, b: ray.ObjectRef) -> ray.ObjectRef:
-            ref = owner[a].combine.remote(packed, a, b)  # b moves to a's worker
-            owner[ref] = owner[a]
-            return ref
-
-        return pickle.loads(self._get(tree_reduce(outs, pair), "map_reduce"))
+        p = len(self._actors)
+        outs: dict[int, ray.ObjectRef] = {}
+        for i in reversed(range(p)):  # children (higher indices) before their parents
+            children = [outs[j] for j in _children(i, p)]
+            outs[i] = self._actors[i].run.remote(call, children, *refs)
+        return pickle.loads(self._get(outs[0], "map_reduce"))
 
     def _broadcast(self, value: Any) -> Any:
         return ray.put(value)

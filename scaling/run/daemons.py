@@ -182,6 +182,13 @@ def _ray_env(place: Place) -> dict:
     return {"RAY_AUTH_MODE": "token", **({} if place.own_address else RAY_LOOPBACK)}
 
 
+def _ray_agent(place: Place) -> list[str]:
+    """The node's dashboard agent on a port of its own: Ray's default, 52365, is fixed, and
+    an embedded Ray running here (a notebook's, a test's) holds it; the agent failed to bind,
+    took its raylet down, and job submission answered "No available agent" for good."""
+    return [f"--dashboard-agent-listen-port={_port(place, 52365)}"]
+
+
 def _ray(place: Place, logs: Path, workers: int) -> Head:
     port, dashboard = _port(place, 6379), _port(place, 8265)
     # Its own temp dir: `ray start` writes the address of "the current cluster" there, where
@@ -192,6 +199,7 @@ def _ray(place: Place, logs: Path, workers: int) -> Head:
         f"--port={port}", f"--num-cpus={workers}", "--num-gpus=0",
         "--include-dashboard=true", f"--dashboard-host={place.host}",
         f"--dashboard-port={dashboard}", f"--temp-dir={temp}", "--disable-usage-stats",
+        *_ray_agent(place),
     ]  # fmt: skip
     head = spawn(argv, "ray-head", logs, _ray_env(place), place)
     return Head(
@@ -206,7 +214,7 @@ def _ray_join(address: str, workers: int, place: Place, logs: Path) -> list[Proc
     argv = [
         _bin("ray"), "start", "--block", f"--address={address}",
         f"--node-ip-address={place.host}", f"--num-cpus={workers}", "--num-gpus=0",
-        "--disable-usage-stats",
+        "--disable-usage-stats", *_ray_agent(place),
     ]  # fmt: skip
     if place.own_address:  # nodes on one host would share a session folder, sockets and all
         argv.append(f"--temp-dir=/tmp/scaling-ray-{place.host}")
