@@ -16,25 +16,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from scaling.cli.options import build_parser
+from scaling.cli.options import COMMANDS, build_parser
 from scaling.errors import ScalingError
-
-MODULES = {
-    # each command's module, imported when the command runs: `scaling --help` loads none
-    "run": "runs",
-    "sweep": "runs",
-    "results": "results",
-    "compare": "results",
-    "explain": "model",
-    "interview": "model",
-    "calibrate": "model",
-    "predict": "model",
-    "timeline": "results",
-    "demo": "runs",
-    "submit": "clusters",
-    "cluster": "clusters",
-    "jobs": "clusters",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(only=command or "").parse_args(argv)
     args.argv = argv  # to run it again elsewhere
     try:
-        module = importlib.import_module(f"scaling.cli.{MODULES[args.command]}")
+        module = importlib.import_module(f"scaling.cli.{COMMANDS[args.command].module}")
         return getattr(module, f"cmd_{args.command}")(args)
     except (ScalingError, ImportError) as e:
         print(f"scaling: error: {e}", file=sys.stderr)

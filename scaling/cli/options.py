@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from scaling.engines import ENGINES
 from scaling.engines.defaults import DTYPES, MAX_FAILURES, STEP_TIMEOUT
@@ -60,10 +61,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     ``scaling --help`` and for parsing one command, without every job's config imported."""
     parser = _Parser(prog="scaling", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command, (help_, build) in COMMANDS.items():
-        sub = commands.add_parser(command, help=help_)
-        if only is None or only == command:
-            build(sub, command)
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, help=command.help)
+        if only is None or only == name:
+            command.options(sub, name)
     return parser
 
 
@@ -246,30 +247,44 @@ def _jobs_command(sub: argparse.ArgumentParser, command: str) -> None:
             one.add_argument("--timeout", type=float, help="seconds (default: no limit)")
 
 
+class Command(NamedTuple):
+    help: str
+    options: Callable[[argparse.ArgumentParser, str], None]  # adds them to its parser
+    module: str  # scaling.cli.MODULE defines cmd_NAME; imported when the command runs
+
+
 COMMANDS = {
-    "run": ("run one job on one engine at one or more worker counts", _run_or_sweep),
-    "sweep": ("run a job over engines x workers x sizes, then report", _run_or_sweep),
-    "submit": (
+    "run": Command("run one job on one engine at one or more worker counts", _run_or_sweep, "runs"),
+    "sweep": Command(
+        "run a job over engines x workers x sizes, then report", _run_or_sweep, "runs"
+    ),
+    "submit": Command(
         "run (or `submit sweep JOB`: sweep) a job on a cluster of `scaling cluster start`, "
         "detached: prints its id",
         _submit,
+        "clusters",
     ),
-    "results": ("list the sweeps in the results store", _results),
-    "compare": ("one report over one or more sweeps", _compare),
-    "explain": ("what one iteration of a job does and sends", _explain),
-    "interview": ("model answers to the system-design questions about a job", _interview),
-    "calibrate": ("measure an engine's overhead, links and roofline (for predict)", _calibrate),
-    "predict": (
-        "predicted time per iteration, speedup and efficiency (the cost model)",
-        _predict,
+    "results": Command("list the sweeps in the results store", _results, "results"),
+    "compare": Command("one report over one or more sweeps", _compare, "results"),
+    "explain": Command("what one iteration of a job does and sends", _explain, "model"),
+    "interview": Command(
+        "model answers to the system-design questions about a job", _interview, "model"
     ),
-    "timeline": ("a run's per-task timeline as Chrome trace-event JSON (Perfetto)", _timeline),
-    "demo": ("a strong-scaling sweep of every job on every engine", _demo),
-    "cluster": ("start, show or stop a local cluster", _cluster),
-    "jobs": ("submitted jobs: list, status, logs, stop, wait", _jobs_command),
+    "calibrate": Command(
+        "measure an engine's overhead, links and roofline (for predict)", _calibrate, "model"
+    ),
+    "predict": Command(
+        "predicted time per iteration, speedup and efficiency (the cost model)", _predict, "model"
+    ),
+    "timeline": Command(
+        "a run's per-task timeline as Chrome trace-event JSON (Perfetto)", _timeline, "results"
+    ),
+    "demo": Command("a strong-scaling sweep of every job on every engine", _demo, "runs"),
+    "cluster": Command("start, show or stop a local cluster", _cluster, "clusters"),
+    "jobs": Command("submitted jobs: list, status, logs, stop, wait", _jobs_command, "clusters"),
 }
-"""Every command, in the order ``scaling --help`` lists them: its help, and what adds its
-options to its parser."""
+"""Every command, in the order ``scaling --help`` lists them: its help, what adds its options
+to its parser, and the module that runs it (so that ``scaling --help`` imports none)."""
 
 
 def verb_options(verb: str, name: str) -> argparse.ArgumentParser:
