@@ -42,3 +42,20 @@ def compiled(kernel: Callable) -> Callable:
         return jitted(*args)
 
     return call
+
+
+_BLAS_ARGUMENTS = {"gemm": 13, "gemv": 11}
+
+
+@functools.cache
+def blas(routine: str, dtype: np.dtype) -> Callable:
+    """BLAS's ``routine`` ("gemm" or "gemv") for ``dtype`` (scipy's, the library NumPy's
+    products use too), as a C function that a :func:`compiled` kernel calls with Fortran's
+    arguments, all by reference: no Python call between the blocks of rows it walks."""
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    name = ("d" if np.dtype(dtype) == np.float64 else "s") + routine
+    address = get_cython_function_address("scipy.linalg.cython_blas", name)
+    return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * _BLAS_ARGUMENTS[routine])(address)

@@ -3,20 +3,19 @@ the update, and k-means||'s per-partition steps."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from jobs.common import compiled
+from jobs.common import blas, compiled
 from scaling.data import Part, row_uniforms
 
 ROW_BLOCK = 1_024
 """Rows per distance block: the (block x k) distances stay in cache for the pass over them
 (1,024 rows: 0.042 s per 500,000 x 32 rows, k = 16; 256: 0.045; 4,096: 0.049), where NumPy
 computes them (labels, inertia, k-means||)."""
-LLOYD_BLOCK = 512
-"""Rows per gemm call in the compiled Lloyd map (512 rows: 15.2 ms per 200,000 x 32 rows,
-k = 16, float64; 256: 17.7; 1,024: 16.9)."""
+LLOYD_BLOCK = 1_024
+"""Rows per gemm call in the compiled Lloyd map. OpenBLAS's call costs about 10 us whatever
+its size (a 16 x 1,024 x 32 sgemm took half the time of two 16 x 512 x 32 ones): 1,024 rows
+were 0.94-0.95x scikit-learn's float32 step in three runs of four, 512 rows 0.95-1.25x."""
 
 
 def _distances(
@@ -53,27 +52,14 @@ def _blocks(part: Part):
         yield part.X[s : s + ROW_BLOCK]
 
 
-@functools.cache
-def _gemm(dtype: np.dtype):
-    """BLAS's gemm for ``dtype`` (scipy's, the one NumPy's products use too), as a C function
-    that a compiled kernel calls: no Python between the blocks of rows."""
-    import ctypes
-
-    from numba.extending import get_cython_function_address
-
-    name = "dgemm" if dtype == np.float64 else "sgemm"
-    address = get_cython_function_address("scipy.linalg.cython_blas", name)
-    return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(address)
-
-
 @compiled
 def _lloyd_map(
     X: np.ndarray, centers: np.ndarray, norms: np.ndarray, sums: np.ndarray, counts: np.ndarray,
     block: int, gemm,
 ) -> None:  # pragma: no cover - compiled  # fmt: skip
-    """For each block of rows: ``||c||^2 - 2 x.c`` by one gemm call into a (block x k) buffer
-    that stays in cache, then each row's nearest centre (the argmin), whose sum and count it
-    joins, in one pass over the block.
+    """For each block of rows: ``-2 x.c`` by one gemm call into a (block x k) buffer that
+    stays in cache, then each row's nearest centre (the argmin of ``||c||^2 - 2 x.c``), whose
+    sum and count it joins, in one pass over the block.
 
     scikit-learn's Cython Lloyd step does the same. Called from compiled code, gemm costs no
     Python call per block: 0.76x the time of the NumPy-and-scipy loop it replaced, per
@@ -83,30 +69,31 @@ def _lloyd_map(
     k = centers.shape[0]
     dist = np.empty((block, k), X.dtype)
     # a block's sums in X's dtype, added to the float64 ones once per block: float32 rows
-    # converted to float64 one by one cost 6% of the whole (float32 error over <= 512 rows:
-    # 4e-9 of the sums)
+    # converted to float64 one by one cost 6% of the whole (float32 error over a block: 1e-8
+    # of the sums)
     local = np.empty((k, d), X.dtype)
     # gemm's Fortran arguments, all by reference: C (k x d, row-major: its transpose to
     # Fortran) times the block (rows x d, row-major: d x rows to Fortran) is a column-major
-    # (k x rows) result, which is the (rows x k) row-major distances
+    # (k x rows) result, which is the (rows x k) row-major products
     trans, no_trans = np.array([ord("T")], np.uint8), np.array([ord("N")], np.uint8)
     kk, dd, rows = np.array([k], np.int32), np.array([d], np.int32), np.array([0], np.int32)
-    alpha, beta = np.array([-2.0], X.dtype), np.array([1.0], X.dtype)
+    alpha, beta = np.array([-2.0], X.dtype), np.array([0.0], X.dtype)
     for start in range(0, n, block):
         b = min(block, n - start)
         rows[0] = b
         Xb = X[start : start + b]
-        for i in range(b):  # gemm adds to ||c||^2 (3% faster than adding it in the argmin)
-            dist[i, :] = norms
         gemm(trans.ctypes, no_trans.ctypes, kk.ctypes, rows.ctypes, dd.ctypes, alpha.ctypes,
              centers.ctypes, dd.ctypes, Xb.ctypes, dd.ctypes, beta.ctypes, dist.ctypes,
              kk.ctypes)  # fmt: skip
         local[:] = 0
         for i in range(b):
-            best, best_dist = 0, dist[i, 0]
+            # ||c||^2 added here, not written into the buffer for gemm to add to: filling
+            # the buffer row by row cost 15% of the whole
+            best, best_dist = 0, dist[i, 0] + norms[0]
             for j in range(1, k):
-                if dist[i, j] < best_dist:
-                    best, best_dist = j, dist[i, j]
+                v = dist[i, j] + norms[j]
+                if v < best_dist:
+                    best, best_dist = j, v
             counts[best] += 1
             for f in range(d):
                 local[best, f] += Xb[i, f]
@@ -129,7 +116,7 @@ def _partial_sums(part: Part, centers: np.ndarray) -> tuple[np.ndarray, np.ndarr
     c = np.ascontiguousarray(centers, dtype=X.dtype)
     sums, counts = np.zeros((k, d)), np.zeros(k)
     norms = np.einsum("ij,ij->i", c, c)
-    _lloyd_map(X, c, norms, sums, counts, LLOYD_BLOCK, _gemm(X.dtype))
+    _lloyd_map(X, c, norms, sums, counts, LLOYD_BLOCK, blas("gemm", X.dtype))
     return sums, counts
 
 
