@@ -74,16 +74,26 @@ class _Worker:
         self.data[uid], stats = load_parts(specs, dtype)
         return stats
 
-    def run(self, call: bytes, children: list, *refs: Any) -> bytes:
+    def run(self, call: bytes, *refs: Any) -> bytes:
         """A map task: ``call`` is :func:`_pack`'s, ``refs`` the broadcast values it uses;
-        returns the pickled :class:`TaskOut` (see :func:`_pack`), with the results of
-        ``children`` (other workers' map tasks: a map-reduce's tree) combined into it."""
-        uid, fn, args, combine = pickle.loads(call)
-        args = tuple(refs[a.index] if isinstance(a, _Ref) else a for a in args)
-        out = run_parts(self.data[uid], fn, args, combine)
+        returns the pickled :class:`TaskOut` (see :func:`_pack`)."""
+        return _dumps(self._run(pickle.loads(call), refs))
+
+    def run_tree(self, call: bytes, children: list, *refs: Any) -> bytes:
+        """:meth:`run`, with the results of ``children`` (other workers' map tasks: a
+        map-reduce's tree) combined into its own. A method of its own, not an empty
+        ``children`` on every map: each argument of an actor call costs the call its own
+        serialisation (an empty map 1.17 ms with it, 1.07 without, Ray's own 0.79-0.86)."""
+        unpacked = pickle.loads(call)
+        out = self._run(unpacked, refs)
         for child in ray.get(children):  # in a list, not resolved before this task ran
-            out = combine_outs(combine, out, pickle.loads(child))
+            out = combine_outs(unpacked[3], out, pickle.loads(child))
         return _dumps(out)
+
+    def _run(self, unpacked: tuple, refs: tuple) -> TaskOut:
+        uid, fn, args, combine = unpacked
+        args = tuple(refs[a.index] if isinstance(a, _Ref) else a for a in args)
+        return run_parts(self.data[uid], fn, args, combine)
 
     def gang(self, uid: str, fn: Callable, ctx: GangContext, args: tuple) -> Any:
         parts = self.data[uid]
@@ -221,7 +231,7 @@ class RayEngine(Engine):
 
     def _map(self, ds: Dataset, fn: Callable, args: tuple) -> list[TaskOut]:
         call, refs = _pack(ds.uid, fn, args, None)
-        outs = self._get([a.run.remote(call, [], *refs) for a in self._actors], "map")
+        outs = self._get([a.run.remote(call, *refs) for a in self._actors], "map")
         return [pickle.loads(b) for b in outs]
 
     def _map_reduce(self, ds: Dataset, fn: Callable, combine: Callable, args: tuple) -> TaskOut:
@@ -235,8 +245,10 @@ class RayEngine(Engine):
         p = len(self._actors)
         outs: dict[int, ray.ObjectRef] = {}
         for i in reversed(range(p)):  # children (higher indices) before their parents
-            children = [outs[j] for j in _children(i, p)]
-            outs[i] = self._actors[i].run.remote(call, children, *refs)
+            if children := [outs[j] for j in _children(i, p)]:
+                outs[i] = self._actors[i].run_tree.remote(call, children, *refs)
+            else:
+                outs[i] = self._actors[i].run.remote(call, *refs)
         return pickle.loads(self._get(outs[0], "map_reduce"))
 
     def _broadcast(self, value: Any) -> Any:
