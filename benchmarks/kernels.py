@@ -28,11 +28,12 @@ from collections.abc import Callable
 
 import numpy as np
 from common import RESULTS, host_line, interleaved, write_result
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info
 
 from jobs.kmeans.kernels import _partial_sums
 from jobs.logreg.kernels import _loss_grad
 from scaling.data import Blobs, Classification, Part
+from scaling.engines.worker import pin_threads
 
 
 def kmeans_contenders(X: np.ndarray, centers: np.ndarray) -> dict[str, Callable[[], object]]:
@@ -86,29 +87,34 @@ def main() -> None:
     n, d = args.rows, args.features
     record: dict = {"rows": n, "features": d, "k": args.k, "repeat": args.repeat, "cases": []}
     rows = []
-    with threadpool_limits(1):
-        X64, _ = Blobs(rows=n, features=d, centers=args.k, seed=0).read(0, n)
-        centers = X64[np.random.default_rng(0).choice(n, args.k, replace=False)]
-        C64, y = Classification(rows=n, features=d, seed=0).read(0, n)
-        cases = [
-            (f"k-means map, k = {args.k}", dtype, kmeans_contenders(X64.astype(dtype), centers))
-            for dtype in ("float64", "float32")
-        ] + [
-            ("logistic regression loss + gradient", dtype, logreg_contenders(C64.astype(dtype), y))
-            for dtype in ("float64", "float32")
-        ]
-        for kernel, dtype, contenders in cases:
-            medians = interleaved(contenders, args.repeat)
-            peer = medians["scikit-learn"]
-            for name, seconds in medians.items():
-                rows.append(
-                    f"| {kernel} | {dtype} | {name} | {seconds * 1e3:.1f} | "
-                    f"{seconds / n * 1e9:.1f} | {seconds / peer:.2f} |"
-                )
-                record["cases"].append(
-                    {"kernel": kernel, "dtype": dtype, "contender": name, "seconds": seconds}
-                )
-            print(rows[-len(medians) :], flush=True)
+    # one thread in every BLAS library, those loaded later too (scipy's OpenBLAS loads with
+    # scikit-learn, after a threadpool_limits(1) would have run: it then took both cores)
+    pin_threads()
+    X64, _ = Blobs(rows=n, features=d, centers=args.k, seed=0).read(0, n)
+    centers = X64[np.random.default_rng(0).choice(n, args.k, replace=False)]
+    C64, y = Classification(rows=n, features=d, seed=0).read(0, n)
+    cases = [
+        (f"k-means map, k = {args.k}", dtype, kmeans_contenders(X64.astype(dtype), centers))
+        for dtype in ("float64", "float32")
+    ] + [
+        ("logistic regression loss + gradient", dtype, logreg_contenders(C64.astype(dtype), y))
+        for dtype in ("float64", "float32")
+    ]
+    for kernel, dtype, contenders in cases:
+        medians = interleaved(contenders, args.repeat)
+        peer = medians["scikit-learn"]
+        for name, seconds in medians.items():
+            rows.append(
+                f"| {kernel} | {dtype} | {name} | {seconds * 1e3:.1f} | "
+                f"{seconds / n * 1e9:.1f} | {seconds / peer:.2f} |"
+            )
+            record["cases"].append(
+                {"kernel": kernel, "dtype": dtype, "contender": name, "seconds": seconds}
+            )
+        print(rows[-len(medians) :], flush=True)
+    threads = {i["filepath"].rsplit("/", 1)[-1]: i["num_threads"] for i in threadpool_info()}
+    if set(threads.values()) != {1}:
+        raise SystemExit(f"not one thread each: {threads}")
     command = "`.venv/bin/python benchmarks/kernels.py" + (
         f" --rows {n}`" if n != 1_000_000 else "`"
     )
@@ -118,7 +124,8 @@ def main() -> None:
         f"Command: {command}",
         "",
         f"Data: {n:,} x {d}, the same rows, centres and weights for every contender; one "
-        f"BLAS/OpenMP thread; medians of {args.repeat} interleaved calls after two warm-ups. "
+        f"BLAS/OpenMP thread (checked after the run: {len(threads)} libraries, one thread each); "
+        f"medians of {args.repeat} interleaved calls after two warm-ups. "
         f"Host: {host_line()}.",
         "",
         "| kernel | dtype | contender | ms per call | ns per row | ratio to scikit-learn |",
