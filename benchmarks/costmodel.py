@@ -15,10 +15,15 @@ median over the repeats.
   and, where a library brings its own sockets (gloo, XGBoost's, LightGBM's), its 2-worker
   run on the first shape (a factor on that transport's modelled time,
   :func:`scaling.model.costmodel.fit_transport`).
+- **Sampled** (:func:`scaling.model.costmodel.fit_samples`, what ``scaling predict`` does):
+  each point's compute from its variant's iteration timed in-process on samples of the
+  point's own shape (:mod:`scaling.run.sample`), no measured point's compute; the transport
+  factor as fitted.
 - **Held out**: every other point: 2 workers on the other shapes, and 1 and 2 on the third
   (other features, or a model size between the fitted two); the model never sees their
   times.
-- **Error**: predicted / measured - 1; per job x engine the median and the worst |error|.
+- **Error**: predicted / measured - 1; per job x engine and model the median and the worst
+  |error|.
 - **Winners**: in every held-out cell (engine, shape, workers) the variant the model
   predicts fastest against the one measured fastest, for the SGD strategies and the
   boosted-tree modes (the target's families) and the other jobs' variants.
@@ -33,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from common import RESULTS, host_line, write_result
@@ -42,7 +48,7 @@ from jobs import get_job
 from scaling.engines import make_engine
 from scaling.model import calibration, costmodel
 from scaling.present.text import text_table
-from scaling.run import calibrate
+from scaling.run import calibrate, sample
 
 VARIANTS = {name: get_job(name).variants for name in ("kmeans", "logreg", "sgd", "gbdt")}
 """Each job's decompositions, as config options (the jobs' own ``variants``)."""
@@ -136,10 +142,12 @@ def measure_all(args: argparse.Namespace) -> list[dict]:
     return points
 
 
-def predict_all(points: list[dict], cals: dict) -> None:
-    """Each point's prediction, from its variant's fitted points: the first ``FITTED`` shapes
-    at one worker (compute), and where a library brings its own transport, the first shape
-    at two workers (its factor)."""
+def predict_all(points: list[dict], cals: dict, store: str) -> None:
+    """Each point's two predictions. **Fitted**, from its variant's fitted points: the first
+    ``FITTED`` shapes at one worker (compute), and where a library brings its own transport,
+    the first shape at two workers (its factor). **Sampled**: compute from the variant's
+    iteration timed on samples of the point's own shape (:mod:`scaling.run.sample`, kept in
+    ``store``), the transport factor as fitted; no measured point's compute enters it."""
     for pt in points:
         job = get_job(pt["job"])
         library = any(s.transport for s in steps(job, pt, 2))
@@ -171,16 +179,21 @@ def predict_all(points: list[dict], cals: dict) -> None:
                 cal,
                 what,
             )
-        (terms,) = costmodel.predict(
-            lambda p, pt=pt, job=job: steps(job, pt, p),
-            [pt["workers"]],
-            cal,
-            fits[key],
+        samples = sample.measure(store, job, pt["config"], pt["rows"], pt["features"], say=print)
+        fitted, compute = fits[key], costmodel.fit_samples(job, pt["config"], samples, cal)
+        sampled = replace(
+            compute, transport=fitted.transport, where=compute.where + fitted.where[1:]
         )
-        pt["predicted"] = terms.seconds
-        pt["dominant"] = terms.dominant
-        pt["error"] = terms.seconds / pt["seconds"] - 1
-        pt["fitted"] = fits[key].where
+        for name, correction in (("fitted", fitted), ("sampled", sampled)):
+            (terms,) = costmodel.predict(
+                lambda p, pt=pt, job=job: steps(job, pt, p), [pt["workers"]], cal, correction
+            )
+            pt[name] = {
+                "predicted": terms.seconds,
+                "error": terms.seconds / pt["seconds"] - 1,
+                "dominant": terms.dominant,
+                "where": correction.where,
+            }
 
 
 def steps(job, pt: dict, workers: int) -> list:
@@ -191,8 +204,11 @@ def roofline(job, pt: dict, cal) -> float:
     return costmodel.roofline_seconds(job, pt["rows"], pt["features"], pt["config"], cal)
 
 
+MODELS = ("fitted", "sampled")
+
+
 def errors(points: list[dict]) -> list[dict]:
-    """Median and worst |error| over the held-out points of each job x engine."""
+    """Median and worst |error| of each model over the held-out points of each job x engine."""
     out = []
     for job in dict.fromkeys(pt["job"] for pt in points):
         for engine in dict.fromkeys(pt["engine"] for pt in points):
@@ -200,22 +216,20 @@ def errors(points: list[dict]) -> list[dict]:
             held = [pt for pt in held if pt["held_out"]]
             if not held:
                 continue
-            worst = max(held, key=lambda pt: abs(pt["error"]))
-            out.append(
-                {
-                    "job": job,
-                    "engine": engine,
-                    "points": len(held),
-                    "median": statistics.median(abs(pt["error"]) for pt in held),
-                    "worst": abs(worst["error"]),
+            row = {"job": job, "engine": engine, "points": len(held)}
+            for model in MODELS:
+                worst = max(held, key=lambda pt: abs(pt[model]["error"]))
+                row[model] = {
+                    "median": statistics.median(abs(pt[model]["error"]) for pt in held),
+                    "worst": abs(worst[model]["error"]),
                     "worst_at": _where(worst),
                 }
-            )
+            out.append(row)
     return out
 
 
 def winners(points: list[dict]) -> list[dict]:
-    """Per held-out cell with several variants: the predicted and the measured fastest."""
+    """Per held-out cell with several variants: the measured fastest, and each model's."""
     cells: dict[tuple, list[dict]] = {}
     for pt in points:
         cells.setdefault((pt["job"], pt["engine"], pt["shape"], pt["workers"]), []).append(pt)
@@ -224,19 +238,17 @@ def winners(points: list[dict]) -> list[dict]:
         if not all(pt["held_out"] for pt in pts) or len(pts) < 2:
             continue
         measured = min(pts, key=lambda pt: pt["seconds"])
-        predicted = min(pts, key=lambda pt: pt["predicted"])
-        out.append(
-            {
-                "job": job,
-                "engine": engine,
-                "cell": _shape(pts[0]) + f", {workers} w",
-                "measured": measured["variant"],
+        cell = {"job": job, "engine": engine, "cell": _shape(pts[0]) + f", {workers} w"}
+        cell["measured"] = measured["variant"]
+        for model in MODELS:
+            predicted = min(pts, key=lambda pt: pt[model]["predicted"])
+            cell[model] = {
                 "predicted": predicted["variant"],
-                "agree": measured is predicted,
+                "agree": predicted is measured,
                 # how close the measured race was: the predicted winner's time over the winner's
                 "margin": predicted["seconds"] / measured["seconds"] - 1,
             }
-        )
+        out.append(cell)
     return out
 
 
@@ -249,10 +261,23 @@ def _where(pt: dict) -> str:
     return f"{pt['variant']}, {_shape(pt)}, {pt['workers']} w"
 
 
+def _errors_table(summary: list[dict]) -> str:
+    head = ("job", "engine", "held-out points")
+    for model in MODELS:
+        head += (f"{model}: median |error|", "worst |error|")
+    rows = []
+    for e in summary:
+        row = (e["job"], e["engine"], str(e["points"]))
+        for model in MODELS:
+            row += (f"{e[model]['median']:.0%}", f"{e[model]['worst']:.0%}")
+        rows.append((*row, e["sampled"]["worst_at"]))
+    return text_table([(*head, "sampled's worst at"), *rows])
+
+
 def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: float) -> None:
     summary, cells = errors(points), winners(points)
     family = [c for c in cells if c["job"] in FAMILIES]
-    agree = sum(c["agree"] for c in family)
+    agree = {m: sum(c[m]["agree"] for c in family) for m in MODELS}
     out = Path(args.out)
     kept = ""
     if (out / "costmodel.md").exists():  # keep the hand-written reading below the tables
@@ -266,52 +291,45 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: floa
         f"{','.join(map(str, args.workers))} --repeat {args.repeat}`",
         "",
         f"Host: {host_line()}. Each engine calibrated at "
-        f"{','.join(map(str, args.workers))} workers in the same run; every variant fitted on "
-        f"its job's first {FITTED} shapes at 1 worker (its compute: a fixed cost per iteration "
-        "and a factor on the roofline) and, where a library brings its own transport, on "
-        "the first shape at 2 workers (a factor on it); predicted everywhere else. Times are "
-        f"seconds per iteration, medians of {args.repeat} interleaved fits. Error = "
-        "predicted / measured - 1.",
+        f"{','.join(map(str, args.workers))} workers in the same run. Two models of compute: "
+        f"**fitted**, every variant's line (a fixed cost per iteration and a factor on the "
+        f"roofline) fitted on its job's first {FITTED} shapes at 1 worker; **sampled**, the "
+        "line fitted on the variant's own iteration timed in-process on samples of each "
+        f"point's shape ({', '.join(f'{n:,}' for n in sample.sizes(10**9))} rows, fewer "
+        "where the shape has fewer: `scaling predict`'s). Both take, where a library brings "
+        "its own transport, a factor on it from the first shape at 2 workers. Times are "
+        f"seconds per iteration, medians of {args.repeat} interleaved fits. Error = predicted "
+        "/ measured - 1.",
         "",
         "## Held-out error per job and engine (target: median <= 15%, worst <= 35%)",
         "",
         "```",
-        text_table(
-            [("job", "engine", "held-out points", "median |error|", "worst |error|", "worst at")]
-            + [
-                (
-                    s["job"],
-                    s["engine"],
-                    str(s["points"]),
-                    f"{s['median']:.0%}",
-                    f"{s['worst']:.0%}",
-                    s["worst_at"],
-                )
-                for s in summary
-            ]
-        ),
+        _errors_table(summary),
         "```",
         "",
         f"`scaling predict kmeans --engine {args.engines[0]} --workers 1,2,4,...,1024` "
-        f"answers in {answer:.2f} s once calibrated (median of 5, a new process each).",
+        f"answers in {answer:.2f} s once calibrated and its samples timed (median of 5, a new "
+        "process each).",
         "",
         "## Fastest decomposition, predicted and measured, per held-out cell",
         "",
-        f"SGD strategies and boosted-tree modes (target >= 80%): {agree} of {len(family)} "
-        f"cells agree ({agree / max(len(family), 1):.0%}). `margin`: the predicted winner's "
-        "measured time over the measured winner's (0% when they agree).",
+        f"SGD strategies and boosted-tree modes (target >= 80%): the sampled model agrees in "
+        f"{agree['sampled']} of {len(family)} cells "
+        f"({agree['sampled'] / max(len(family), 1):.0%}), the fitted one in {agree['fitted']}. "
+        "`margin`: the predicted winner's measured time over the measured winner's (0% when "
+        "they agree).",
         "",
         "```",
         text_table(
-            [("job", "engine", "cell", "measured fastest", "predicted fastest", "margin")]
+            [("job", "engine", "cell", "measured fastest", *MODELS, "margin (sampled)")]
             + [
                 (
                     c["job"],
                     c["engine"],
                     c["cell"],
                     c["measured"],
-                    c["predicted"],
-                    f"{c['margin']:+.0%}",
+                    *(c[m]["predicted"] for m in MODELS),
+                    f"{c['sampled']['margin']:+.0%}",
                 )
                 for c in cells
             ]
@@ -330,8 +348,8 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: floa
                     "shape",
                     "workers",
                     "measured s/iter",
-                    "predicted (modelled)",
-                    "error",
+                    "fitted (modelled)",
+                    "sampled (modelled)",
                     "dominant term",
                 )
             ]
@@ -343,9 +361,12 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: floa
                     _shape(pt),
                     str(pt["workers"]),
                     f"{pt['seconds']:.4f}",
-                    f"~{pt['predicted']:.4f}",
-                    f"{pt['error']:+.0%}" + ("" if pt["held_out"] else " (fitted)"),
-                    pt["dominant"],
+                    *(
+                        f"~{pt[m]['predicted']:.4f} ({pt[m]['error']:+.0%})"
+                        + ("" if pt["held_out"] else " fitted")
+                        for m in MODELS
+                    ),
+                    pt["sampled"]["dominant"],
                 )
                 for pt in points
             ]
@@ -373,6 +394,7 @@ def predict_seconds(cal, repeat: int = 5) -> float:
         calibration.save(store, cal)
         command = [str(scaling), "predict", "kmeans", "--engine", cal.engine, "--store", store]
         command += ["--workers", "1,2,4,8,16,32,64,128,256,512,1024"]
+        subprocess.run(command, check=True, capture_output=True)  # times the samples, once
         return calibrate.median_seconds(
             lambda: subprocess.run(command, check=True, capture_output=True), repeat
         )
@@ -390,7 +412,8 @@ def main() -> None:
     args.workers = [int(p) for p in args.workers.split(",")]
     cals = {e: calibrate.calibrate(e, args.workers, say=print) for e in args.engines}
     points = measure_all(args)
-    predict_all(points, cals)
+    with tempfile.TemporaryDirectory() as store:
+        predict_all(points, cals, store)
     answer = predict_seconds(next(iter(cals.values())))
     write(args, points, cals, answer)
     print((Path(args.out) / "costmodel.md").read_text())

@@ -154,6 +154,12 @@ class Job(ABC, Generic[ConfigT, ResultT]):
         """The most iterations a run of ``config`` does (what a progress bar counts)."""
 
     @abstractmethod
+    def timed(self, config: ConfigT, iterations: int) -> ConfigT:
+        """``config`` as the cost model times it on a sample (:mod:`scaling.run.sample`):
+        ``iterations`` iterations, none stopped early, and nothing before them that the
+        timing does not need (k-means: a random init)."""
+
+    @abstractmethod
     def parameters(self, features: int, config: ConfigT) -> int:
         """The numbers the fitted model holds (centres, coefficients, weights, tree nodes)."""
 

@@ -87,9 +87,10 @@ def check_job(job: Job, config: object | None = None, rows: int = 2_000, feature
     option each), and its demo config and variants are configs; its declared steps (``explain``)
     name functions that exist, at 1, 2 and 4 workers, for every variant; its counts are
     positive; its ``interview`` module, where it has one, answers; its synthetic data has the
-    shape asked for; its baseline runs; and a fit on the local engine (``config``: default the
+    shape asked for; its baseline runs; a fit on the local engine (``config``: default the
     job's default) times each iteration as a trace span named ``job.iteration``, tells the run's
-    context of each, and reports a JSON quality that holds its headline.
+    context of each, and reports a JSON quality that holds its headline; and its ``timed``
+    config runs every iteration it asks for (the cost model's samples).
     """
     import importlib
     import importlib.util
@@ -132,6 +133,8 @@ def check_job(job: Job, config: object | None = None, rows: int = 2_000, feature
     ):
         check(isinstance(n, int) and n >= 1, f"{what} is {n!r}, not a positive integer")
     check(isinstance(job.weak_config(config, 2), cls), "weak_config does not give a config")
+    timed = job.timed(config, 3)
+    check(isinstance(timed, cls) and job.iterations(timed) == 3, "timed(config, 3) is not 3")
     check(isinstance(job.resumable(config), bool), "resumable is not a bool")
     package = type(job).__module__
     if importlib.util.find_spec(f"{package}.interview") is not None:
@@ -148,6 +151,10 @@ def check_job(job: Job, config: object | None = None, rows: int = 2_000, feature
         context = RunContext(on_iteration=lambda i, measure: told.append(i))
         result = job.fit(engine, ds, config, context)
         spans = [s for s in engine.trace.spans if s.name == job.iteration]
+        engine.trace.reset()
+        job.fit(engine, ds, timed)  # the cost model's samples time each of these iterations
+        timed_spans = sum(s.name == job.iteration for s in engine.trace.spans)
+    check(timed_spans >= 3, f"timed(config, 3) stopped after {timed_spans} iterations")
     check(1 <= len(spans) <= job.iterations(config), f"{len(spans)} {job.iteration!r} spans")
     # one span per pass over the data (an L-BFGS line search may make several an iteration)
     check(told == list(range(len(told))), f"the context was told of iterations {told[:8]}")

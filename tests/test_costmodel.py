@@ -198,7 +198,11 @@ def test_predict_command(dask_calibration, tmp_path, capsys):
     calibration.save(tmp_path, dask_calibration)
     argv = ["predict", "kmeans", "--engine", "dask", "--store", str(tmp_path)]
     assert main([*argv, "--workers", "1,2,4,64", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    # compute from the job's iteration timed on samples of the shape, once per host and shape
+    assert "timing kmeans's iteration on samples of 100,000, 50,000, 25,000 rows" in err
+    kept = (tmp_path / "calibration" / "samples.json").read_text()
     assert [r["workers"] for r in rows] == [1, 2, 4, 64]
     assert all(r["source"] == "modelled" and r["seconds_per_iteration"] > 0 for r in rows)
     assert rows[0]["speedup"] == pytest.approx(1.0)
@@ -208,8 +212,10 @@ def test_predict_command(dask_calibration, tmp_path, capsys):
     assert rows[-1]["dominant"] == "overhead" and rows[-1]["efficiency"] < 0.5
     png = tmp_path / "curve.png"
     assert main([*argv, "--network", "10gbe", "--png", str(png)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "(modelled, not measured)" in out and "10gbe" in out and "fastest at" in out
+    assert "timing" not in err and (tmp_path / "calibration" / "samples.json").read_text() == kept
+    assert "samples of 100,000, 50,000, 25,000 rows x 32 timed on this host" in out
     assert png.stat().st_size > 0
     assert main([*argv, "--alpha", "1e-5"]) == 2
     assert "--alpha and --beta go together" in capsys.readouterr().err

@@ -44,6 +44,7 @@ imported by :mod:`jobs.gbdt.train`, only when a run needs them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -85,6 +86,9 @@ class GBDT(Job[GBDTConfig, GBDTResult]):
         from jobs.gbdt.train import resumable
 
         return resumable(config)
+
+    def timed(self, config: GBDTConfig, iterations: int) -> GBDTConfig:
+        return replace(config, rounds=iterations)
 
     def parameters(self, features: int, config: GBDTConfig) -> int:
         # per tree, at most: a feature and a threshold per split, a value per leaf (splits + 1)

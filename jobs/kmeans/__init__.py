@@ -34,6 +34,8 @@ runs on a partition), :mod:`~jobs.kmeans.solver` (the fit), :mod:`~jobs.kmeans.s
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from jobs.kmeans.config import ITERATION, KMeansConfig, KMeansResult
@@ -80,6 +82,9 @@ class KMeans(Job[KMeansConfig, KMeansResult]):
 
     def iterations(self, config: KMeansConfig) -> int:
         return config.max_iter
+
+    def timed(self, config: KMeansConfig, iterations: int) -> KMeansConfig:
+        return replace(config, max_iter=iterations, tol=0.0, init="random")
 
     def parameters(self, features: int, config: KMeansConfig) -> int:
         return config.k * features  # the centres

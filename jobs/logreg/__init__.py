@@ -40,6 +40,7 @@ runs on a partition), :mod:`~jobs.logreg.solver` (the solvers), :mod:`~jobs.logr
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -100,6 +101,9 @@ class LogReg(Job[LogRegConfig, LogRegResult]):
     def iterations(self, config: LogRegConfig) -> int:
         # L-BFGS may evaluate more than once per iteration (line search): a bar may overrun.
         return config.max_iter
+
+    def timed(self, config: LogRegConfig, iterations: int) -> LogRegConfig:
+        return replace(config, max_iter=iterations, tol=1e-300)
 
     def parameters(self, features: int, config: LogRegConfig) -> int:
         return features + 1  # the weights and the intercept

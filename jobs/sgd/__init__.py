@@ -133,6 +133,9 @@ class SGD(Job[SGDConfig, "SGDResult"]):
     def resumable(self, config: SGDConfig) -> bool:
         return getattr(get_strategy(config.strategy), "resumable", False)
 
+    def timed(self, config: SGDConfig, iterations: int) -> SGDConfig:
+        return replace(config, max_steps=iterations, eval_every=iterations, target_accuracy=0.0)
+
     def parameters(self, features: int, config: SGDConfig) -> int:
         return count_parameters(features, 2, config)  # the weights and biases, two classes
 

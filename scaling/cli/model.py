@@ -150,7 +150,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"links: {args.network}, {network.alpha * 1e6:.0f} us per message, "
             f"{1 / network.beta / 1e9:.2f} GB/s (assumed), this host's compute per worker"
         )
-    result, assumptions = _prediction(job, job_config(job, args), args, cal, network)
+    result, assumptions = _prediction(job, job_config(job, args), args, cal, network, measure=True)
     if args.json:
         for row in result["rows"]:
             print(json.dumps({"job": job.name, "engine": engine, **row}))
@@ -168,12 +168,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prediction(job, config, args: argparse.Namespace, cal, network=None) -> tuple[dict, list]:
-    """The cost model's curve for ``args``' rows, features and workers, and its assumptions."""
+def _prediction(
+    job, config, args: argparse.Namespace, cal, network=None, measure: bool = False
+) -> tuple[dict, list]:
+    """The cost model's curve for ``args``' rows, features and workers, and its assumptions;
+    its compute from the job's iteration timed on samples of the shape: timed now if
+    ``measure`` and not timed before (:mod:`scaling.run.sample`), else only if kept."""
     from scaling.model import costmodel
     from scaling.results import load
+    from scaling.run import sample
 
     records = load(args.store).records if Path(args.store).is_dir() else []
+    shape = (args.store, job, config, args.rows, args.features)
+    samples = (
+        sample.measure(*shape, say=lambda s: print(s, file=sys.stderr))
+        if measure
+        else sample.cached(*shape)
+    )
     return costmodel.curve(
-        job, config, args.rows, args.features, args.workers, cal, records, network
+        job, config, args.rows, args.features, args.workers, cal, records, network, samples
     )

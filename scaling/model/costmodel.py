@@ -8,11 +8,13 @@ calibration (:mod:`scaling.model.calibration`)::
 
 - **compute**: each step's work on the busiest process on the roofline, its flops at the
   measured GEMM rate plus its bytes read at the measured memory bandwidth (one core each;
-  :meth:`~scaling.model.calibration.Calibration.roofline`), corrected by the job's measured
-  1-worker runs (:class:`Correction`): ``fixed + factor x roofline``, where ``fixed`` is the
-  per-iteration cost that does not shrink with p (the library's dispatch between kernels:
-  Amdahl's serial part inside each worker). One shape measured gives the factor alone; none,
-  the roofline alone, and the answer says so.
+  :meth:`~scaling.model.calibration.Calibration.roofline`), corrected (:class:`Correction`)
+  to ``fixed + factor x roofline``, where ``fixed`` is the per-iteration cost that does not
+  shrink with p (the library's dispatch between kernels: Amdahl's serial part inside each
+  worker). The line is fitted on the job's own iteration timed on samples of the shape asked
+  about (:mod:`scaling.run.sample`, as Ernest samples), else on its measured 1-worker runs;
+  one shape measured gives the factor alone; none, the roofline alone, and the answer says
+  so.
 - **straggle**: the measured spread of equal tasks across workers, (max - median) / median,
   paid by every step that waits for all workers (p > 1).
 - **communication**: each step's bytes by the pattern they travel in; ``hops`` latencies
@@ -173,11 +175,20 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
 
 
 def curve(
-    job, config, rows: int, features: int, workers: list[int], cal, records, network=None
+    job,
+    config,
+    rows: int,
+    features: int,
+    workers: list[int],
+    cal,
+    records,
+    network=None,
+    samples=None,
 ) -> tuple[dict, list[str]]:
     """The predicted curve of ``job`` on ``rows`` x ``features`` at each worker count
-    (:func:`summary`, corrected by the job's runs among ``records``), and its assumptions."""
-    correction_ = correction(job, cal.engine, config, records, cal)
+    (:func:`summary`, corrected by the job's runs among ``records`` and its iteration timed on
+    ``samples`` of the shape), and its assumptions."""
+    correction_ = correction(job, cal.engine, config, records, cal, samples)
     terms = predict(
         lambda p: job.explain(rows, features, p, config), workers, cal, correction_, network
     )
@@ -254,9 +265,12 @@ def communication(steps, workers: int, calibration, network=None) -> tuple[float
     return own, library
 
 
-def fit_compute(samples: list[tuple[float, float]], what: str) -> Correction:
+def fit_compute(
+    samples: list[tuple[float, float]], what: str, runs: str | None = None
+) -> Correction:
     """The compute part of a :class:`Correction`, from 1-worker runs' (roofline seconds,
-    measured compute seconds).
+    measured compute seconds); ``runs`` says what they were (default: measured 1-worker runs
+    of ``what``).
 
     Two shapes or more: the least-squares line (a negative fixed cost is dropped for a line
     through the origin: the median of the runs' ratios, so that with two shapes each misses
@@ -265,7 +279,7 @@ def fit_compute(samples: list[tuple[float, float]], what: str) -> Correction:
     """
     samples = [(r, c) for r, c in samples if r > 0 and c > 0]
     n = len(samples)
-    runs = f"{n} measured 1-worker run{'s' * (n != 1)} of {what}"
+    runs = runs or f"{n} measured 1-worker run{'s' * (n != 1)} of {what}"
     if len({r for r, _ in samples}) > 1:
         import numpy as np
 
@@ -316,10 +330,29 @@ def fit_transport(
     )
 
 
-def correction(job, engine: str, config, records: list[dict], calibration) -> Correction:
+def fit_samples(job, config, samples, calibration) -> Correction:
+    """The compute part of a :class:`Correction` from the job's iteration timed on samples of
+    the shape asked about (:mod:`scaling.run.sample`), and how far its line misses each
+    sample: the kernel's scaling in rows, checked."""
+    pairs = [
+        (roofline_seconds(job, s.rows, s.features, config, calibration), s.compute) for s in samples
+    ]
+    rows = ", ".join(f"{s.rows:,}" for s in samples)
+    fitted = fit_compute(
+        pairs, job.name, runs=f"samples of {rows} rows x {samples[0].features} timed on this host"
+    )
+    miss = max(abs(fitted.compute(r) / c - 1) for r, c in pairs if c > 0)
+    return replace(fitted, where=(f"{fitted.where[0]} (the line within {miss:.0%} of each)",))
+
+
+def correction(
+    job, engine: str, config, records: list[dict], calibration, samples=None
+) -> Correction:
     """The :class:`Correction` of ``job`` from its runs on ``engine`` in ``records`` measured on
     this host's own cores with the same options (the execution style aside; any shape): a
-    scale model's runs are timed on a dilated clock and slowed links, not the calibrated ones."""
+    scale model's runs are timed on a dilated clock and slowed links, not the calibrated ones.
+    With ``samples`` (:mod:`scaling.run.sample`), compute comes from them instead of the
+    1-worker runs."""
     from dataclasses import asdict
 
     wanted = {k: v for k, v in asdict(config).items() if k != "execution"}
@@ -341,7 +374,8 @@ def correction(job, engine: str, config, records: list[dict], calibration) -> Co
             steps = job.explain(r["rows"], r["features"], p, run_config)
             wider.append((steps, p, r["timings"]["per_iteration"]))
     what = f"{job.name} on {engine} with these options"
-    return fit_transport(fit_compute(ones, what), wider, calibration, what)
+    compute = fit_samples(job, config, samples, calibration) if samples else fit_compute(ones, what)
+    return fit_transport(compute, wider, calibration, what)
 
 
 def summary(terms: list[Terms]) -> dict:
