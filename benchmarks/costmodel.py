@@ -294,9 +294,10 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: floa
         f"{','.join(map(str, args.workers))} workers in the same run. Two models of compute: "
         f"**fitted**, every variant's line (a fixed cost per iteration and a factor on the "
         f"roofline) fitted on its job's first {FITTED} shapes at 1 worker; **sampled**, the "
-        "line fitted on the variant's own iteration timed in-process on samples of each "
-        f"point's shape ({', '.join(f'{n:,}' for n in sample.sizes(10**9))} rows, fewer "
-        "where the shape has fewer: `scaling predict`'s). Both take, where a library brings "
+        "variant's own iteration timed in-process on samples of each point's shape (a "
+        "worker's rows at 1, 2, 4, ... workers, halved down to "
+        f"{sample.MIN_ROWS:,}, interpolated between: `scaling predict`'s). Both take, where a "
+        "library brings "
         "its own transport, a factor on it from the first shape at 2 workers. Times are "
         f"seconds per iteration, medians of {args.repeat} interleaved fits. Error = predicted "
         "/ measured - 1.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import time
 from dataclasses import replace
 
@@ -15,7 +16,6 @@ from jobs.kmeans.config import KMeansConfig
 from scaling.cli import main
 from scaling.data import Blobs
 from scaling.engines.local import LocalEngine
-from scaling.engines.worker import noop, noop_combine
 from scaling.errors import UsageError
 from scaling.measure.host import host_facts
 from scaling.measure.trace import payload_bytes
@@ -62,12 +62,8 @@ def test_calibration_recovers_a_synthetic_engine(monkeypatch):
     own = []
     for p in (1, 2, 3):
         with LocalEngine(workers=p) as plain:
-            ds = plain.load(Blobs(rows=256 * p, features=4, seed=0))
-            own.append(
-                calibrate.median_seconds(
-                    lambda e=plain, d=ds: e.map_reduce(d, noop, noop_combine), 5
-                )
-            )
+            ds = plain.load(Blobs(rows=256 * p, features=4, seed=0), partitions=p)
+            own.append(statistics.median(calibrate.empty_calls(plain, ds, 5)))
     own_b, own_a = np.polyfit([1, 2, 3], own, 1)
     assert cal.call[0] == pytest.approx(A + own_a, rel=0.05)
     assert cal.call[1] == pytest.approx(B + own_b, rel=0.05)
@@ -175,11 +171,18 @@ def test_prediction_meets_the_measured_times_it_was_fitted_on(dask_calibration):
     assert "median of 1 measured 1-worker run" in one.where[0] and one.fixed == 0
 
 
-def test_a_library_transport_is_fitted_on_a_wider_run(dask_calibration):
-    """XGBoost's own sockets: a 2-worker run gives the factor on their modelled time, after
-    which the model meets that run's time (and a 1-worker run's compute) exactly."""
+def test_library_transports_are_timed_by_size_or_fitted_on_a_wider_run(dask_calibration):
+    """XGBoost's and gloo's all-reduces are timed by message size in the calibration, and
+    their steps priced at those links; LightGBM's network, which no Python call reaches, gets
+    a factor from a 2-worker run, after which the model meets that run's time (and a 1-worker
+    run's compute) exactly."""
+    assert set(dask_calibration.libraries) == {"xgboost", "gloo"}
+    assert all(link.alpha > 0 and link.beta > 0 for link in dask_calibration.libraries.values())
     job = get_job("gbdt")
-    config = job.config(rounds=4)
+    xgboost_steps = job.explain(20_000, 16, 2, job.config(library="xgboost"))
+    own, library = costmodel.communication(xgboost_steps, 2, dask_calibration)
+    assert own > 0 and library == 0
+    config = job.config(rounds=4, library="lightgbm")
     source = job.synthetic(20_000, 16, 0, config)
     records = [
         run_job(RunSpec(job=job, engine="dask", workers=p, source=source, config=config)).record
@@ -201,11 +204,14 @@ def test_predict_command(dask_calibration, tmp_path, capsys):
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.splitlines()]
     # compute from the job's iteration timed on samples of the shape, once per host and shape
-    assert "timing kmeans's iteration on samples of 100,000, 50,000, 25,000 rows" in err
+    assert "timing kmeans's iteration on 7 samples of 15,625 to 1,000,000 rows" in err
     kept = (tmp_path / "calibration" / "samples.json").read_text()
     assert [r["workers"] for r in rows] == [1, 2, 4, 64]
     assert all(r["source"] == "modelled" and r["seconds_per_iteration"] > 0 for r in rows)
     assert rows[0]["speedup"] == pytest.approx(1.0)
+    # each time with the spread of what it rests on; beyond the calibrated counts, said so
+    assert all(lo <= r["seconds_per_iteration"] <= hi for r in rows for lo, hi in [r["interval"]])
+    assert [r["extrapolated"] for r in rows] == [False, False, True, True]
     terms = rows[-1]["terms"]
     assert sum(terms.values()) == pytest.approx(rows[-1]["seconds_per_iteration"])
     # Compute shrinks as 1/p, the engine's call does not: at 64 workers it dominates.
@@ -214,8 +220,9 @@ def test_predict_command(dask_calibration, tmp_path, capsys):
     assert main([*argv, "--network", "10gbe", "--png", str(png)]) == 0
     out, err = capsys.readouterr()
     assert "(modelled, not measured)" in out and "10gbe" in out and "fastest at" in out
+    assert "interval: give or take" in out and "\n4 *  " in out
     assert "timing" not in err and (tmp_path / "calibration" / "samples.json").read_text() == kept
-    assert "samples of 100,000, 50,000, 25,000 rows x 32 timed on this host" in out
+    assert "compute interpolated between 7 samples of 15,625 to 1,000,000 rows x 32" in out
     assert png.stat().st_size > 0
     assert main([*argv, "--alpha", "1e-5"]) == 2
     assert "--alpha and --beta go together" in capsys.readouterr().err

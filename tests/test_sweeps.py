@@ -309,7 +309,13 @@ def test_curves_of_decompositions_are_named_by_their_options_and_raced_per_cell(
             p.predicted = p.seconds if p.workers == 1 else 1.4 - p.seconds
     assert [w["predicted"] for w in winners(cs)] == ["dask strategy=local"] * 2
     rows = winner_rows(cs)
-    assert rows[2][-2:] == ("~dask strategy=local", "no")
+    assert rows[2][-2:] == ("~dask strategy=local (next +14%)", "no")
+    for c in cs:  # intervals that overlap: the model cannot tell the two apart, and says so
+        for p in c.points:
+            p.predicted_spread = 0.06
+    tied = winners(cs)[1]
+    assert tied["tied"] and tied["predicted"] == "dask strategy=local or dask strategy=ring"
+    assert winner_rows(cs)[2][-1] == "cannot tell"
 
 
 def test_results_of_a_path_without_a_store_is_a_clear_error(tmp_path, capsys):

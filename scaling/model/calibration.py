@@ -10,7 +10,8 @@ at each worker count asked for and measures, with empty or synthetic work only:
   (a map-reduce of arrays up the combine tree: the ``tree`` pattern), driver to workers (a
   broadcast each worker reads: ``scatter``), and worker to worker (the all-reduce mesh at
   several sizes, timed inside the members). The driver links' latencies are part of the
-  empty call, so only their ``beta`` is fitted;
+  empty call, so only their ``beta`` is fitted; and the libraries' own transports the same
+  way as the last, each library's all-reduce by size in a gang (XGBoost's, torch's gloo);
 - the **roofline** of one core, inside the workers: GEMM flop/s and memory bandwidth (a sum
   over an array much larger than the caches); and the **straggle** of equal tasks across the
   workers, (max - median) / median of their times.
@@ -53,6 +54,8 @@ class Calibration:
     gemm: float  # flop/s of one core
     bandwidth: float  # bytes/s one core reads
     straggle: float
+    call_spread: float = 0.0  # the empty call's quartiles apart, over twice its median
+    libraries: dict[str, Link] = field(default_factory=dict)  # by Step.transport: their own
     points: dict = field(default_factory=dict)  # what the fits were made from
 
     def call_overhead(self, workers: int) -> float:
@@ -77,6 +80,7 @@ class Calibration:
         d = json.loads(text)
         for name in ("up", "down", "peer"):
             d[name] = Link(**d[name])
+        d["libraries"] = {n: Link(**link) for n, link in d.get("libraries", {}).items()}
         d["call"] = tuple(d["call"])
         return cls(**d)
 
@@ -122,6 +126,23 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return max(sum(x * y for x, y in zip(xs, ys, strict=True)) / den, 0.0) if den else 0.0
 
 
+def _allreduce_link(points: list[dict], times) -> Link:
+    """A link fitted on all-reduces timed by size (``times(point)``: seconds by size, at the
+    point's worker count): the latency from the smallest messages alone (a least-squares
+    intercept would be the large messages' noise), then the cost per byte of what is left."""
+    rows = [
+        (hops("allreduce", pt["workers"], int(m)), allreduce_bytes(int(m), pt["workers"]), t)
+        for pt in points
+        for m, t in times(pt).items()
+    ]
+    if not rows:
+        return Link(0.0, 0.0)
+    smallest = [t / h for h, s, t in rows if s <= 8 * h]
+    alpha = statistics.median(smallest) if smallest else 0.0
+    beta = _slope([s for _, s, _ in rows], [t - h * alpha for h, _, t in rows])
+    return Link(float(alpha), beta)
+
+
 def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibration:
     """The calibration from :func:`measure`'s points at one or more worker counts."""
     ps = [pt["workers"] for pt in points]
@@ -142,19 +163,11 @@ def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibratio
         for m, t in pt["down"].items():
             xs_down.append(busiest_bytes("scatter", p, int(m)))
             ys_down.append(t - pt["down"]["0"])
-    peer = Link(0.0, 0.0)
-    rows = [
-        (hops("allreduce", pt["workers"], int(m)), allreduce_bytes(int(m), pt["workers"]), t)
-        for pt in points
-        for m, t in pt["peer"].items()
-    ]
-    if rows:
-        # The latency from the smallest message alone (a least-squares intercept would be
-        # the large messages' noise), then the cost per byte of what is left.
-        smallest = [t / h for h, s, t in rows if s <= 8 * h]
-        alpha = statistics.median(smallest) if smallest else 0.0
-        beta = _slope([s for _, s, _ in rows], [t - h * alpha for h, _, t in rows])
-        peer = Link(float(alpha), beta)
+    peer = _allreduce_link(points, lambda pt: pt["peer"])
+    names = {name for pt in points for name in pt.get("libraries", {})}
+    libraries = {
+        n: _allreduce_link(points, lambda pt, n=n: pt["libraries"].get(n, {})) for n in names
+    }
     widest = max(points, key=lambda pt: pt["workers"])
     return Calibration(
         engine=engine_name,
@@ -167,8 +180,10 @@ def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibratio
         up=Link(0.0, _slope(xs_up, ys_up)),
         down=Link(0.0, _slope(xs_down, ys_down)),
         peer=peer,
+        libraries=libraries,
         gemm=float(statistics.median(pt["gemm"] for pt in points)),
         bandwidth=float(statistics.median(pt["bandwidth"] for pt in points)),
         straggle=float(max(widest["straggle"], 0.0)) if widest["workers"] > 1 else 0.0,
+        call_spread=float(statistics.median(pt.get("empty_spread", 0.0) for pt in points)),
         points={str(pt["workers"]): pt for pt in points},
     )

@@ -37,8 +37,10 @@ calibration (:mod:`scaling.model.calibration`)::
 
   For the peer patterns a step's ``sends`` is already what one worker sends in all (the
   job's formula, checked against the kernel's counters in the job tests). A step on a
-  library's own transport (gloo, XGBoost's, LightGBM's) is priced at the same links, times
-  the transport factor its measured wider runs give (:class:`Correction`).
+  library's own transport is priced at that library's link, its all-reduce timed by size
+  in the calibration (XGBoost's, torch's gloo); LightGBM's, which no Python call reaches, at
+  the peer link times the transport factor its measured wider runs give
+  (:class:`Correction`).
 - **overhead**: a driver loop pays the engine's empty call, ``a + b p`` (latencies of
   the driver links included); a gang pays its measured empty iteration.
 
@@ -100,10 +102,18 @@ class Terms:
     straggle: float
     communication: float
     overhead: float
+    spread: float = 0.0  # the interval's half-width, seconds
+    extrapolated: bool = False  # beyond the widest count the calibration measured
 
     @property
     def seconds(self) -> float:
         return self.compute + self.straggle + self.communication + self.overhead
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The time per iteration give or take what the measurements it rests on spread by:
+        the samples' iterations (compute) and the engine's empty calls (overhead)."""
+        return max(self.seconds - self.spread, 0.0), self.seconds + self.spread
 
     @property
     def dominant(self) -> str:
@@ -168,7 +178,14 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
         comm = own + correction.transport * library
         out.append(
             Terms(
-                workers=p, compute=busiest, straggle=straggle, communication=comm, overhead=overhead
+                workers=p,
+                compute=busiest,
+                straggle=straggle,
+                communication=comm,
+                overhead=overhead,
+                spread=(busiest + straggle) * correction.spread
+                + overhead * calibration.call_spread,
+                extrapolated=p > max(calibration.workers),
             )
         )
     return out
@@ -216,23 +233,37 @@ class Correction:
     - **compute** ``fixed + factor x roofline``, from 1-worker runs: ``fixed`` is what every
       worker pays whatever its share of the rows (the library's dispatch and Python between
       kernels: it does not shrink with p), ``factor`` how far the kernels sit from the
-      roofline;
+      roofline; or, from samples of the shape (:func:`fit_samples`), ``measured``: (roofline,
+      compute) pairs, sorted, between which compute is interpolated (the per-row cost
+      changes where a worker's rows outgrow a cache, which no one line follows);
     - **transport**, a factor on the time of the steps whose library brings its own sockets
-      (:attr:`scaling.model.steps.Step.transport`: gloo, XGBoost's, LightGBM's), which
-      ``scaling calibrate`` cannot time: what the model leaves of measured runs at 2 or
-      more workers, over its time for that transport at the calibrated links
-      (:func:`fit_transport`).
+      (:attr:`scaling.model.steps.Step.transport`) and ``scaling calibrate`` cannot time
+      (LightGBM's): what the model leaves of measured runs at 2 or more workers, over its
+      time for that transport at the peer link (:func:`fit_transport`).
 
     ``where`` says what each was fitted on.
     """
 
     fixed: float = 0.0
     factor: float = 1.0
+    measured: tuple[tuple[float, float], ...] = ()
+    spread: float = 0.0  # of the measured compute, relative (see Terms.interval)
     transport: float = 1.0
     where: tuple[str, ...] = ("compute on the roofline alone (nothing measured to correct it)",)
 
     def compute(self, roofline: float) -> float:
-        return self.fixed + self.factor * roofline
+        if len(self.measured) < 2:
+            return self.fixed + self.factor * roofline
+        # Between two samples, the line through them; beyond the largest, the line through
+        # the two largest (past the caches each row costs the same); below the smallest, the
+        # line through the two smallest, or, where that would cross zero, in proportion.
+        pairs = self.measured
+        i = next((k for k in range(1, len(pairs) - 1) if roofline < pairs[k][0]), len(pairs) - 1)
+        (r0, c0), (r1, c1) = pairs[i - 1], pairs[i]
+        line = c0 + (c1 - c0) * (roofline - r0) / (r1 - r0)
+        if roofline < r0 and line < c0 * roofline / r0:
+            return c0 * roofline / r0
+        return line
 
 
 def roofline(steps, calibration) -> float:
@@ -247,18 +278,21 @@ def roofline_seconds(job, rows: int, features: int, config, calibration) -> floa
 
 def communication(steps, workers: int, calibration, network=None) -> tuple[float, float]:
     """Seconds the steps' collectives take at the calibrated links (or ``network``): those on
-    this project's transport, and those on a library's own (uncorrected)."""
+    a calibrated transport (this project's, or a library's whose all-reduce the calibration
+    timed by size), and those on a library's own that it could not time (priced at the peer
+    link, uncorrected: LightGBM's)."""
     own = library = 0.0
     for s in steps:
         if not s.pattern:
             continue
-        link = network or calibration.link(s.pattern)
+        timed = calibration.libraries.get(s.transport) if s.transport else None
+        link = network or timed or calibration.link(s.pattern)
         # ``sends`` is the iteration's in all; each of the ``repeats`` pays its latencies.
         t = link.time(
             s.repeats * hops(s.pattern, workers, s.sends),
             busiest_bytes(s.pattern, workers, s.sends),
         )
-        if s.transport:
+        if s.transport and timed is None:
             library += t
         else:
             own += t
@@ -332,17 +366,28 @@ def fit_transport(
 
 def fit_samples(job, config, samples, calibration) -> Correction:
     """The compute part of a :class:`Correction` from the job's iteration timed on samples of
-    the shape asked about (:mod:`scaling.run.sample`), and how far its line misses each
-    sample: the kernel's scaling in rows, checked."""
-    pairs = [
+    the shape asked about (:mod:`scaling.run.sample`): interpolated between them, each
+    sample's factor on the roofline saying what the caches do to the kernels."""
+    pairs = sorted(
         (roofline_seconds(job, s.rows, s.features, config, calibration), s.compute) for s in samples
-    ]
-    rows = ", ".join(f"{s.rows:,}" for s in samples)
-    fitted = fit_compute(
-        pairs, job.name, runs=f"samples of {rows} rows x {samples[0].features} timed on this host"
     )
-    miss = max(abs(fitted.compute(r) / c - 1) for r, c in pairs if c > 0)
-    return replace(fitted, where=(f"{fitted.where[0]} (the line within {miss:.0%} of each)",))
+    rows = sorted(s.rows for s in samples)
+    at = f"{rows[0]:,}" + (f" to {rows[-1]:,}" if len(rows) > 1 else "")
+    what = f"{len(rows)} sample{'s' * (len(rows) > 1)} of {at} rows x {samples[0].features}, "
+    what += f"{job.name}'s iteration timed on this host"
+    distinct = {r for r, _ in pairs if r > 0}
+    if len(distinct) < 2:  # the rows do not change the work (SGD's batches): one factor
+        correction = fit_compute(pairs, job.name, runs=what)
+        return replace(correction, spread=statistics.median(s.spread for s in samples))
+    factors = [c / r for r, c in pairs if r > 0]
+    return Correction(
+        measured=tuple(pairs),
+        spread=statistics.median(s.spread for s in samples),
+        where=(
+            f"compute interpolated between {what} (per row "
+            f"{min(factors):.2f}-{max(factors):.2f}x the roofline over them)",
+        ),
+    )
 
 
 def correction(
@@ -389,6 +434,8 @@ def summary(terms: list[Terms]) -> dict:
             {
                 "workers": t.workers,
                 "seconds_per_iteration": t.seconds,
+                "interval": list(t.interval),
+                "extrapolated": t.extrapolated,
                 "speedup": speedup,
                 "efficiency": speedup / t.workers,
                 "dominant": t.dominant,

@@ -172,8 +172,18 @@ class Ask:
         cal = self.calibrations.get(engine)
         if cal is None:
             return None
+        from scaling.run import sample
+
+        samples = sample.cached(self.store, self.job, self.config, self.rows, self.features)
         result, _ = costmodel.curve(
-            self.job, self.config, self.rows, self.features, list(CURVE), cal, self.records
+            self.job,
+            self.config,
+            self.rows,
+            self.features,
+            list(CURVE),
+            cal,
+            self.records,
+            samples=samples,
         )
         return result
 

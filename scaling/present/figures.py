@@ -109,6 +109,7 @@ class Point:
     speedup: float | None = None
     efficiency: float | None = None
     predicted: float | None = None  # seconds per iteration, modelled (scaling.model.costmodel)
+    predicted_spread: float = 0.0  # its interval's half-width (Terms.interval), modelled
     fastest: float = 0.0  # the spread over repeats: the fastest and slowest run's seconds
     slowest: float = 0.0
 
@@ -254,7 +255,7 @@ def predict_points(curves_: Iterable[Curve], records: Iterable[dict], store) -> 
         if model is None:
             continue
         for point, t in zip(c.points, model([p.workers for p in c.points]), strict=True):
-            point.predicted = t.seconds
+            point.predicted, point.predicted_spread = t.seconds, t.spread
         done.append(c.engine)
     if not done:
         return None
@@ -326,7 +327,9 @@ def winners(curves_: Iterable[Curve]) -> list[dict]:
     """The fastest curve, measured and predicted, at each worker count that several curves of
     one job, engine, mode and shape share (decompositions side by side: solvers, strategies,
     modes, execution styles). ``predicted`` is ``None`` unless every contender has a
-    prediction there."""
+    prediction there; ``margin``, how much slower the model predicts the runner-up (modelled);
+    ``tied``, whether the two are within their intervals of each other, where the model cannot
+    tell them apart and ``predicted`` names both."""
     cells: dict[tuple, list[tuple[Curve, Point]]] = {}
     for c in curves_:
         for p in c.points:
@@ -337,9 +340,12 @@ def winners(curves_: Iterable[Curve]) -> list[dict]:
         if len(pairs) < 2:
             continue
         fastest = min(pairs, key=lambda cp: cp[1].seconds)
-        predicted = None
+        predicted, margin, tied = None, None, False
         if all(p.predicted for _, p in pairs):
-            predicted = min(pairs, key=lambda cp: cp[1].predicted)[0].label
+            (first, a), (second, b) = sorted(pairs, key=lambda cp: cp[1].predicted)[:2]
+            margin = b.predicted / a.predicted - 1
+            tied = a.predicted + a.predicted_spread >= b.predicted - b.predicted_spread
+            predicted = f"{first.label} or {second.label}" if tied else first.label
         out.append(
             {
                 "cell": f"{job} on {engine}, {size:,} x {features}, {workers} "
@@ -347,6 +353,8 @@ def winners(curves_: Iterable[Curve]) -> list[dict]:
                 "measured": fastest[0].label,
                 "seconds": fastest[1].seconds,
                 "predicted": predicted,
+                "margin": margin,
+                "tied": tied,
             }
         )
     return out

@@ -190,9 +190,26 @@ def _alternatives(ask: Ask) -> Answer:
         if run is not None:
             a.say(
                 f"Measured, {w['cell']}: {w['measured']} was fastest, "
-                f"{ask.record(a, run, 'timings.per_iteration', 's')} per iteration."
+                f"{ask.record(a, run, 'timings.per_iteration', 's')} per iteration"
+                + _predicted(w)
+                + "."
             )
     return a
+
+
+def _predicted(winner: dict) -> str:
+    """What the cost model said of the race (modelled), with its margin."""
+    if winner["predicted"] is None:
+        return ""
+    if winner["tied"]:
+        return (
+            f"; the cost model (modelled) cannot tell {winner['predicted']} apart, "
+            f"{winner['margin']:.0%} within their intervals"
+        )
+    return (
+        f"; the cost model predicted {winner['predicted']} (modelled), "
+        f"{winner['margin']:.0%} ahead of the next"
+    )
 
 
 def _fastest_run(ask: Ask, winner: dict) -> dict | None:

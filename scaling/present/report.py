@@ -271,11 +271,23 @@ def winner_rows(cs: Sequence[Curve]) -> list[tuple]:
             w["cell"],
             w["measured"],
             f"{w['seconds']:.4f}",
-            "-" if w["predicted"] is None else f"~{w['predicted']}",
-            "-" if w["predicted"] is None else ("yes" if w["predicted"] == w["measured"] else "no"),
+            _predicted_winner(w),
+            "-"
+            if w["predicted"] is None
+            else "cannot tell"
+            if w["tied"]
+            else ("yes" if w["predicted"] == w["measured"] else "no"),
         )
         for w in found
     ]
+
+
+def _predicted_winner(w: dict) -> str:
+    if w["predicted"] is None:
+        return "-"
+    if w["tied"]:
+        return f"~{w['predicted']}: within their intervals ({w['margin']:+.0%}), cannot tell"
+    return f"~{w['predicted']} (next {w['margin']:+.0%})"
 
 
 def _sources_table(cs: Sequence[Curve]) -> str:

@@ -228,13 +228,15 @@ def prediction_text(title: str, result: dict, assumptions: list[str]) -> str:
         "overhead",
         "dominant",
     )
-    table = [header]
+    table = [(*header[:2], "interval", *header[2:])]
     for r in result["rows"]:
         t = r["terms"]
+        low, high = r["interval"]
         table.append(
             (
-                str(r["workers"]),
+                str(r["workers"]) + (" *" if r["extrapolated"] else ""),
                 seconds(r["seconds_per_iteration"]),
+                f"{seconds(low)} - {seconds(high)}" if high > low else "",
                 f"{r['speedup']:.2f}x",
                 f"{r['efficiency']:.0%}",
                 seconds(t["compute"]),
@@ -245,10 +247,20 @@ def prediction_text(title: str, result: dict, assumptions: list[str]) -> str:
             )
         )
     under = result["efficiency_under_half_at"]
+    beyond = [r["workers"] for r in result["rows"] if r["extrapolated"]]
     lines = [
         f"{title} (modelled, not measured)",
         "",
         text_table(table),
+        "",
+        "interval: give or take the spread of what it rests on (the samples' iterations, the "
+        "engine's empty calls: their quartiles)"
+        + (
+            "; * beyond the worker counts the calibration measured (below): the engine's "
+            "call and links extrapolated"
+            if beyond
+            else ""
+        ),
         "",
         f"fastest at {result['best_workers']} workers; "
         + (

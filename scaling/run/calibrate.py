@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from scaling.data import Blobs
-from scaling.engines.worker import noop, noop_combine
+from scaling.engines.worker import noop_combine
 from scaling.errors import UsageError
 from scaling.model.calibration import Calibration, fit
 
@@ -80,6 +80,59 @@ def _mesh_times(ctx, parts, sizes: tuple[int, ...], repeat: int) -> dict[int, fl
         mesh.close()
 
 
+def _timed_allreduces(allreduce: Callable, sizes: tuple[int, ...], repeat: int) -> dict:
+    """Median seconds of ``allreduce(buffer)`` for a float64 buffer of each size."""
+    out = {}
+    for size in sizes:
+        buf = np.ones(max(size // 8, 1))
+        walls = []
+        for _ in range(repeat + 2):
+            t0 = time.perf_counter()
+            allreduce(buf)
+            walls.append(time.perf_counter() - t0)
+        out[size] = statistics.median(walls[2:])
+    return out
+
+
+def _xgboost_times(ctx, parts, backend, started, sizes: tuple[int, ...], repeat: int) -> dict:
+    """XGBoost's own all-reduce (its ring, the histograms' transport) at each size."""
+    from xgboost import collective
+
+    with backend.member(ctx, started, 60):
+        return _timed_allreduces(
+            lambda b: collective.allreduce(b, collective.Op.SUM), sizes, repeat
+        )
+
+
+def _gloo_times(ctx, parts, backend, started, sizes: tuple[int, ...], repeat: int) -> dict:
+    """torch's gloo all-reduce (SGD's gradients' transport) at each size."""
+    import torch
+
+    with backend.member(ctx, started, 60) as group:
+        return _timed_allreduces(
+            lambda b: group.wait(group.allreduce(torch.from_numpy(b))), sizes, repeat
+        )
+
+
+def _library_times(engine, ds, repeat: int) -> dict[str, dict[str, float]]:
+    """The libraries' own all-reduces, timed by message size in a gang on this engine, by
+    the transport name the jobs' steps give them (:attr:`scaling.model.steps.Step.transport`).
+    LightGBM's network has no collective to call from Python: its steps keep a factor fitted
+    on measured runs (:func:`scaling.model.costmodel.fit_transport`)."""
+    from scaling.collectives import run_gang
+    from scaling.collectives.torch import TorchBackend
+    from scaling.collectives.xgboost import XGBoostBackend
+
+    out = {}
+    for name, backend, fn in (
+        ("xgboost", XGBoostBackend(), _xgboost_times),
+        ("gloo", TorchBackend(), _gloo_times),
+    ):
+        times = run_gang(engine, ds, backend, fn, PEER_SIZES, repeat)[0]
+        out[name] = {str(m): t for m, t in times.items()}
+    return out
+
+
 def empty_loop(steps, iterations: int) -> int:
     """An all-reduce loop that computes nothing: one number per worker, summed (run it with
     :func:`scaling.execution.execute`; its iterations are the gang's own cost)."""
@@ -91,6 +144,30 @@ def empty_loop(steps, iterations: int) -> int:
     return iterations
 
 
+TASK_SECONDS = 0.01
+"""How long the tasks of the calibration's empty call take (then taken off): a step's own
+cost is that of tasks that run a while. Dask answers a task of under 5 ms 5 ms later than
+one of 5 ms or more (10.7 ms against 5.7 ms per call at 1 worker, median of 40): a no-op's
+call cost twice what a real step pays."""
+
+
+def _waits(part, seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def empty_calls(engine, ds, repeat: int) -> list[float]:
+    """The cost of ``repeat`` map-reduce calls beyond their tasks' time (the trace's wall less
+    its compute: the busiest worker's, whether the engine runs its tasks side by side or one
+    after another), tasks of :data:`TASK_SECONDS` each, after one warm-up call."""
+    engine.map_reduce(ds, _waits, noop_combine, TASK_SECONDS)
+    out = []
+    for _ in range(repeat):
+        engine.map_reduce(ds, _waits, noop_combine, TASK_SECONDS)
+        call = engine.trace.calls[-1]
+        out.append(call.wall - call.compute)
+    return out
+
+
 def _zero(part) -> float:
     return 0.0
 
@@ -98,6 +175,11 @@ def _zero(part) -> float:
 def median_seconds(call: Callable[[], object], repeat: int, warm: int = 1) -> float:
     """The median wall time of ``repeat`` calls, after ``warm`` calls (first-call imports and
     connections are not the steady state)."""
+    return statistics.median(wall_times(call, repeat, warm))
+
+
+def wall_times(call: Callable[[], object], repeat: int, warm: int = 1) -> list[float]:
+    """The wall times of ``repeat`` calls, after ``warm`` calls."""
     for _ in range(warm):
         call()
     walls = []
@@ -105,7 +187,16 @@ def median_seconds(call: Callable[[], object], repeat: int, warm: int = 1) -> fl
         t0 = time.perf_counter()
         call()
         walls.append(time.perf_counter() - t0)
-    return statistics.median(walls)
+    return walls
+
+
+def spread(values: list[float]) -> float:
+    """How far apart the quartiles of ``values`` are, over twice their median: the relative
+    half-width the cost model's interval takes for them (0 for fewer than 3)."""
+    if len(values) < 3:
+        return 0.0
+    q1, median, q3 = statistics.quantiles(values, n=4)
+    return (q3 - q1) / (2 * median) if median > 0 else 0.0
 
 
 def measure(engine, repeat: int = 15) -> dict:
@@ -115,7 +206,8 @@ def measure(engine, repeat: int = 15) -> dict:
     p = engine.workers
     ds = engine.load(Blobs(rows=256 * p, features=4, centers=2, seed=0), partitions=p)
     try:
-        empty = median_seconds(lambda: engine.map_reduce(ds, noop, noop_combine), repeat)
+        walls = empty_calls(engine, ds, repeat)
+        empty = statistics.median(walls)
         # Sizes as strings: the keys JSON keeps.
         up = {}
         for m in SIZES:
@@ -131,10 +223,11 @@ def measure(engine, repeat: int = 15) -> dict:
         engine.trace.reset()
         execute(engine, ds, "allreduce", empty_loop, 3 + repeat, iteration="empty")
         gang = statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])
-        peer = {}
+        peer, libraries = {}, {}
         if p > 1:
             times = engine.gang(ds, _mesh_times, PEER_SIZES, repeat)[0]
             peer = {str(m): t for m, t in times.items()}
+            libraries = _library_times(engine, ds, repeat)
         roof = engine.map(ds, _roofline, 0.3)
     finally:
         engine.release(ds)
@@ -142,10 +235,12 @@ def measure(engine, repeat: int = 15) -> dict:
     return {
         "workers": p,
         "empty_call": empty,
+        "empty_spread": spread(walls),
         "up": up,
         "down": down,
         "gang_iteration": gang,
         "peer": peer,
+        "libraries": libraries,
         "gemm": statistics.median(r[0] for r in roof),
         "bandwidth": statistics.median(r[1] for r in roof),
         "straggle": (max(tasks) - statistics.median(tasks)) / statistics.median(tasks),

@@ -1,13 +1,13 @@
 """Compute timed at the shape asked about, as Ernest samples (Venkataraman et al., NSDI 2016):
-the job's own iteration on a sample of the rows, in-process on one core.
+the job's own iteration on samples of the rows, in-process on one core.
 
 A worker's compute is its share of one iteration: its map kernels on its rows. The cost model
-prices it as ``fixed + factor x roofline`` (:class:`~scaling.model.costmodel.Correction`);
-fitted on runs of other shapes that line does not carry to a third (41-78% off at 128
-features, ``benchmarks/results/costmodel.md``), so it is fitted here on the shape itself:
-:data:`ITERATIONS` iterations of the job at its features and options on :data:`SAMPLE_ROWS`
-rows, a half and a quarter of them (fewer where the data has fewer), timed by the trace.
-Three sizes check the kernel's scaling in rows: the fit says how far the line misses each.
+priced it as ``fixed + factor x roofline`` fitted on runs of other shapes, and that line does
+not carry to a third (41-78% off at 128 features, ``benchmarks/results/costmodel.md``), nor
+across a cache: logistic regression's per-row time grew 1.6x between 100,000 and 1,000,000
+rows of 32 features on this host. So the job's iteration is timed at the shape's own features
+and options on a worker's share of the rows at 1, 2, 4, ... workers (:func:`sizes`), and the
+model interpolates between them (:func:`scaling.model.costmodel.fit_samples`).
 
 Timings are kept per host, job, options and features in ``<store>/calibration/samples.json``
 (atomically), so a second ``scaling predict`` answers without running anything.
@@ -22,13 +22,17 @@ from pathlib import Path
 from scaling.measure.host import host_facts
 from scaling.results import atomic_write
 
-SAMPLE_ROWS = 100_000
-"""The largest sample: per iteration 10-100 ms of the jobs' kernels on one core, more than
-the caches hold (what the kernels read from memory is in the timing), and the three samples of
-a shape within seconds."""
+SAMPLE_BYTES = 512 << 20
+"""The largest sample's rows, in bytes: past every cache of the host (this one's L3 holds
+300 MiB; logistic regression's per-row time grew 1.6x from 24 MiB of rows to 488), beyond
+which each row costs the same and a line carries the samples to any size."""
 
-ITERATIONS = 4
-"""Iterations per sample; the trace's median after the first is its time."""
+MIN_ROWS = 8_192
+"""The smallest sample: a worker's share of the rows at the widest counts worth asking about."""
+
+ITERATIONS = 5
+"""Iterations per sample; the median of those after the first is its time, their quartiles
+its spread."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,13 +42,21 @@ class Sample:
     rows: int
     features: int
     compute: float
+    spread: float = 0.0  # of its iterations' compute: quartiles apart over twice the median
 
 
-def sizes(rows: int) -> list[int]:
-    """The sample sizes for a dataset of ``rows``: the cap (or all the rows), a half, a
-    quarter."""
-    n = min(rows, SAMPLE_ROWS)
-    return sorted({max(n // 4, 1), max(n // 2, 1), n}, reverse=True)
+def sizes(job, config, rows: int, features: int) -> list[int]:
+    """The sample sizes for ``rows`` x ``features``: a worker's rows at 1, 2, 4, ... workers
+    (the rows, halved while at least :data:`MIN_ROWS`, at most 8 of them), the largest capped
+    at :data:`SAMPLE_BYTES`. One size where the rows do not change an iteration's work (SGD's
+    batches): a few batches' rows."""
+    if job.rows_per_iteration(config, rows) != rows:
+        return [min(rows, max(MIN_ROWS, 4 * job.rows_per_iteration(config, rows)))]
+    n = min(rows, max(SAMPLE_BYTES // (8 * features), MIN_ROWS))
+    out = [n]
+    while len(out) < 8 and out[-1] // 2 >= MIN_ROWS:
+        out.append(out[-1] // 2)
+    return out
 
 
 def path_for(store: str | Path) -> Path:
@@ -75,7 +87,9 @@ def _read(store: str | Path) -> dict:
 def cached(store: str | Path, job, config, rows: int, features: int) -> list[Sample] | None:
     """The samples of this shape timed on this host before, or ``None``."""
     found = _read(store).get(_key(job, config, features))
-    if found is None or sorted(s["rows"] for s in found) != sorted(sizes(rows)):
+    if found is None or sorted(s["rows"] for s in found) != sorted(
+        sizes(job, config, rows, features)
+    ):
         return None
     return [Sample(**s) for s in found]
 
@@ -86,11 +100,13 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
     if (found := cached(store, job, config, rows, features)) is not None:
         return found
     from scaling.engines import make_engine
+    from scaling.run.calibrate import spread
 
-    wanted = sizes(rows)
+    wanted = sizes(job, config, rows, features)
+    at = f"{wanted[-1]:,}" + (f" to {wanted[0]:,}" if len(wanted) > 1 else "")
     say(
-        f"timing {job.name}'s iteration on samples of {', '.join(f'{n:,}' for n in wanted)} "
-        f"rows x {features} features (once per host and shape)"
+        f"timing {job.name}'s iteration on {len(wanted)} sample{'s' * (len(wanted) > 1)} of "
+        f"{at} rows x {features} features (once per host and shape)"
     )
     timed = job.timed(config, ITERATIONS)
     out = []
@@ -100,8 +116,13 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
             engine.trace.reset()
             job.fit(engine, ds, timed)
             _, typical = engine.trace.typical(job.iteration)
+            computes = [s["compute"] for s in engine.trace.summaries(job.iteration)[1:]]
             engine.release(ds)
-            out.append(Sample(rows=n, features=features, compute=typical["compute"]))
+            out.append(
+                Sample(
+                    rows=n, features=features, compute=typical["compute"], spread=spread(computes)
+                )
+            )
     every = _read(store)
     every[_key(job, config, features)] = [asdict(s) for s in out]
     path = path_for(store)
