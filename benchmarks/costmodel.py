@@ -34,6 +34,7 @@ Writes ``benchmarks/results/costmodel.{md,json}``; the reading in the .md is kep
 from __future__ import annotations
 
 import argparse
+import pickle
 import statistics
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def predict_all(points: list[dict], cals: dict, store: str) -> None:
             )
             pt[name] = {
                 "predicted": terms.seconds,
+                "spread": terms.spread,
                 "error": terms.seconds / pt["seconds"] - 1,
                 "dominant": terms.dominant,
                 "where": correction.where,
@@ -241,12 +243,18 @@ def winners(points: list[dict]) -> list[dict]:
         cell = {"job": job, "engine": engine, "cell": _shape(pts[0]) + f", {workers} w"}
         cell["measured"] = measured["variant"]
         for model in MODELS:
-            predicted = min(pts, key=lambda pt: pt[model]["predicted"])
+            first, second = sorted(pts, key=lambda pt: pt[model]["predicted"])[:2]
+            tied = costmodel.cannot_tell(
+                *((p[model]["predicted"], p[model]["spread"]) for p in (first, second))
+            )
             cell[model] = {
-                "predicted": predicted["variant"],
-                "agree": predicted is measured,
+                "predicted": f"{first['variant']} or {second['variant']}"
+                if tied
+                else first["variant"],
+                "tied": tied,
+                "agree": first is measured,
                 # how close the measured race was: the predicted winner's time over the winner's
-                "margin": predicted["seconds"] / measured["seconds"] - 1,
+                "margin": first["seconds"] / measured["seconds"] - 1,
             }
         out.append(cell)
     return out
@@ -277,7 +285,8 @@ def _errors_table(summary: list[dict]) -> str:
 def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: float) -> None:
     summary, cells = errors(points), winners(points)
     family = [c for c in cells if c["job"] in FAMILIES]
-    agree = {m: sum(c[m]["agree"] for c in family) for m in MODELS}
+    called = {m: [c for c in family if not c[m]["tied"]] for m in MODELS}
+    agree = {m: sum(c[m]["agree"] for c in called[m]) for m in MODELS}
     out = Path(args.out)
     kept = ""
     if (out / "costmodel.md").exists():  # keep the hand-written reading below the tables
@@ -314,11 +323,15 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: floa
         "",
         "## Fastest decomposition, predicted and measured, per held-out cell",
         "",
-        f"SGD strategies and boosted-tree modes (target >= 80%): the sampled model agrees in "
-        f"{agree['sampled']} of {len(family)} cells "
-        f"({agree['sampled'] / max(len(family), 1):.0%}), the fitted one in {agree['fitted']}. "
-        "`margin`: the predicted winner's measured time over the measured winner's (0% when "
-        "they agree).",
+        "SGD strategies and boosted-tree modes (target >= 80%): of "
+        f"{len(family)} cells the sampled model names a winner in {len(called['sampled'])} "
+        f"and is right in {agree['sampled']} "
+        f"({agree['sampled'] / max(len(called['sampled']), 1):.0%}); in the others the two "
+        "fastest are predicted within the model's own error "
+        f"({costmodel.MODEL_ERROR:.0%}) or their intervals, and it says it cannot tell "
+        f"(`a or b`). The fitted model: {agree['fitted']} right of "
+        f"{len(called['fitted'])} named. `margin`: the predicted winner's measured time over "
+        "the measured winner's (0% when they agree).",
         "",
         "```",
         text_table(
@@ -408,11 +421,19 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--points", help="keep the measured points in this file, or price those kept there"
+    )
     args = parser.parse_args()
     args.engines, args.jobs = args.engines.split(","), args.jobs.split(",")
     args.workers = [int(p) for p in args.workers.split(",")]
-    cals = {e: calibrate.calibrate(e, args.workers, say=print) for e in args.engines}
-    points = measure_all(args)
+    if args.points and Path(args.points).exists():  # measured before: price them again
+        cals, points = pickle.loads(Path(args.points).read_bytes())
+    else:
+        cals = {e: calibrate.calibrate(e, args.workers, say=print) for e in args.engines}
+        points = measure_all(args)
+        if args.points:
+            Path(args.points).write_bytes(pickle.dumps((cals, points)))
     with tempfile.TemporaryDirectory() as store:
         predict_all(points, cals, store)
     answer = predict_seconds(next(iter(cals.values())))

@@ -64,9 +64,10 @@ def test_sgd_payloads_follow_the_formulas():
 
 
 def test_help_explain_and_predict_import_no_training_library(tmp_path):
-    """``scaling --help``, ``explain`` and a calibrated ``predict`` read configs and steps:
-    they import no training library and start no engine (numba and scipy's optimisers load
-    where the kernels run); ``scaling --help`` not even NumPy, nor any job's module."""
+    """``scaling --help``, ``explain`` and a calibrated ``predict`` whose samples are kept
+    read configs and steps: they import no training library and start no engine (numba and
+    scipy's optimisers load where the kernels run); ``scaling --help`` not even NumPy, nor
+    any job's module. The first ``predict`` of a shape times the job on samples of it."""
     cal = calibration.Calibration(
         engine="dask",
         host=host_facts(),
@@ -96,6 +97,12 @@ def test_help_explain_and_predict_import_no_training_library(tmp_path):
         "print('light', not {'numpy', 'jobs.kmeans'} & set(sys.modules))\n"
     )
     predict = ["predict", "gbdt", "--engine", "dask", "--store", str(tmp_path)]
+    predict += ["--rows", "20000", "--features", "8"]
+    first = subprocess.run(
+        [sys.executable, "-c", code, *predict], capture_output=True, text=True, timeout=300
+    )
+    assert "timing gbdt's iteration on 2 samples" in first.stderr, first.stderr[-300:]
+    assert "xgboost" in first.stdout  # it trained on them
     for argv in (["--help"], ["explain", "kmeans", "--workers", "2"], predict):
         done = subprocess.run(
             [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120

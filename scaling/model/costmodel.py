@@ -71,6 +71,20 @@ PATTERNS = (
 """How a step's bytes travel ("": they do not)."""
 
 
+MODEL_ERROR = 0.10
+"""The model's own error, as measured: the median |predicted / measured - 1| of its held-out
+points per job on Dask, 7-13% (``benchmarks/results/costmodel.md``). Two decompositions
+predicted closer than this are a race it cannot call (:func:`cannot_tell`)."""
+
+
+def cannot_tell(first: tuple[float, float], second: tuple[float, float]) -> bool:
+    """Whether the model cannot tell which of two predictions, each (seconds, its interval's
+    half-width), is faster: the slower within :data:`MODEL_ERROR` of the faster, or their
+    intervals overlapping."""
+    (a, da), (b, db) = sorted((first, second))
+    return b <= a * (1 + MODEL_ERROR) or a + da >= b - db
+
+
 @dataclass(frozen=True)
 class Link:
     """A latency ``alpha`` (seconds per message) and a cost per byte ``beta`` (seconds)."""

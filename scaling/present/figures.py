@@ -328,8 +328,10 @@ def winners(curves_: Iterable[Curve]) -> list[dict]:
     one job, engine, mode and shape share (decompositions side by side: solvers, strategies,
     modes, execution styles). ``predicted`` is ``None`` unless every contender has a
     prediction there; ``margin``, how much slower the model predicts the runner-up (modelled);
-    ``tied``, whether the two are within their intervals of each other, where the model cannot
-    tell them apart and ``predicted`` names both."""
+    ``tied``, whether the model cannot tell the two apart
+    (:func:`scaling.model.costmodel.cannot_tell`), where ``predicted`` names both."""
+    from scaling.model.costmodel import cannot_tell
+
     cells: dict[tuple, list[tuple[Curve, Point]]] = {}
     for c in curves_:
         for p in c.points:
@@ -344,7 +346,7 @@ def winners(curves_: Iterable[Curve]) -> list[dict]:
         if all(p.predicted for _, p in pairs):
             (first, a), (second, b) = sorted(pairs, key=lambda cp: cp[1].predicted)[:2]
             margin = b.predicted / a.predicted - 1
-            tied = a.predicted + a.predicted_spread >= b.predicted - b.predicted_spread
+            tied = cannot_tell((a.predicted, a.predicted_spread), (b.predicted, b.predicted_spread))
             predicted = f"{first.label} or {second.label}" if tied else first.label
         out.append(
             {

@@ -203,8 +203,8 @@ def _predicted(winner: dict) -> str:
         return ""
     if winner["tied"]:
         return (
-            f"; the cost model (modelled) cannot tell {winner['predicted']} apart, "
-            f"{winner['margin']:.0%} within their intervals"
+            f"; the cost model (modelled) cannot tell {winner['predicted']} apart: "
+            f"{winner['margin']:.0%} apart, within its own error"
         )
     return (
         f"; the cost model predicted {winner['predicted']} (modelled), "

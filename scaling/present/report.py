@@ -286,7 +286,7 @@ def _predicted_winner(w: dict) -> str:
     if w["predicted"] is None:
         return "-"
     if w["tied"]:
-        return f"~{w['predicted']}: within their intervals ({w['margin']:+.0%}), cannot tell"
+        return f"~{w['predicted']}: {w['margin']:+.0%} apart, within the model's error"
     return f"~{w['predicted']} (next {w['margin']:+.0%})"
 
 

@@ -30,7 +30,7 @@ which each row costs the same and a line carries the samples to any size."""
 MIN_ROWS = 8_192
 """The smallest sample: a worker's share of the rows at the widest counts worth asking about."""
 
-ITERATIONS = 5
+ITERATIONS = 8
 """Iterations per sample; the median of those after the first is its time, their quartiles
 its spread."""
 
@@ -50,8 +50,9 @@ def sizes(job, config, rows: int, features: int) -> list[int]:
     (the rows, halved while at least :data:`MIN_ROWS`, at most 8 of them), the largest capped
     at :data:`SAMPLE_BYTES`. One size where the rows do not change an iteration's work (SGD's
     batches): a few batches' rows."""
-    if job.rows_per_iteration(config, rows) != rows:
-        return [min(rows, max(MIN_ROWS, 4 * job.rows_per_iteration(config, rows)))]
+    per_iteration = job.rows_per_iteration(config, rows)
+    if per_iteration == job.rows_per_iteration(config, max(rows // 2, 1)):
+        return [min(rows, max(MIN_ROWS, 4 * per_iteration))]
     n = min(rows, max(SAMPLE_BYTES // (8 * features), MIN_ROWS))
     out = [n]
     while len(out) < 8 and out[-1] // 2 >= MIN_ROWS:
