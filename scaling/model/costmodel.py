@@ -73,8 +73,9 @@ PATTERNS = (
 
 MODEL_ERROR = 0.10
 """The model's own error, as measured: the median |predicted / measured - 1| of its held-out
-points per job on Dask, 7-13% (``benchmarks/results/costmodel.md``). Two decompositions
-predicted closer than this are a race it cannot call (:func:`cannot_tell`)."""
+points on shapes no fit saw, 10% (``benchmarks/results/costmodel.md``; 13% over all of them,
+the 2-worker ones missed most where two workers and the driver share 2 cores). Two
+decompositions predicted closer than this are a race it cannot call (:func:`cannot_tell`)."""
 
 
 def cannot_tell(first: tuple[float, float], second: tuple[float, float]) -> bool:

@@ -220,6 +220,7 @@ def prediction_text(title: str, result: dict, assumptions: list[str]) -> str:
     header = (
         "workers",
         "s / iteration",
+        "interval",
         "speedup",
         "efficiency",
         "compute",
@@ -228,7 +229,7 @@ def prediction_text(title: str, result: dict, assumptions: list[str]) -> str:
         "overhead",
         "dominant",
     )
-    table = [(*header[:2], "interval", *header[2:])]
+    table = [header]
     for r in result["rows"]:
         t = r["terms"]
         low, high = r["interval"]
@@ -247,7 +248,6 @@ def prediction_text(title: str, result: dict, assumptions: list[str]) -> str:
             )
         )
     under = result["efficiency_under_half_at"]
-    beyond = [r["workers"] for r in result["rows"] if r["extrapolated"]]
     lines = [
         f"{title} (modelled, not measured)",
         "",
@@ -258,7 +258,7 @@ def prediction_text(title: str, result: dict, assumptions: list[str]) -> str:
         + (
             "; * beyond the worker counts the calibration measured (below): the engine's "
             "call and links extrapolated"
-            if beyond
+            if any(r["extrapolated"] for r in result["rows"])
             else ""
         ),
         "",

@@ -66,22 +66,14 @@ def _mesh_times(ctx, parts, sizes: tuple[int, ...], repeat: int) -> dict[int, fl
 
     mesh = Mesh(ctx, timeout=60)
     try:
-        out = {}
-        for size in sizes:
-            buf = np.ones(max(size // 8, 1))
-            walls = []
-            for _ in range(repeat + 2):
-                t0 = time.perf_counter()
-                mesh.allreduce(buf)
-                walls.append(time.perf_counter() - t0)
-            out[size] = statistics.median(walls[2:])
-        return out
+        return _timed_allreduces(mesh.allreduce, sizes, repeat)
     finally:
         mesh.close()
 
 
 def _timed_allreduces(allreduce: Callable, sizes: tuple[int, ...], repeat: int) -> dict:
-    """Median seconds of ``allreduce(buffer)`` for a float64 buffer of each size."""
+    """Median seconds of ``allreduce(buffer)`` for a float64 buffer of each size, after two
+    warm-up calls."""
     out = {}
     for size in sizes:
         buf = np.ones(max(size // 8, 1))
@@ -175,11 +167,6 @@ def _zero(part) -> float:
 def median_seconds(call: Callable[[], object], repeat: int, warm: int = 1) -> float:
     """The median wall time of ``repeat`` calls, after ``warm`` calls (first-call imports and
     connections are not the steady state)."""
-    return statistics.median(wall_times(call, repeat, warm))
-
-
-def wall_times(call: Callable[[], object], repeat: int, warm: int = 1) -> list[float]:
-    """The wall times of ``repeat`` calls, after ``warm`` calls."""
     for _ in range(warm):
         call()
     walls = []
@@ -187,7 +174,7 @@ def wall_times(call: Callable[[], object], repeat: int, warm: int = 1) -> list[f
         t0 = time.perf_counter()
         call()
         walls.append(time.perf_counter() - t0)
-    return walls
+    return statistics.median(walls)
 
 
 def spread(values: list[float]) -> float:

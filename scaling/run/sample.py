@@ -3,11 +3,12 @@ the job's own iteration on samples of the rows, in-process on one core.
 
 A worker's compute is its share of one iteration: its map kernels on its rows. The cost model
 priced it as ``fixed + factor x roofline`` fitted on runs of other shapes, and that line does
-not carry to a third (41-78% off at 128 features, ``benchmarks/results/costmodel.md``), nor
-across a cache: logistic regression's per-row time grew 1.6x between 100,000 and 1,000,000
-rows of 32 features on this host. So the job's iteration is timed at the shape's own features
-and options on a worker's share of the rows at 1, 2, 4, ... workers (:func:`sizes`), and the
-model interpolates between them (:func:`scaling.model.costmodel.fit_samples`).
+not carry to a third (logistic regression at 128 features: 62-81% off, the "fitted" column of
+``benchmarks/results/costmodel.md``), nor across a cache: logistic regression's per-row
+time grew 1.6x between 100,000 and 1,000,000 rows of 32 features on this host. So the job's
+iteration is timed at the shape's own features and options on a worker's share of the rows
+at 1, 2, 4, ... workers (:func:`sizes`), and the model interpolates between them
+(:func:`scaling.model.costmodel.fit_samples`).
 
 Timings are kept per host, job, options and features in ``<store>/calibration/samples.json``
 (atomically), so a second ``scaling predict`` answers without running anything.
