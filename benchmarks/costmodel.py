@@ -18,7 +18,7 @@ median over the repeats.
 - **Sampled** (:func:`scaling.model.costmodel.fit_samples`, what ``scaling predict`` does):
   each point's compute from its variant's iteration timed in-process on samples of the
   point's own shape (:mod:`scaling.run.sample`), no measured point's compute; the transport
-  factor as fitted.
+  factor fitted the same way, on what this compute leaves of the 2-worker run.
 - **Held out**: every other point: 2 workers on the other shapes, and 1 and 2 on the third
   (other features, or a model size between the fitted two); the model never sees their
   times.
@@ -39,7 +39,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 from common import RESULTS, host_line, write_result
@@ -148,7 +147,8 @@ def predict_all(points: list[dict], cals: dict, store: str) -> None:
     ``FITTED`` shapes at one worker (compute), and where a library brings its own transport,
     the first shape at two workers (its factor). **Sampled**: compute from the variant's
     iteration timed on samples of the point's own shape (:mod:`scaling.run.sample`, kept in
-    ``store``), the transport factor as fitted; no measured point's compute enters it."""
+    ``store``), no measured point's compute; each with the transport factor that its compute
+    leaves of the fitted 2-worker run."""
     for pt in points:
         job = get_job(pt["job"])
         library = any(s.transport for s in steps(job, pt, 2))
@@ -156,36 +156,27 @@ def predict_all(points: list[dict], cals: dict, store: str) -> None:
             (pt["shape"] < FITTED and pt["workers"] == 1)
             or (library and pt["shape"] == 0 and pt["workers"] == 2)
         )
-    fits: dict[tuple, costmodel.Correction] = {}
     for pt in points:
         job, cal = get_job(pt["job"]), cals[pt["engine"]]
         key = (pt["engine"], pt["job"], pt["variant"])
-        if key not in fits:
-            fitted = [
-                f
-                for f in points
-                if (f["engine"], f["job"], f["variant"]) == key and not f["held_out"]
-            ]
-            what = f"{pt['job']} {pt['variant']}"
-            fits[key] = costmodel.fit_transport(
-                costmodel.fit_compute(
-                    [(roofline(job, f, cal), f["compute"]) for f in fitted if f["workers"] == 1],
-                    what,
-                ),
-                [
-                    (steps(job, f, f["workers"]), f["workers"], f["seconds"])
-                    for f in fitted
-                    if f["workers"] > 1
-                ],
-                cal,
-                what,
-            )
+        fitted = [
+            f for f in points if (f["engine"], f["job"], f["variant"]) == key and not f["held_out"]
+        ]
+        ones = [(roofline(job, f, cal), f["compute"]) for f in fitted if f["workers"] == 1]
+        wider = [
+            (steps(job, f, f["workers"]), f["workers"], f["seconds"])
+            for f in fitted
+            if f["workers"] > 1
+        ]
         samples = sample.measure(store, job, pt["config"], pt["rows"], pt["features"], say=print)
-        fitted, compute = fits[key], costmodel.fit_samples(job, pt["config"], samples, cal)
-        sampled = replace(
-            compute, transport=fitted.transport, where=compute.where + fitted.where[1:]
-        )
-        for name, correction in (("fitted", fitted), ("sampled", sampled)):
+        what = f"{pt['job']} {pt['variant']}"
+        models = {
+            "fitted": costmodel.fit_compute(ones, what),
+            "sampled": costmodel.fit_samples(job, pt["config"], samples, cal),
+        }
+        for name, compute in models.items():
+            # the transport factor is what each model's compute leaves of the wider run
+            correction = costmodel.fit_transport(compute, wider, cal, what)
             (terms,) = costmodel.predict(
                 lambda p, pt=pt, job=job: steps(job, pt, p), [pt["workers"]], cal, correction
             )
