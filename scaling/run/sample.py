@@ -17,6 +17,7 @@ Timings are kept per host, job, options and features in ``<store>/calibration/sa
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,8 +33,12 @@ MIN_ROWS = 8_192
 """The smallest sample: a worker's share of the rows at the widest counts worth asking about."""
 
 ITERATIONS = 8
-"""Iterations per sample; the median of those after the first is its time, their quartiles
-its spread."""
+"""Iterations per fit of a sample; the median of those after the first is the fit's time."""
+
+ROUNDS = 3
+"""Fits per sample, the sizes taking turns; the median fit is its time, the quartiles of all
+their iterations its spread. One round on this shared host timed the largest sample 1.5x
+slower than another (other tenants in the L3 cache it spills into)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,20 +116,27 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
         f"{at} rows x {features} features (once per host and shape)"
     )
     timed = job.timed(config, ITERATIONS)
-    out = []
+    typical: dict[int, list[float]] = {n: [] for n in wanted}
+    every: dict[int, list[float]] = {n: [] for n in wanted}
     with make_engine("local", 1) as engine:
-        for n in wanted:
-            ds = engine.load(job.synthetic(n, features, 0, config))
-            engine.trace.reset()
-            job.fit(engine, ds, timed)
-            _, typical = engine.trace.typical(job.iteration)
-            computes = [s["compute"] for s in engine.trace.summaries(job.iteration)[1:]]
+        loaded = {n: engine.load(job.synthetic(n, features, 0, config)) for n in wanted}
+        for _ in range(ROUNDS):  # the sizes taking turns: a noisy stretch falls on each alike
+            for n, ds in loaded.items():
+                engine.trace.reset()
+                job.fit(engine, ds, timed)
+                typical[n].append(engine.trace.typical(job.iteration)[1]["compute"])
+                every[n] += [s["compute"] for s in engine.trace.summaries(job.iteration)[1:]]
+        for ds in loaded.values():
             engine.release(ds)
-            out.append(
-                Sample(
-                    rows=n, features=features, compute=typical["compute"], spread=spread(computes)
-                )
-            )
+    out = [
+        Sample(
+            rows=n,
+            features=features,
+            compute=statistics.median(typical[n]),
+            spread=spread(every[n]),
+        )
+        for n in wanted
+    ]
     every = _read(store)
     every[_key(job, config, features)] = [asdict(s) for s in out]
     path = path_for(store)
