@@ -72,10 +72,11 @@ PATTERNS = (
 
 
 MODEL_ERROR = 0.10
-"""The model's own error, as measured: the median |predicted / measured - 1| of its held-out
-points on shapes no fit saw, 10% (``benchmarks/results/costmodel.md``; 13% over all of them,
-the 2-worker ones missed most where two workers and the driver share 2 cores). Two
-decompositions predicted closer than this are a race it cannot call (:func:`cannot_tell`)."""
+"""The model's own error, as measured: about the median |predicted / measured - 1| of its
+held-out points in ``benchmarks/results/costmodel.md`` (4% at 1 worker, 11% on shapes no fit
+saw, 13% over all of them, the 2-worker ones missed most where two workers and the driver
+share 2 cores). Two decompositions predicted closer than this are a race it cannot call
+(:func:`cannot_tell`)."""
 
 
 def cannot_tell(first: tuple[float, float], second: tuple[float, float]) -> bool:

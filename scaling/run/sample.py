@@ -117,7 +117,7 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
     )
     timed = job.timed(config, ITERATIONS)
     typical: dict[int, list[float]] = {n: [] for n in wanted}
-    every: dict[int, list[float]] = {n: [] for n in wanted}
+    iterations: dict[int, list[float]] = {n: [] for n in wanted}
     with make_engine("local", 1) as engine:
         loaded = {n: engine.load(job.synthetic(n, features, 0, config)) for n in wanted}
         for _ in range(ROUNDS):  # the sizes taking turns: a noisy stretch falls on each alike
@@ -125,7 +125,7 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
                 engine.trace.reset()
                 job.fit(engine, ds, timed)
                 typical[n].append(engine.trace.typical(job.iteration)[1]["compute"])
-                every[n] += [s["compute"] for s in engine.trace.summaries(job.iteration)[1:]]
+                iterations[n] += [s["compute"] for s in engine.trace.summaries(job.iteration)[1:]]
         for ds in loaded.values():
             engine.release(ds)
     out = [
@@ -133,7 +133,7 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
             rows=n,
             features=features,
             compute=statistics.median(typical[n]),
-            spread=spread(every[n]),
+            spread=spread(iterations[n]),
         )
         for n in wanted
     ]
