@@ -212,7 +212,10 @@ def test_the_drill_on_the_command_line_records_what_the_engine_did(tmp_path):
     argv = ["kmeans", "--rows", "20000", "--k", "4", "--max-iter", "6", "--tol", "0"]
     record, err = drilled(tmp_path, *argv, "--kill-worker-at", "2")
     (failure,) = record["failures"]
-    assert failure["workers"] == [0] and "KilledWorker" in failure["error"]
+    # the scheduler's verdict (KilledWorker) or the engine seeing the worker leave first: which
+    # comes first is a race (the second, once, on a busy host and in a fresh clone here)
+    assert failure["workers"] == [0]
+    assert "KilledWorker" in failure["error"] or "left the cluster" in failure["error"]
     assert (
         record["quality"]["inertia"]
         == run_job(
