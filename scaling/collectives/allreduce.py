@@ -34,7 +34,7 @@ from scaling.collectives import Backend
 from scaling.collectives.tcp import allgather, own_address
 from scaling.engines.rendezvous import recv_into
 from scaling.engines.worker import GangContext
-from scaling.measure.sockets import moved, tcp_counters
+from scaling.measure.sockets import tcp_moved
 
 RING_BYTES = 1 << 18
 """Buffers from 256 kB on (with more than 2 members) go round the ring: below it, latency
@@ -107,17 +107,17 @@ class Mesh:
         self.peers.clear()
 
     def bytes_moved(self) -> int | None:
-        """Bytes moved so far on this member's mesh sockets, sent and received
-        (:func:`~scaling.measure.sockets.moved`), as the kernel counted them (``None`` where
-        it does not say)."""
+        """Bytes moved so far on this member's mesh sockets, sent and received, as the kernel
+        counted them (:func:`~scaling.measure.sockets.tcp_moved`; ``None`` where it does not
+        say)."""
         if not hasattr(socket, "TCP_INFO"):
             return None
         total = 0
         for sock in self.peers.values():
-            counted = tcp_counters(sock)
+            counted = tcp_moved(sock)
             if counted is None:
                 return None
-            total += moved(counted)
+            total += counted
         return total
 
     # -------------------------------------------------------------------- collectives
