@@ -13,9 +13,9 @@ ROW_BLOCK = 1_024
 (1,024 rows: 0.042 s per 500,000 x 32 rows, k = 16; 256: 0.045; 4,096: 0.049), where NumPy
 computes them (labels, inertia, k-means||)."""
 LLOYD_BLOCK = 1_024
-"""Rows per gemm call in the compiled Lloyd map. OpenBLAS's call costs about 10 us whatever
-its size (a 16 x 1,024 x 32 sgemm took half the time of two 16 x 512 x 32 ones): 1,024 rows
-were 0.94-0.95x scikit-learn's float32 step in three runs of four, 512 rows 0.95-1.25x."""
+"""Rows per gemm call in the compiled Lloyd map: fewer calls into OpenBLAS, the (block x k)
+buffer still in cache. 1,024 rows were 0.94-0.95x scikit-learn's float32 step in three runs
+of four, 512 rows 0.95-1.25x (one thread each, side by side)."""
 
 
 def _distances(

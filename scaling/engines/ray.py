@@ -249,7 +249,7 @@ class RayEngine(Engine):
         top = 1 << ((p - 1).bit_length() - 1) if p > 1 else 0  # the driver's second child
         outs: dict[int, ray.ObjectRef] = {}
         for i in reversed(range(p)):  # children (higher indices) before their parents
-            children = [outs[j] for j in _children(i, p) if j != top or i != 0]
+            children = [outs[j] for j in _children(i, p) if (i, j) != (0, top)]
             if children:
                 outs[i] = self._actors[i].run_tree.remote(call, children, *refs)
             else:

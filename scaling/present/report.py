@@ -271,23 +271,21 @@ def winner_rows(cs: Sequence[Curve]) -> list[tuple]:
             w["cell"],
             w["measured"],
             f"{w['seconds']:.4f}",
-            _predicted_winner(w),
-            "-"
-            if w["predicted"] is None
-            else "cannot tell"
-            if w["tied"]
-            else ("yes" if w["predicted"] == w["measured"] else "no"),
+            *_predicted_cells(w),
         )
         for w in found
     ]
 
 
-def _predicted_winner(w: dict) -> str:
+def _predicted_cells(w: dict) -> tuple[str, str]:
+    """A winner's predicted-fastest and agree cells (modelled)."""
     if w["predicted"] is None:
-        return "-"
+        return "-", "-"
     if w["tied"]:
-        return f"~{w['predicted']}: {w['margin']:+.0%} apart, within the model's error"
-    return f"~{w['predicted']} (next {w['margin']:+.0%})"
+        within = f"~{w['predicted']}: {w['margin']:+.0%} apart, within the model's error"
+        return within, "cannot tell"
+    agree = "yes" if w["predicted"] == w["measured"] else "no"
+    return f"~{w['predicted']} (next {w['margin']:+.0%})", agree
 
 
 def _sources_table(cs: Sequence[Curve]) -> str:
