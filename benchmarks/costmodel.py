@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/costmodel.py                        # the recorded run
     .venv/bin/python benchmarks/costmodel.py --engines dask --jobs kmeans --repeat 1
+    .venv/bin/python benchmarks/costmodel.py --emulate 8 --workers 1,2,4,8 --engines dask
 
 Per engine: calibrate at 1 and 2 workers (:mod:`scaling.model.calibration`, empty and synthetic
 work only), then train every job's decompositions (``VARIANTS``: execution styles, solvers,
@@ -28,7 +29,14 @@ median over the repeats.
   predicts fastest against the one measured fastest, for the SGD strategies and the
   boosted-tree modes (the target's families) and the other jobs' variants.
 
-Writes ``benchmarks/results/costmodel.{md,json}``; the reading in the .md is kept across runs.
+- **On a scale model** (``--emulate N``, root): per engine a cluster of N one-core machines
+  (:mod:`scaling.run.machines`, ``scaling cluster start ENGINE --machines N``), this script run
+  again on its head to calibrate and measure there; every time it measures, the calibration's
+  included, divided by the model's measured dilation D (the modelled cluster's times). The
+  samples are timed on this host as ever: a machine of the model is one of its cores, slowed.
+
+Writes ``benchmarks/results/costmodel.{md,json}`` (``costmodel-emulated-N.{md,json}`` with
+``--emulate N``); the reading in the .md is kept across runs.
 """
 
 from __future__ import annotations
@@ -76,6 +84,30 @@ worker: two numbers of rows (for SGD two model and batch sizes), what strong sca
 per worker. The last shape changes what the fit did not vary (the features, or a model size
 between the two), so that it tests the model's extrapolation, not only its interpolation."""
 
+EMULATED_SHAPES = {
+    "kmeans": [(1_000_000, 32, {}), (2_000_000, 32, {}), (1_000_000, 64, {})],
+    "logreg": [(1_000_000, 32, {}), (2_000_000, 32, {}), (1_000_000, 64, {})],
+    "sgd": [
+        (100_000, 32, {"hidden": "512,512", "batch_size": 8192}),
+        (100_000, 32, {"hidden": "256,256", "batch_size": 16384}),
+        (100_000, 32, {"hidden": "384,384", "batch_size": 8192}),
+    ],
+    "gbdt": [(400_000, 16, {}), (800_000, 16, {}), (400_000, 48, {})],
+}
+"""The shapes on a scale model: 2-4x the work of ``SHAPES`` per iteration, so that each of 8
+machines still has a step of a few milliseconds of its own. A machine's CPU share is a quota
+per 10 ms period, checked at the scheduler's tick: a step that starts after a wait runs its
+first few milliseconds at the host's speed (up to 4 ms of a core here, 4 ms ticks), which on
+a small step is most of it."""
+
+EMULATED_OPTIONS = {
+    "kmeans": {"max_iter": 5},
+    "logreg": {"max_iter": 5},
+    "sgd": {"max_steps": 12, "eval_every": 12},
+    "gbdt": {"rounds": 5},
+}
+"""Fewer iterations on a scale model, where each takes D times as long: a median of 4."""
+
 FITTED = 2
 
 FAMILIES = ("sgd", "gbdt")
@@ -90,29 +122,33 @@ def measure(eng, ds, job, config) -> dict:
     return {k: typical[k] for k in ("wall", "compute", "communication")}
 
 
-def _medians(runs: list[dict]) -> dict:
-    """Median time and parts over repeats (each part's own median)."""
+def _medians(runs: list[dict], dilation: float) -> dict:
+    """Median time and parts over repeats (each part's own median), divided by a scale
+    model's ``dilation`` (1 on this host's own workers)."""
     return {
-        "seconds": statistics.median(r["wall"] for r in runs),
-        "compute": statistics.median(r["compute"] for r in runs),
-        "communication": statistics.median(r["communication"] for r in runs),
+        "seconds": statistics.median(r["wall"] for r in runs) / dilation,
+        "compute": statistics.median(r["compute"] for r in runs) / dilation,
+        "communication": statistics.median(r["communication"] for r in runs) / dilation,
     }
 
 
 def measure_all(args: argparse.Namespace) -> list[dict]:
-    """Every (engine, job, variant, shape, workers) point, measured."""
+    """Every (engine, job, variant, shape, workers) point, measured (on the cluster at
+    ``--address``, its times divided by ``--dilation``)."""
     points = []
-    total = sum(len(VARIANTS[j]) * len(SHAPES[j]) for j in args.jobs) * len(args.workers)
+    shapes = EMULATED_SHAPES if args.emulate else SHAPES
+    options = {j: OPTIONS[j] | (EMULATED_OPTIONS[j] if args.emulate else {}) for j in OPTIONS}
+    total = sum(len(VARIANTS[j]) * len(shapes[j]) for j in args.jobs) * len(args.workers)
     bar = tqdm(total=total * len(args.engines) * args.repeat, desc="cost model")
     for engine in args.engines:
         for p in args.workers:
-            with make_engine(engine, p) as eng:
+            with make_engine(engine, p, address=args.address) as eng:
                 for name in args.jobs:
                     job = get_job(name)
-                    for shape, (rows, features, shared) in enumerate(SHAPES[name]):
+                    for shape, (rows, features, shared) in enumerate(shapes[name]):
                         configs = {
-                            v: job.config(**OPTIONS[name], **shared, **options)
-                            for v, options in VARIANTS[name].items()
+                            v: job.config(**options[name], **shared, **variant)
+                            for v, variant in VARIANTS[name].items()
                         }
                         ds = eng.load(
                             job.synthetic(rows, features, 0, next(iter(configs.values())))
@@ -134,7 +170,7 @@ def measure_all(args: argparse.Namespace) -> list[dict]:
                                     "features": features,
                                     "options": shared,
                                     "workers": p,
-                                    **_medians(runs[v]),
+                                    **_medians(runs[v], args.dilation),
                                     "config": config,
                                 }
                             )
@@ -273,23 +309,27 @@ def _errors_table(summary: list[dict]) -> str:
     return text_table([(*head, "sampled's worst at"), *rows])
 
 
-def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: float) -> None:
+def write(
+    args: argparse.Namespace, name: str, points: list[dict], cals: dict, answer: float | None
+) -> None:
     summary, cells = errors(points), winners(points)
     family = [c for c in cells if c["job"] in FAMILIES]
     called = {m: [c for c in family if not c[m]["tied"]] for m in MODELS}
     agree = {m: sum(c[m]["agree"] for c in called[m]) for m in MODELS}
     out = Path(args.out)
     kept = ""
-    if (out / "costmodel.md").exists():  # keep the hand-written reading below the tables
-        text = (out / "costmodel.md").read_text()
+    if (out / f"{name}.md").exists():  # keep the hand-written reading below the tables
+        text = (out / f"{name}.md").read_text()
         kept = text[text.index("## Reading") :] if "## Reading" in text else ""
     lines = [
         "# The cost model against held-out measurements",
         "",
         "Command: `.venv/bin/python benchmarks/costmodel.py --engines "
         f"{','.join(args.engines)} --jobs {','.join(args.jobs)} --workers "
-        f"{','.join(map(str, args.workers))} --repeat {args.repeat}`",
+        f"{','.join(map(str, args.workers))} --repeat {args.repeat}"
+        + (f" --emulate {args.emulate} --link {args.link}`" if args.emulate else "`"),
         "",
+        *([_emulation_line(args, cals), ""] if args.emulate else []),
         f"Host: {host_line()}. Each engine calibrated at "
         f"{','.join(map(str, args.workers))} workers in the same run. Two models of compute: "
         f"**fitted**, every variant's line (a fixed cost per iteration and a factor on the "
@@ -308,10 +348,16 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: floa
         _errors_table(summary),
         "```",
         "",
-        f"`scaling predict kmeans --engine {args.engines[0]} --workers 1,2,4,...,1024` "
-        f"answers in {answer:.2f} s once calibrated and its samples timed (median of 5, a new "
-        "process each).",
-        "",
+        *(
+            [
+                f"`scaling predict kmeans --engine {args.engines[0]} --workers 1,2,4,...,1024` "
+                f"answers in {answer:.2f} s once calibrated and its samples timed (median of 5, "
+                "a new process each).",
+                "",
+            ]
+            if answer is not None
+            else []
+        ),
         "## Fastest decomposition, predicted and measured, per held-out cell",
         "",
         "SGD strategies and boosted-tree modes (target >= 80%): of "
@@ -388,7 +434,18 @@ def write(args: argparse.Namespace, points: list[dict], cals: dict, answer: floa
         "calibrations": {e: c.to_json() for e, c in cals.items()},
         "predict_seconds": answer,
     }
-    write_result(out, "costmodel", lines, record)
+    write_result(out, name, lines, record)
+
+
+def _emulation_line(args: argparse.Namespace, cals: dict) -> str:
+    ds = ", ".join(f"{e} {c.dilation:.2f}" for e, c in cals.items())
+    return (
+        f"On a scale model of {args.emulate} one-core machines and a head on links of "
+        f"{args.link} (`scaling cluster start ENGINE --machines {args.emulate}`, a model per "
+        "engine): every time measured there, the calibration's included, is divided by the "
+        f"model's measured dilation D ({ds}), so that every number here is the modelled "
+        "cluster's (emulated). The samples are timed on this host's own core."
+    )
 
 
 def predict_seconds(cal, repeat: int = 5) -> float:
@@ -413,23 +470,86 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
-        "--points", help="keep the measured points in this file, or price those kept there"
+        "--points",
+        help="keep the measured points in this file, or price those kept there (several: "
+        "comma-separated, priced together)",
     )
+    parser.add_argument("--emulate", type=int, metavar="N", help="on a scale model of N machines")
+    parser.add_argument("--link", default="1gbit", help="with --emulate: each machine's link")
+    # what --emulate runs on the model's head: measure on the cluster there, keep in --points
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--dilation", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.engines, args.jobs = args.engines.split(","), args.jobs.split(",")
     args.workers = [int(p) for p in args.workers.split(",")]
-    if args.points and Path(args.points).exists():  # measured before: price them again
-        cals, points = pickle.loads(Path(args.points).read_bytes())
+    if args.address:
+        Path(args.points).write_bytes(pickle.dumps(measured(args)))
+        return
+    kept = [Path(f) for f in (args.points or "").split(",") if f]
+    if kept and all(f.exists() for f in kept):  # measured before: price them again, together
+        cals, points = {}, []
+        for f in kept:
+            more_cals, more_points = pickle.loads(f.read_bytes())
+            cals, points = cals | more_cals, points + more_points
+        cals = {e: refit(c) for e, c in cals.items()}
     else:
-        cals = {e: calibrate.calibrate(e, args.workers, say=print) for e in args.engines}
-        points = measure_all(args)
+        cals, points = emulated(args) if args.emulate else measured(args)
         if args.points:
             Path(args.points).write_bytes(pickle.dumps((cals, points)))
     with tempfile.TemporaryDirectory() as store:
         predict_all(points, cals, store)
-    answer = predict_seconds(next(iter(cals.values())))
-    write(args, points, cals, answer)
-    print((Path(args.out) / "costmodel.md").read_text())
+    name = f"costmodel-emulated-{args.emulate}" if args.emulate else "costmodel"
+    answer = None if args.emulate else predict_seconds(next(iter(cals.values())))
+    write(args, name, points, cals, answer)
+    print((Path(args.out) / f"{name}.md").read_text())
+
+
+def refit(cal):
+    """``cal`` fitted again from its measured points, as the model fits them now."""
+    points = list(cal.points.values())
+    return calibration.fit(cal.engine, cal.versions.get(cal.engine, ""), points, cal.dilation)
+
+
+def measured(args: argparse.Namespace) -> tuple[dict, list[dict]]:
+    """Each engine calibrated and every point measured, on this host's workers or on the
+    cluster at ``--address`` (slowed by ``--dilation``)."""
+
+    def connect(name: str, p: int):
+        return make_engine(name, p, address=args.address)
+
+    cals = {
+        e: calibrate.calibrate(e, args.workers, make=connect, say=print, dilation=args.dilation)
+        for e in args.engines
+    }
+    return cals, measure_all(args)
+
+
+def emulated(args: argparse.Namespace) -> tuple[dict, list[dict]]:
+    """Per engine, a scale model of ``--emulate`` machines, this script run on its head to
+    measure there (:func:`measured`), and the model removed, whatever happened."""
+    from scaling.run import cluster
+    from scaling.run.machines import ScaleModel
+
+    cals, points = {}, []
+    for engine in args.engines:
+        found = cluster.start(engine, 1, machines=args.emulate, link=args.link)
+        try:
+            d = found.emulation["dilation"]
+            print(f"{engine}: {args.emulate} machines on {args.link} links, D = {d:.2f}")
+            with tempfile.NamedTemporaryFile(suffix=".pickle") as kept:
+                argv = [sys.executable, __file__, "--engines", engine, "--jobs",
+                        ",".join(args.jobs), "--workers", ",".join(map(str, args.workers)),
+                        "--repeat", str(args.repeat), "--emulate", str(args.emulate),
+                        "--address", found.address,
+                        "--dilation", str(d), "--points", kept.name]  # fmt: skip
+                command, env = ScaleModel.load(found.machines).driver(argv)
+                subprocess.run(command, env=env, check=True)
+                engine_cals, measured_points = pickle.loads(Path(kept.name).read_bytes())
+            cals |= engine_cals
+            points += measured_points
+        finally:
+            cluster.stop(engine)
+    return cals, points
 
 
 if __name__ == "__main__":

@@ -73,6 +73,12 @@ def test_calibration_recovers_a_synthetic_engine(monkeypatch):
     assert 5e8 < cal.gemm < 5e11 and 1e8 < cal.bandwidth < 1e12
     # Kept and read back whole; from another host it is not reused.
     assert calibration.Calibration.from_json(cal.to_json()) == cal
+    # Measured on a scale model slowed by 2, the same points are a cluster twice as fast.
+    fast = calibration.fit("synthetic", "", list(cal.points.values()), dilation=2)
+    assert fast.call == pytest.approx((cal.call[0] / 2, cal.call[1] / 2))
+    assert fast.up.beta == pytest.approx(BETA_UP / 2, rel=0.05)
+    assert fast.gemm == pytest.approx(2 * cal.gemm) and fast.straggle == cal.straggle
+    assert fast.points == cal.points and fast.dilation == 2
 
 
 def test_calibration_is_reused_only_on_its_host(tmp_path):
@@ -172,26 +178,31 @@ def test_prediction_meets_the_measured_times_it_was_fitted_on(dask_calibration):
 
 
 def test_library_transports_are_timed_by_size_or_fitted_on_a_wider_run(dask_calibration):
-    """XGBoost's and gloo's all-reduces are timed by message size in the calibration, and
-    their steps priced at those links; LightGBM's network, which no Python call reaches, gets
-    a factor from a 2-worker run, after which the model meets that run's time (and a 1-worker
-    run's compute) exactly."""
-    assert set(dask_calibration.libraries) == {"xgboost", "gloo"}
+    """XGBoost's and gloo's all-reduces and LightGBM's rounds are timed by message size in
+    the calibration, and their steps priced at those links. A calibration without a library's
+    link (one made before it was timed) gets a factor from a 2-worker run, after which the
+    model meets that run's time (and a 1-worker run's compute) exactly."""
+    assert set(dask_calibration.libraries) == {"xgboost", "gloo", "lightgbm"}
     assert all(link.alpha > 0 and link.beta > 0 for link in dask_calibration.libraries.values())
     job = get_job("gbdt")
-    xgboost_steps = job.explain(20_000, 16, 2, job.config(library="xgboost"))
-    own, library = costmodel.communication(xgboost_steps, 2, dask_calibration)
-    assert own > 0 and library == 0
+    for library in ("xgboost", "lightgbm"):
+        steps = job.explain(20_000, 16, 2, job.config(library=library))
+        own, untimed = costmodel.communication(steps, 2, dask_calibration)
+        assert own > 0 and untimed == 0
+    older = replace(
+        dask_calibration,
+        libraries={k: v for k, v in dask_calibration.libraries.items() if k != "lightgbm"},
+    )
     config = job.config(rounds=4, library="lightgbm")
     source = job.synthetic(20_000, 16, 0, config)
     records = [
         run_job(RunSpec(job=job, engine="dask", workers=p, source=source, config=config)).record
         for p in (1, 2)
     ]
-    fitted = costmodel.correction(job, "dask", config, records, dask_calibration)
+    fitted = costmodel.correction(job, "dask", config, records, older)
     assert "library's own transport" in fitted.where[1] and fitted.transport > 0
     one, two = costmodel.predict(
-        lambda p: job.explain(20_000, 16, p, config), [1, 2], dask_calibration, fitted
+        lambda p: job.explain(20_000, 16, p, config), [1, 2], older, fitted
     )
     assert one.compute == pytest.approx(records[0]["split"]["compute"], rel=1e-6)
     assert two.seconds == pytest.approx(records[1]["timings"]["per_iteration"], rel=1e-6)

@@ -19,6 +19,11 @@ at each worker count asked for and measures, with empty or synthetic work only:
 Each fit is least squares over the medians of ``repeat`` calls per point. The calibration is
 stored as ``<store>/calibration/<engine>.json`` (atomically) and reused while the host and the
 versions it was measured with are the same.
+
+On a scale model (:mod:`scaling.run.machines`) every time measured is D times the modelled
+cluster's: :func:`fit` with ``dilation=D`` divides the times by D and multiplies the rates by
+D before fitting, so that the constants are the modelled cluster's (its raw points are kept as
+measured, with D beside them).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Calibration:
     bandwidth: float  # bytes/s one core reads
     straggle: float
     call_spread: float = 0.0  # the empty call's quartiles apart, over twice its median
+    dilation: float = 1.0  # a scale model's D the points' times were divided by (1: as is)
     libraries: dict[str, Link] = field(default_factory=dict)  # by Step.transport: their own
     points: dict = field(default_factory=dict)  # what the fits were made from
 
@@ -126,25 +132,78 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return max(sum(x * y for x, y in zip(xs, ys, strict=True)) / den, 0.0) if den else 0.0
 
 
-def _allreduce_link(points: list[dict], times) -> Link:
-    """A link fitted on all-reduces timed by size (``times(point)``: seconds by size, at the
-    point's worker count): the latency from the smallest messages alone (a least-squares
-    intercept would be the large messages' noise), then the cost per byte of what is left."""
-    rows = [
-        (hops("allreduce", pt["workers"], int(m)), allreduce_bytes(int(m), pt["workers"]), t)
-        for pt in points
-        for m, t in times(pt).items()
-    ]
+LIBRARIES = {
+    "xgboost": ("ring", lambda m, p: m * (2 * p - 1) / p),
+    "gloo": ("ring", lambda m, p: 2 * m * (p - 1) / p),
+    "lightgbm": ("reduce-scatter", lambda m, p: m * (p - 1) / p),
+}
+"""Per library, the pattern the jobs' steps on its transport are priced by and the bytes one
+member sends when it moves a message of ``m`` bytes among ``p``: XGBoost's all-reduce sends
+(2p - 1) / p of the buffer (the kernel's counters: jobs/gbdt/steps.py), gloo's ring
+2 (p - 1) / p, LightGBM's histograms are reduce-scattered, (p - 1) / p
+(:func:`scaling.run.calibrate._lightgbm_times`). Its link is fitted with them, so that a
+step pays what the library's timed messages paid."""
+
+
+def _moved(library: str | None, nbytes: int, p: int) -> tuple[float, float]:
+    """The latencies one member waits for and the bytes it sends when ``library`` moves a
+    message of ``nbytes`` (None: this project's all-reduce), as the cost model prices the
+    steps that use it."""
+    if library is None:
+        return hops("allreduce", p, nbytes), allreduce_bytes(nbytes, p)
+    pattern, volume = LIBRARIES[library]
+    sends = volume(nbytes, p)
+    return hops(pattern, p, sends), busiest_bytes(pattern, p, sends)
+
+
+def _message_link(points: list[dict], times, library: str | None = None) -> Link:
+    """A link fitted on messages timed by size (``times(point)``: seconds by size, at the
+    point's worker count) through ``library``'s transport (:func:`_moved`): the latency from
+    the smallest messages alone (a least-squares intercept would be the large messages'
+    noise), then the cost per byte of what is left."""
+    rows, smallest = [], []
+    for pt in points:
+        timed = {int(m): t for m, t in times(pt).items()}
+        for m, t in timed.items():
+            h, s = _moved(library, m, pt["workers"])
+            rows.append((h, s, t))
+            if m == min(timed) and h > 0:
+                smallest.append(t / h)
     if not rows:
         return Link(0.0, 0.0)
-    smallest = [t / h for h, s, t in rows if s <= 8 * h]
     alpha = statistics.median(smallest) if smallest else 0.0
     beta = _slope([s for _, s, _ in rows], [t - h * alpha for h, _, t in rows])
     return Link(float(alpha), beta)
 
 
-def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibration:
-    """The calibration from :func:`measure`'s points at one or more worker counts."""
+TIMES = ("empty_call", "gang_iteration", "up", "down", "peer", "libraries")
+"""The points' entries that are times (or times by size): divided by a scale model's D."""
+RATES = ("gemm", "bandwidth")
+"""The points' entries that are rates: multiplied by D."""
+
+
+def undilated(point: dict, d: float) -> dict:
+    """A calibration point measured on a scale model slowed by ``d``, as the modelled
+    cluster's: its times divided by ``d``, its rates multiplied (ratios, such as the
+    straggle and the spreads, are unchanged)."""
+
+    def scaled(value, by):
+        return (
+            {k: scaled(v, by) for k, v in value.items()} if isinstance(value, dict) else value * by
+        )
+
+    return {
+        k: scaled(v, 1 / d) if k in TIMES else scaled(v, d) if k in RATES else v
+        for k, v in point.items()
+    }
+
+
+def fit(
+    engine_name: str, engine_version: str, measured: list[dict], dilation: float = 1.0
+) -> Calibration:
+    """The calibration from :func:`measure`'s points at one or more worker counts, measured
+    on a cluster slowed by ``dilation`` (a scale model's D; 1: a real one)."""
+    points = [undilated(pt, dilation) for pt in measured]
     ps = [pt["workers"] for pt in points]
     calls = [pt["empty_call"] for pt in points]
     if len(set(ps)) > 1:
@@ -163,10 +222,10 @@ def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibratio
         for m, t in pt["down"].items():
             xs_down.append(busiest_bytes("scatter", p, int(m)))
             ys_down.append(t - pt["down"]["0"])
-    peer = _allreduce_link(points, lambda pt: pt["peer"])
+    peer = _message_link(points, lambda pt: pt["peer"])
     names = {name for pt in points for name in pt.get("libraries", {})}
     libraries = {
-        n: _allreduce_link(points, lambda pt, n=n: pt["libraries"].get(n, {})) for n in names
+        n: _message_link(points, lambda pt, n=n: pt["libraries"].get(n, {}), n) for n in names
     }
     widest = max(points, key=lambda pt: pt["workers"])
     return Calibration(
@@ -185,5 +244,6 @@ def fit(engine_name: str, engine_version: str, points: list[dict]) -> Calibratio
         bandwidth=float(statistics.median(pt["bandwidth"] for pt in points)),
         straggle=float(max(widest["straggle"], 0.0)) if widest["workers"] > 1 else 0.0,
         call_spread=float(statistics.median(pt.get("empty_spread", 0.0) for pt in points)),
-        points={str(pt["workers"]): pt for pt in points},
+        dilation=dilation,
+        points={str(pt["workers"]): pt for pt in measured},
     )

@@ -37,10 +37,11 @@ calibration (:mod:`scaling.model.calibration`)::
 
   For the peer patterns a step's ``sends`` is already what one worker sends in all (the
   job's formula, checked against the kernel's counters in the job tests). A step on a
-  library's own transport is priced at that library's link, its all-reduce timed by size
-  in the calibration (XGBoost's, torch's gloo); LightGBM's, which no Python call reaches, at
-  the peer link times the transport factor its measured wider runs give
-  (:class:`Correction`).
+  library's own transport is priced at that library's link, timed by message size in the
+  calibration: XGBoost's and torch's gloo all-reduces called at each size, LightGBM's (which
+  no Python call reaches) in rounds of one split over histograms of each size. A calibration
+  without a library's link prices its steps at the peer link times the transport factor its
+  measured wider runs give (:class:`Correction`).
 - **overhead**: a driver loop pays the engine's empty call, ``a + b p`` (latencies of
   the driver links included); a gang pays its measured empty iteration.
 
@@ -253,9 +254,9 @@ class Correction:
       compute) pairs, sorted, between which compute is interpolated (the per-row cost
       changes where a worker's rows outgrow a cache, which no one line follows);
     - **transport**, a factor on the time of the steps whose library brings its own sockets
-      (:attr:`scaling.model.steps.Step.transport`) and ``scaling calibrate`` cannot time
-      (LightGBM's): what the model leaves of measured runs at 2 or more workers, over its
-      time for that transport at the peer link (:func:`fit_transport`).
+      (:attr:`scaling.model.steps.Step.transport`) and the calibration did not time (one
+      made before it timed LightGBM's): what the model leaves of measured runs at 2 or more
+      workers, over its time for that transport at the peer link (:func:`fit_transport`).
 
     ``where`` says what each was fitted on.
     """
@@ -294,9 +295,9 @@ def roofline_seconds(job, rows: int, features: int, config, calibration) -> floa
 
 def communication(steps, workers: int, calibration, network=None) -> tuple[float, float]:
     """Seconds the steps' collectives take at the calibrated links (or ``network``): those on
-    a calibrated transport (this project's, or a library's whose all-reduce the calibration
-    timed by size), and those on a library's own that it could not time (priced at the peer
-    link, uncorrected: LightGBM's)."""
+    a calibrated transport (this project's, or a library's that the calibration timed by
+    size), and those on a library's own that it did not time (priced at the peer link,
+    uncorrected)."""
     own = library = 0.0
     for s in steps:
         if not s.pattern:

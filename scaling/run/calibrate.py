@@ -4,6 +4,7 @@ says what each is and how it is fitted)."""
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -106,21 +107,63 @@ def _gloo_times(ctx, parts, backend, started, sizes: tuple[int, ...], repeat: in
         )
 
 
+HISTOGRAM_FEATURES = (1, 16, 128, 512)
+"""Features of the data LightGBM's transport is timed with: a histogram of 255 bins of 16 B
+per feature, 4 kB to 2 MB (a boosted-tree job's histograms are 16 to 64 features here)."""
+
+LIGHTGBM_ROWS = 1024
+"""Rows per member in those rounds: so few that the round is mostly its messages, enough for
+every feature's 255 bins to be filled."""
+
+
+def _lightgbm_times(ctx, parts, backend, started, features: tuple[int, ...], repeat: int):
+    """LightGBM's own transport, which has no collective to call from Python: a data-parallel
+    round of one split (the root's histogram reduce-scattered, the best splits all-gathered)
+    on :data:`LIGHTGBM_ROWS` rows per member, less the same round trained alone, by the
+    histogram's bytes."""
+    rng = np.random.default_rng(ctx.rank)
+    params = {"objective": "regression", "tree_learner": "data", "num_leaves": 2,
+              "max_bin": 255, "min_data_in_bin": 1, "min_data_in_leaf": 1, "num_threads": 1,
+              "verbose": -1}  # fmt: skip
+    out = {}
+    for f in features:
+        x, y = rng.standard_normal((LIGHTGBM_ROWS, f)), rng.standard_normal(LIGHTGBM_ROWS)
+        alone = _round_seconds(x, y, params, repeat)
+        with backend.member(ctx, started, 60) as network:
+            together = _round_seconds(x, y, params | network, repeat)
+        out[f * 255 * 16] = max(together - alone, 0.0)
+    return out
+
+
+def _round_seconds(x, y, params: dict, repeat: int) -> float:
+    """The median time of a boosting round of ``lightgbm.train``, after two."""
+    import lightgbm as lgb
+
+    ticks: list[float] = []
+
+    def tick(env) -> None:
+        ticks.append(time.perf_counter())
+
+    lgb.train(params, lgb.Dataset(x, y), repeat + 3, callbacks=[tick])
+    return statistics.median(b - a for a, b in itertools.pairwise(ticks[2:]))
+
+
 def _library_times(engine, ds, repeat: int) -> dict[str, dict[str, float]]:
-    """The libraries' own all-reduces, timed by message size in a gang on this engine, by
-    the transport name the jobs' steps give them (:attr:`scaling.model.steps.Step.transport`).
-    LightGBM's network has no collective to call from Python: its steps keep a factor fitted
-    on measured runs (:func:`scaling.model.costmodel.fit_transport`)."""
+    """The libraries' own transports, timed by message size in a gang on this engine, by the
+    transport name the jobs' steps give them (:attr:`scaling.model.steps.Step.transport`):
+    XGBoost's and torch's all-reduces called at each size, LightGBM's in its rounds."""
     from scaling.collectives import run_gang
+    from scaling.collectives.lightgbm import LightGBMBackend
     from scaling.collectives.torch import TorchBackend
     from scaling.collectives.xgboost import XGBoostBackend
 
     out = {}
-    for name, backend, fn in (
-        ("xgboost", XGBoostBackend(), _xgboost_times),
-        ("gloo", TorchBackend(), _gloo_times),
+    for name, backend, fn, sizes in (
+        ("xgboost", XGBoostBackend(), _xgboost_times, PEER_SIZES),
+        ("gloo", TorchBackend(), _gloo_times, PEER_SIZES),
+        ("lightgbm", LightGBMBackend(), _lightgbm_times, HISTOGRAM_FEATURES),
     ):
-        times = run_gang(engine, ds, backend, fn, PEER_SIZES, repeat)[0]
+        times = run_gang(engine, ds, backend, fn, sizes, repeat)[0]
         out[name] = {str(m): t for m, t in times.items()}
     return out
 
@@ -241,10 +284,13 @@ def calibrate(
     make: Callable | None = None,
     repeat: int = 15,
     say: Callable[[str], None] = lambda line: None,
+    dilation: float = 1.0,
 ) -> Calibration:
     """Start ``engine_name`` at each of ``workers`` and measure it (:func:`measure`, :func:`fit`).
 
-    ``make(name, p)`` starts an engine (default :func:`scaling.engines.make_engine`).
+    ``make(name, p)`` starts an engine (default :func:`scaling.engines.make_engine`), or
+    connects to one: on a scale model slowed by ``dilation``, the constants are its modelled
+    cluster's.
     """
     if engine_name == "local":
         raise UsageError(
@@ -259,4 +305,4 @@ def calibrate(
         with make(engine_name, p) as engine:
             points.append(measure(engine, repeat))
             version = engine.version
-    return fit(engine_name, version, points)
+    return fit(engine_name, version, points, dilation)
