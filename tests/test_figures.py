@@ -132,6 +132,7 @@ def test_the_index_and_every_report_render_in_a_real_browser(swept):
 
     from playwright.sync_api import sync_playwright
 
+    from scaling.present.figures import curves
     from scaling.present.report import write_index
 
     chromium = shutil.which("chromium")
@@ -156,10 +157,16 @@ def test_the_index_and_every_report_render_in_a_real_browser(swept):
                 )
                 assert all(ok for _, ok in images), (path, images)
                 assert errors == [], (path, errors)
-                if path == index:
+                if path == index:  # the summary, then each job's thumbnail and title
                     links = page.eval_on_selector_all("a", "links => links.map(a => a.href)")
-                    assert len(links) == len(JOBS)
+                    assert len(links) == 2 * len(JOBS) and len(images) == len(JOBS)
                     assert all(Path(url.removeprefix("file://")).is_file() for url in links)
+                    summary = page.eval_on_selector_all("table tr", "rows => rows.length")
+                    assert summary == 1 + len(curves(load(store).records))
+                    width = page.eval_on_selector(
+                        "img.thumb", "i => i.getBoundingClientRect().width"
+                    )
+                    assert 100 < width < 400  # a thumbnail beside its readings, not the plot
                 else:  # speedup, efficiency, throughput, split and the timeline
                     assert len(images) == 5, (path, images)
                 name = path.parent.name if path != index else "index"

@@ -197,10 +197,24 @@ def test_figures_from_known_timings():
     assert "falls below 80% at 4 workers (62%)" in reading(ray)
     assert "COST against single thread: 2 workers" in reading(ray)
     assert (
-        "at 4 workers compute is furthest above ideal scaling: 320.0 ms per iteration "
-        "against an ideal 200.0 ms (800.0 ms at 1)"
+        "at 4 workers compute takes 320.0 ms per iteration, where 800.0 ms at 1 divided by 4 "
+        "would be 200.0 ms"
     ) in reading(ray)
     assert "COST against single thread: not reached" in reading(dask)
+
+
+def test_a_reading_names_a_cost_the_first_count_did_not_pay():
+    """A gang of one talks to no one: its curve's reading says so in words, never "an ideal
+    0.0 ms"."""
+    none = {"compute": 1.0, "communication": 0.0, "overhead": 0.0}
+    some = {"compute": 0.5, "communication": 0.3, "overhead": 0.0}
+    (curve,) = curves([_record("dask", 1, 1.0) | {"split": none},
+                       _record("dask", 2, 0.8) | {"split": some}])  # fmt: skip
+    assert (
+        "at 2 workers communication takes 300.0 ms per iteration, a cost that 1 worker did "
+        "not pay."
+    ) in reading(curve)
+    assert " 0.0 ms" not in reading(curve) and "ideal" not in reading(curve)
 
 
 def test_plots_draw_one_line_per_curve_and_the_ideal():

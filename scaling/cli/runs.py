@@ -204,7 +204,7 @@ def _report(
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import JOBS, get_job
     from scaling.present.figures import cores_note
-    from scaling.present.report import write_index
+    from scaling.present.report import SUMMARY, write_index
     from scaling.present.text import summary_rows, text_table
     from scaling.results import load
     from scaling.run import preflight
@@ -237,12 +237,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         records += done
     print()
     print(text_table(summary_rows(records, args.out), right_from=3, rule=True))
-    print(
-        "\nAt the most workers each curve reached: speedup and efficiency against its 1-worker "
-        "run; COST: the fewest workers faster than the single-thread baseline (its time per "
-        "iteration in brackets); quality: the job's headline measure; best p: the worker count "
-        "the cost model predicts fastest, up to 1,024 (`scaling calibrate ENGINE` once for it)."
-    )
+    print(f"\n{SUMMARY}")
     if note := cores_note(records):
         print(f"\n{note}")
     index = write_index(args.out, load(args.out).records)

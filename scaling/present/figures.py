@@ -392,6 +392,10 @@ def cores_note(records: Iterable[dict]) -> str | None:
     )
 
 
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds >= 0.001 else f"{seconds * 1e6:.0f} us"
+
+
 def reading(curve: Curve, threshold: float = 0.8) -> str:
     """A sentence on where the curve's efficiency drops and which part of the time grows."""
     pts = [p for p in curve.points if p.efficiency is not None]
@@ -414,17 +418,16 @@ def reading(curve: Curve, threshold: float = 0.8) -> str:
     part = max(excess, key=excess.get)
     above = ""
     if excess[part] > 0:
-        above = (
-            f"; at {last.workers} workers {part} is furthest above ideal scaling: "
-            f"{last.split[part] * 1e3:.1f} ms per iteration"
-        )
-        if first.split[part] > 0:
+        above = f"; at {last.workers} workers {part} takes {_ms(last.split[part])} per iteration"
+        if first.split[part] >= 0.05 * last.split[part]:
             above += (
-                f" against an ideal {ideal[part] * 1e3:.1f} ms "
-                f"({first.split[part] * 1e3:.1f} ms at {first.workers})"
+                f", where {_ms(first.split[part])} at {first.workers} divided by "
+                f"{scale:g} would be {_ms(ideal[part])}"
+                if scale != 1
+                else f" against {_ms(first.split[part])} at {first.workers}"
             )
-        else:  # a gang of one has no one to talk to
-            above += f", none at {first.workers}"
+        else:  # a cost the first count did not pay (a gang of one has no one to talk to)
+            above += f", a cost that {first.workers} worker{'s' * (first.workers > 1)} did not pay"
     cost = ""
     if curve.baseline is not None:
         c = curve.cost

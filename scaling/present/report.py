@@ -21,40 +21,59 @@ from scaling.present.figures import (
     winners,
 )
 from scaling.present.plots import PLOTS, plot, png, timeline_plot
+from scaling.present.text import summary_rows
 from scaling.results import atomic_write, sweep_folder
 from scaling.units import si
 
 
 def write_index(store: str | os.PathLike, records: Sequence[dict]) -> Path:
-    """``store/index.html``: every sweep in ``records`` with the reading of each of its curves
-    and a link to its report where one was written (``store/SWEEP_ID/report.html``)."""
+    """``store/index.html``: the summary table of every curve in ``records`` (as the demo
+    prints it), then each sweep, newest first: a thumbnail of its speedup plot linking to its
+    report where one was written (``store/SWEEP_ID/report.html``), beside the reading of
+    each of its curves."""
     esc = html_lib.escape
     store = Path(store)
     by_sweep: dict[str, list[dict]] = {}
     for r in records:
         by_sweep.setdefault(r["sweep_id"], []).append(r)
+    newest_first = sorted(by_sweep, key=lambda s: min(r["started_at"] for r in by_sweep[s]))[::-1]
+    ok = [r for s in newest_first for r in by_sweep[s] if r.get("status") == "ok"]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Scaling results</title>",
         f"<style>{_CSS}</style></head><body><h1>Scaling results</h1>",
         f"<p class='meta'>{len(by_sweep)} sweeps in {esc(str(store))}</p>",
+        *([_table(summary_rows(ok, store)), f"<p class='meta'>{esc(SUMMARY)}</p>"] if ok else []),
     ]
-    newest_first = sorted(by_sweep, key=lambda s: min(r["started_at"] for r in by_sweep[s]))[::-1]
     for sweep_id in newest_first:
-        runs = [r for r in by_sweep[sweep_id] if r.get("status") == "ok"]
-        cs = curves(runs)
+        cs = curves([r for r in by_sweep[sweep_id] if r.get("status") == "ok"])
         jobs = ", ".join(sorted({r["job"] for r in by_sweep[sweep_id]}))
-        report = sweep_folder(store, sweep_id) / "report.html"
         title = esc(f"{jobs} ({sweep_id})")
-        link = f"<a href='{esc(sweep_id)}/report.html'>{title}</a>"
-        parts += [
-            f"<h2>{link if report.exists() else title}</h2><ul>",
-            *(f"<li>{esc(reading(c))}</li>" for c in cs),
-            "</ul>" if cs else "<li>no successful runs</li></ul>",
-        ]
+        folder = sweep_folder(store, sweep_id)
+        thumbnail = ""
+        if (folder / "report.html").exists():
+            title = f"<a href='{esc(sweep_id)}/report.html'>{title}</a>"
+            if (folder / "speedup.png").exists():
+                thumbnail = (
+                    f"<a href='{esc(sweep_id)}/report.html'><img class='thumb' "
+                    f"src='{esc(sweep_id)}/speedup.png' alt='speedup of {esc(jobs)}'></a>"
+                )
+        readings = (
+            "".join(f"<li>{esc(reading(c))}</li>" for c in cs) or "<li>no successful runs</li>"
+        )
+        parts.append(f"<h2>{title}</h2><div class='sweep'>{thumbnail}<ul>{readings}</ul></div>")
     parts.append("</body></html>")
     path = store / "index.html"
     atomic_write(path, "\n".join(parts).encode())
     return path
+
+
+SUMMARY = (
+    "At the most workers each curve reached: speedup and efficiency against its 1-worker run; "
+    "COST: the fewest workers faster than the single-thread baseline (its time per iteration "
+    "in brackets); quality: the job's headline measure; best p: the worker count the cost "
+    "model predicts fastest, up to 1,024 (`scaling calibrate ENGINE` once for it)."
+)
+"""What the summary table's columns say: under it in the index, and after it in the demo."""
 
 
 # ----------------------------------------------------------------------- plots and report
@@ -313,6 +332,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; co
 .meta { color: #666; } .plots { display: flex; flex-wrap: wrap; gap: 1em; }
 figure { margin: 0; } img { max-width: 34em; } img.wide { max-width: 100%; }
 figcaption { color: #666; font-size: small; }
+.sweep { display: flex; gap: 1em; align-items: flex-start; } img.thumb { width: 18em; }
 table { border-collapse: collapse; font-size: small; }
 td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 td:first-child, th:first-child { text-align: left; }
