@@ -143,3 +143,19 @@ def test_one_class_for_boosting_says_so(tmp_path, capsys):
 def test_unknown_job(capsys):
     code, _, err = run(capsys, "run", "svm")
     assert code == 2 and "invalid choice: 'svm'" in err and err.count("\n") == 1
+
+
+def test_the_demo_runs_a_map_reduce_job_in_both_styles_and_a_gang_job_in_its_own():
+    from jobs import JOBS, get_job
+    from scaling.cli.runs import _styles
+
+    styles = {
+        name: [getattr(c, "execution", None) for c in _styles(get_job(name).demo_config)]
+        for name in JOBS
+    }
+    assert styles == {
+        "kmeans": ["driver", "allreduce"],
+        "logreg": ["driver", "allreduce"],
+        "sgd": ["driver"],  # ring-allreduce: a gang of its own
+        "gbdt": [None],
+    }

@@ -16,7 +16,7 @@ from scaling.present.figures import curves, reading, winners
 from scaling.present.plots import PLOTS, plot
 from scaling.present.report import winner_rows, write_report
 from scaling.results import SCHEMA, append_record, load, sweeps
-from scaling.run.sweep import SweepPlan, per_iteration_by_difference, sweep
+from scaling.run.sweep import SweepPlan, per_iteration_by_difference, sweep, sweep_all
 
 CONFIG = kmeans.KMeansConfig(k=3, max_iter=4, tol=0, init="random")
 
@@ -118,6 +118,27 @@ def test_failed_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert [(r["workers"], r["status"]) for r in records] == [(2, "failed"), (1, "ok")]
     assert "2 partitions for 1 rows" in records[0]["error"]
     assert load(tmp_path).records == records
+
+
+def test_sweeps_run_together_share_each_cluster_and_see_it_after_its_last_run(tmp_path):
+    """Two sweeps (the demo's two styles of one job) run together: each (engine, workers)
+    cluster is started once for both, and ``between`` gets it, open, after its last run."""
+    plans = [
+        SweepPlan(job=kmeans.JOB, config=kmeans.KMeansConfig(k=2, max_iter=2, execution=e),
+                  engines=("local",), workers=(1, 2), sizes=(2_000,), features=2,
+                  baseline=False)
+        for e in ("driver", "allreduce")
+    ]  # fmt: skip
+    seen = []
+    done = sweep_all(plans, tmp_path, progress=False, between=lambda eng: seen.append(
+        (eng.workers, eng._closed, len(load(tmp_path).records))))  # fmt: skip
+    assert [[r["execution"] for r in records] for _, records in done] == [
+        ["driver", "driver"],
+        ["allreduce", "allreduce"],
+    ]
+    assert seen == [(1, False, 2), (2, False, 4)]  # after both sweeps' runs at each count
+    startups = [r["timings"]["startup"] > 0 for _, records in done for r in records]
+    assert startups == [True, True, False, False]  # the second sweep's runs reuse the cluster
 
 
 def test_runs_share_a_cluster_and_a_failed_run_closes_it(tmp_path):

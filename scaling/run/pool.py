@@ -54,6 +54,10 @@ class Clusters:
         self._open[slot] = key, make_engine(engine, workers, address, **options)
         return self._open[slot][1], time.perf_counter() - t0
 
+    def held(self, engine: str, workers: int) -> Engine | None:
+        """The open cluster of ``engine`` at ``workers``, if one is open."""
+        return next((e for key, e in self._open.values() if key[:2] == (engine, workers)), None)
+
     def _close(self, slot: Hashable) -> None:
         held = self._open.pop(slot, None)
         if held is not None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from scaling.data import Source
+from scaling.engines import Engine
 from scaling.errors import StoreError, UsageError, check_choice
 from scaling.job import Job
 from scaling.results import DEFAULT_STORE, append_record, new_sweep_id
@@ -163,11 +164,13 @@ def sweep_all(
     progress: bool = True,
     sweep_ids: Sequence[str] | None = None,
     clusters: Clusters | None = None,
+    between: Callable[[Engine], object] | None = None,
 ) -> list[tuple[str, list[dict]]]:
     """Run several sweeps together, each its own sweep id: the baselines first, then engine by
     engine and worker count by worker count, so that every run on one (engine, workers) shares
-    one cluster (:class:`Clusters`: ``clusters``, left open, or one of its own). Returns
-    (sweep id, records) per plan, in order."""
+    one cluster (:class:`Clusters`: ``clusters``, left open, or one of its own). ``between``
+    is called with each cluster after its last run, before it is closed (the demo calibrates
+    there). Returns (sweep id, records) per plan, in order."""
     ids = list(sweep_ids or (new_sweep_id() for _ in plans))
     done: list[list[dict]] = [[] for _ in plans]
     engines = list(dict.fromkeys(e for plan in plans for e in plan.engines))
@@ -194,7 +197,7 @@ def sweep_all(
                         plan.job, source, plan.config, sweep_id=ids[i], dtype=plan.dtype
                     )
                     done[i].append(append_record(out, record))
-        for i, size, engine, w, repeat in points:
+        for n, (i, size, engine, w, repeat) in enumerate(points):
             plan = plans[i]
             bar.set_postfix_str(
                 f"{plan.job.name} {engine} x{w}, {size:,} rows, repeat {repeat + 1}"
@@ -219,4 +222,8 @@ def sweep_all(
                 failed.update(status="failed", error=f"{type(e).__name__}: {e}")
                 done[i].append(append_record(out, failed))
             bar.update(1)
+            last = n + 1 == len(points) or points[n + 1][2:4] != (engine, w)
+            if between is not None and last and (held := clusters.held(engine, w)):
+                bar.set_postfix_str(f"{engine} x{w}: calibrating")
+                between(held)
     return list(zip(ids, done, strict=True))
