@@ -30,6 +30,10 @@ class LostWorker(EngineError):
     """A worker process died during a call: its cached partitions are gone with it."""
 
 
+class ClusterLost(EngineError):
+    """The cluster a run connected to went away under it: stopped, killed or unreachable."""
+
+
 class StepTimeout(EngineError):
     """A call got no answer within the engine's step deadline: a worker frozen or
     unreachable."""

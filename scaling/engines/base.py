@@ -31,7 +31,7 @@ import numpy as np
 
 from scaling.data import Source, partition_bounds
 from scaling.engines.defaults import DTYPES, MAX_FAILURES, STEP_TIMEOUT
-from scaling.engines.net import check_reachable, driver_host
+from scaling.engines.net import answers, check_reachable, driver_host
 from scaling.engines.recovery import Recovery
 from scaling.engines.rendezvous import Rendezvous
 from scaling.engines.worker import (
@@ -45,6 +45,7 @@ from scaling.engines.worker import (
     noop_combine,
 )
 from scaling.errors import (
+    ClusterLost,
     DataError,
     EngineError,
     GangTimeout,
@@ -485,5 +486,11 @@ class Engine(Recovery, ABC):
                     f"a {self.name} worker died during {op} ({type(e).__name__}: {what}); its "
                     "cached partitions are lost. Rerun the job (results already written are "
                     "intact); if workers run out of memory, use more workers or fewer rows"
+                ) from e
+            if self.address is not None and not answers(self.address):
+                raise ClusterLost(
+                    f"the {self.name} cluster at {self.address} went away during {op} (stopped, "
+                    f"killed or unreachable: {type(e).__name__}); start it again (`scaling "
+                    f"cluster start {self.name}`) and rerun (results already written are intact)"
                 ) from e
             raise EngineError(f"{self.name} {op} failed: {type(e).__name__}: {what}") from e

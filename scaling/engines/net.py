@@ -36,6 +36,17 @@ def driver_host() -> str:
     return os.environ.get("SCALING_DRIVER_HOST", socket.gethostbyname(socket.gethostname()))
 
 
+def answers(address: str, timeout: float = 2.0) -> bool:
+    """Whether something still accepts a connection at a cluster's ``address`` (checked with
+    :func:`check_reachable` when it was first used)."""
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def check_reachable(
     engine: str, address: str, schemes: tuple[str, ...], timeout: float = 3.0
 ) -> None:
