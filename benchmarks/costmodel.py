@@ -54,6 +54,7 @@ from tqdm import tqdm
 
 from jobs import get_job
 from scaling.engines import make_engine
+from scaling.errors import EngineError
 from scaling.model import calibration, costmodel
 from scaling.present.text import text_table
 from scaling.run import calibrate, sample
@@ -132,9 +133,10 @@ def _medians(runs: list[dict], dilation: float) -> dict:
     }
 
 
-def measure_all(args: argparse.Namespace) -> list[dict]:
+def measure_all(args: argparse.Namespace, keep=lambda points: None) -> list[dict]:
     """Every (engine, job, variant, shape, workers) point, measured (on the cluster at
-    ``--address``, its times divided by ``--dilation``)."""
+    ``--address``, its times divided by ``--dilation``); ``keep(points)`` after each shape.
+    A shape whose runs fail is left out, said, and the engine started again."""
     points = []
     shapes = EMULATED_SHAPES if args.emulate else SHAPES
     options = {j: OPTIONS[j] | (EMULATED_OPTIONS[j] if args.emulate else {}) for j in OPTIONS}
@@ -142,7 +144,8 @@ def measure_all(args: argparse.Namespace) -> list[dict]:
     bar = tqdm(total=total * len(args.engines) * args.repeat, desc="cost model")
     for engine in args.engines:
         for p in args.workers:
-            with make_engine(engine, p, address=args.address) as eng:
+            eng = make_engine(engine, p, address=args.address)
+            try:
                 for name in args.jobs:
                     job = get_job(name)
                     for shape, (rows, features, shared) in enumerate(shapes[name]):
@@ -150,32 +153,46 @@ def measure_all(args: argparse.Namespace) -> list[dict]:
                             v: job.config(**options[name], **shared, **variant)
                             for v, variant in VARIANTS[name].items()
                         }
-                        ds = eng.load(
-                            job.synthetic(rows, features, 0, next(iter(configs.values())))
-                        )
-                        runs: dict[str, list[dict]] = {v: [] for v in configs}
-                        for _ in range(args.repeat):  # interleaved: drift hits every variant
-                            for v, config in configs.items():
-                                runs[v].append(measure(eng, ds, job, config))
-                                bar.update()
-                        eng.release(ds)
-                        for v, config in configs.items():
-                            points.append(
-                                {
-                                    "engine": engine,
-                                    "job": name,
-                                    "variant": v,
-                                    "shape": shape,
-                                    "rows": rows,
-                                    "features": features,
-                                    "options": shared,
-                                    "workers": p,
-                                    **_medians(runs[v], args.dilation),
-                                    "config": config,
-                                }
-                            )
+                        try:
+                            runs = _runs(eng, job, rows, features, configs, args.repeat, bar)
+                        except EngineError as e:
+                            print(f"\n{engine} x{p}: {name} {rows:,} x {features} left out: {e}")
+                            eng.close()
+                            eng = make_engine(engine, p, address=args.address)
+                            continue
+                        points += [
+                            {
+                                "engine": engine,
+                                "job": name,
+                                "variant": v,
+                                "shape": shape,
+                                "rows": rows,
+                                "features": features,
+                                "options": shared,
+                                "workers": p,
+                                **_medians(runs[v], args.dilation),
+                                "config": config,
+                            }
+                            for v, config in configs.items()
+                        ]
+                        keep(points)
+            finally:
+                eng.close()
     bar.close()
     return points
+
+
+def _runs(eng, job, rows: int, features: int, configs: dict, repeat: int, bar) -> dict:
+    """Each variant's fits of one shape, ``repeat`` each, interleaved: drift hits every
+    variant alike."""
+    ds = eng.load(job.synthetic(rows, features, 0, next(iter(configs.values()))))
+    runs: dict[str, list[dict]] = {v: [] for v in configs}
+    for _ in range(repeat):
+        for v, config in configs.items():
+            runs[v].append(measure(eng, ds, job, config))
+            bar.update()
+    eng.release(ds)
+    return runs
 
 
 def predict_all(points: list[dict], cals: dict, store: str) -> None:
@@ -521,7 +538,10 @@ def measured(args: argparse.Namespace) -> tuple[dict, list[dict]]:
         e: calibrate.calibrate(e, args.workers, make=connect, say=print, dilation=args.dilation)
         for e in args.engines
     }
-    return cals, measure_all(args)
+    if not args.address:
+        return cals, measure_all(args)
+    kept = Path(args.points)  # on a scale model's head: what is measured so far, kept as it goes
+    return cals, measure_all(args, lambda points: kept.write_bytes(pickle.dumps((cals, points))))
 
 
 def emulated(args: argparse.Namespace) -> tuple[dict, list[dict]]:
@@ -543,7 +563,10 @@ def emulated(args: argparse.Namespace) -> tuple[dict, list[dict]]:
                         "--address", found.address,
                         "--dilation", str(d), "--points", kept.name]  # fmt: skip
                 command, env = ScaleModel.load(found.machines).driver(argv)
-                subprocess.run(command, env=env, check=True)
+                if subprocess.run(command, env=env).returncode != 0:
+                    print(f"{engine}: the run on the scale model failed; what it measured is kept")
+                if not Path(kept.name).stat().st_size:
+                    continue
                 engine_cals, measured_points = pickle.loads(Path(kept.name).read_bytes())
             cals |= engine_cals
             points += measured_points

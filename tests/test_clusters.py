@@ -165,6 +165,11 @@ def test_start_submit_watch_stop(engine, home, capsys):
     if engine == "dask":
         ended = submission.wait(submission.Submission.load(doomed), timeout=120)
         assert ended.status == "failed" and ended.reason.startswith("scaling: error:")
+        # in one line that says so and what to do, and no traceback in the job's log
+        assert "cluster at" in ended.reason and "went away" in ended.reason, ended.reason
+        capsys.readouterr()
+        assert main(["jobs", "logs", doomed]) == 0
+        assert "Traceback" not in capsys.readouterr().out
 
 
 def test_cluster_commands_refuse_what_they_cannot_do(home, capsys):

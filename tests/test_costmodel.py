@@ -235,6 +235,9 @@ def test_predict_command(dask_calibration, tmp_path, capsys):
     assert "timing" not in err and (tmp_path / "calibration" / "samples.json").read_text() == kept
     assert "compute interpolated between 7 samples of 15,625 to 1,000,000 rows x 32" in out
     assert png.stat().st_size > 0
+    # another number of rows is another shape, kept beside the first, not over it
+    assert main([*argv, "--rows", "100000"]) == 0
+    assert main([*argv]) == 0 and "timing" not in capsys.readouterr().err
     assert main([*argv, "--alpha", "1e-5"]) == 2
     assert "--alpha and --beta go together" in capsys.readouterr().err
 

@@ -70,12 +70,13 @@ def path_for(store: str | Path) -> Path:
     return Path(store) / "calibration" / "samples.json"
 
 
-def _key(job, config, features: int) -> str:
+def _key(job, config, rows: int, features: int) -> str:
     here = host_facts()
     return json.dumps(
         {
             "host": [here[k] for k in ("hostname", "cores", "cpu")],
             "job": job.name,
+            "rows": rows,  # two shapes of other rows kept side by side, not one over the other
             "features": features,
             "config": asdict(config),
         },
@@ -93,7 +94,7 @@ def _read(store: str | Path) -> dict:
 
 def cached(store: str | Path, job, config, rows: int, features: int) -> list[Sample] | None:
     """The samples of this shape timed on this host before, or ``None``."""
-    found = _read(store).get(_key(job, config, features))
+    found = _read(store).get(_key(job, config, rows, features))
     if found is None or sorted(s["rows"] for s in found) != sorted(
         sizes(job, config, rows, features)
     ):
@@ -138,7 +139,7 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
         for n in wanted
     ]
     every = _read(store)
-    every[_key(job, config, features)] = [asdict(s) for s in out]
+    every[_key(job, config, rows, features)] = [asdict(s) for s in out]
     path = path_for(store)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, (json.dumps(every, indent=1) + "\n").encode())
