@@ -237,6 +237,7 @@ def test_predict_command(dask_calibration, tmp_path, capsys):
     assert png.stat().st_size > 0
     # another number of rows is another shape, kept beside the first, not over it
     assert main([*argv, "--rows", "100000"]) == 0
+    assert "timing" in capsys.readouterr().err
     assert main([*argv]) == 0 and "timing" not in capsys.readouterr().err
     assert main([*argv, "--alpha", "1e-5"]) == 2
     assert "--alpha and --beta go together" in capsys.readouterr().err
