@@ -36,10 +36,15 @@ def driver_host() -> str:
     return os.environ.get("SCALING_DRIVER_HOST", socket.gethostbyname(socket.gethostname()))
 
 
+def _parts(address: str):
+    """A cluster address, with or without its scheme, split into its parts."""
+    return urlsplit(address if "://" in address else f"//{address}")
+
+
 def answers(address: str, timeout: float = 2.0) -> bool:
     """Whether something still accepts a connection at a cluster's ``address`` (checked with
     :func:`check_reachable` when it was first used)."""
-    parts = urlsplit(address if "://" in address else f"//{address}")
+    parts = _parts(address)
     try:
         socket.create_connection((parts.hostname, parts.port), timeout=timeout).close()
     except (OSError, ValueError):
@@ -56,7 +61,7 @@ def check_reachable(
             f"the {engine} engine runs in this process and takes no --address; leave it "
             "out, or pick an engine that reaches a cluster (ray, dask or spark)"
         )
-    parts = urlsplit(address if "://" in address else f"//{address}")
+    parts = _parts(address)
     if "://" in address and parts.scheme not in schemes:
         raise UsageError(
             f"{engine} address {address!r} has scheme {parts.scheme!r}; "

@@ -51,11 +51,12 @@ def write_index(store: str | os.PathLike, records: Sequence[dict]) -> Path:
         folder = sweep_folder(store, sweep_id)
         thumbnail = ""
         if (folder / "report.html").exists():
-            title = f"<a href='{esc(sweep_id)}/report.html'>{title}</a>"
+            href = f"href='{esc(sweep_id)}/report.html'"
+            title = f"<a {href}>{title}</a>"
             if (folder / "speedup.png").exists():
                 thumbnail = (
-                    f"<a href='{esc(sweep_id)}/report.html'><img class='thumb' "
-                    f"src='{esc(sweep_id)}/speedup.png' alt='speedup of {esc(jobs)}'></a>"
+                    f"<a {href}><img class='thumb' src='{esc(sweep_id)}/speedup.png' "
+                    f"alt='speedup of {esc(jobs)}'></a>"
                 )
         readings = (
             "".join(f"<li>{esc(reading(c))}</li>" for c in cs) or "<li>no successful runs</li>"
