@@ -491,6 +491,11 @@ def main() -> None:
         help="keep the measured points in this file, or price those kept there (several: "
         "comma-separated, priced together)",
     )
+    parser.add_argument(
+        "--samples",
+        metavar="STORE",
+        help="keep the samples' timings in this store and reuse them (default: timed afresh)",
+    )
     parser.add_argument("--emulate", type=int, metavar="N", help="on a scale model of N machines")
     parser.add_argument("--link", default="1gbit", help="with --emulate: each machine's link")
     # what --emulate runs on the model's head: measure on the cluster there, keep in --points
@@ -514,7 +519,7 @@ def main() -> None:
         if args.points:
             Path(args.points).write_bytes(pickle.dumps((cals, points)))
     with tempfile.TemporaryDirectory() as store:
-        predict_all(points, cals, store)
+        predict_all(points, cals, args.samples or store)
     name = f"costmodel-emulated-{args.emulate}" if args.emulate else "costmodel"
     answer = None if args.emulate else predict_seconds(next(iter(cals.values())))
     write(args, name, points, cals, answer)

@@ -172,6 +172,11 @@ class Job(ABC, Generic[ConfigT, ResultT]):
         """Units (see ``unit``) one iteration processes; default: every row."""
         return rows
 
+    def partition(self, rows: int, features: int, workers: int, config: ConfigT) -> tuple[int, int]:
+        """The rows and features one of ``workers`` holds, whose iteration the cost model times
+        on a sample (:mod:`scaling.run.sample`); default: its share of the rows, every feature."""
+        return -(-rows // workers), features
+
     def execution(self, config: ConfigT) -> str:
         """How an iteration runs: ``driver`` (the MapReduce style: the driver holds the loop and
         makes an engine call per step) or ``allreduce`` (a gang of workers holds the loop and

@@ -21,7 +21,7 @@ from scaling.measure.host import host_facts
 from scaling.measure.trace import payload_bytes
 from scaling.model import calibration, costmodel
 from scaling.model.costmodel import busiest_bytes
-from scaling.run import calibrate
+from scaling.run import calibrate, sample
 from scaling.run.runner import run_job
 from scaling.run.spec import RunSpec
 
@@ -280,3 +280,13 @@ def test_a_line_with_a_negative_fixed_cost_falls_back_to_a_factor_between_the_sh
     fitted = costmodel.fit_compute([(0.010, 0.008), (0.040, 0.040)], "two shapes")
     assert fitted.fixed == 0 and fitted.factor == pytest.approx(0.9)
     assert "median of 2 measured" in fitted.where[0]
+
+
+def test_samples_are_what_one_worker_holds():
+    gbdt = get_job("gbdt")
+    # data-parallel: a worker's share of the rows and every column, down to MIN_ROWS rows
+    shapes = sample.sizes(gbdt, gbdt.config(mode="data"), 40_000, 16)
+    assert shapes == [(40_000, 16), (20_000, 16), (10_000, 16)] and sample.MIN_ROWS > 5_000
+    # feature-parallel: every row (each worker routes all of them per split), its columns
+    shapes = sample.sizes(gbdt, gbdt.config(mode="feature"), 40_000, 16)
+    assert shapes == [(40_000, 16), (40_000, 8), (40_000, 4), (40_000, 2), (40_000, 1)]

@@ -137,6 +137,15 @@ class GBDT(Job[GBDTConfig, GBDTResult]):
     def iterations(self, config: GBDTConfig) -> int:
         return config.rounds
 
+    def partition(
+        self, rows: int, features: int, workers: int, config: GBDTConfig
+    ) -> tuple[int, int]:
+        # feature-parallel: every row of its share of the columns, and every row to route per
+        # split (what keeps it from scaling where the rows outnumber the features' bins)
+        if config.mode == "feature":
+            return rows, -(-features // workers)
+        return super().partition(rows, features, workers, config)
+
     def rows_per_iteration(self, config: GBDTConfig, rows: int) -> int:
         return round(rows * (1 - config.holdout))
 

@@ -32,7 +32,9 @@ calibration (:mod:`scaling.model.calibration`)::
   allgather       p - 1                  (p - 1) records (``sends`` holds it)
   reduce-scatter  p - 1                  (p - 1) / p m (``sends`` holds it)
   alltoall        p - 1                  (p - 1) / p m (``sends`` holds it)
-  server          2                      2 p m: every worker's gradient in, parameters out
+  server          2                      (p - 1) m: the others' gradients in while the
+                                         parameters go out (full duplex; rank 0's own
+                                         replica on its loopback)
   ==============  =====================  ==========================================
 
   For the peer patterns a step's ``sends`` is already what one worker sends in all (the
@@ -173,7 +175,10 @@ def busiest_bytes(pattern: str, workers: int, sends: float) -> float:
     if pattern == "scatter":
         return p * sends  # the driver writes each worker's copy
     if pattern == "server":
-        return 2 * p * sends  # every gradient in and the parameters out, at one process
+        # The server's link carries the others' gradients in while their parameters go out,
+        # both ways at once, as the peer link was timed (an all-reduce: each member sends
+        # while it receives); rank 0's own replica reaches it on its loopback.
+        return (p - 1) * sends
     return sends if p > 1 else 0.0
 
 
@@ -381,6 +386,20 @@ def fit_transport(
     )
 
 
+def describe(samples) -> str:
+    """Samples (:class:`scaling.run.sample.Sample`) in words: ``3 samples of 8,192 to 32,768
+    rows x 16``, or ``... x 1 to 16 features`` where a mode splits the columns."""
+
+    def span(values: list[int]) -> str:
+        lo, hi = min(values), max(values)
+        return f"{lo:,}" + (f" to {hi:,}" if hi > lo else "")
+
+    features = [s.features for s in samples]
+    across = span(features) + (" features" if len(set(features)) > 1 else "")
+    rows = span([s.rows for s in samples])
+    return f"{len(samples)} sample{'s' * (len(samples) > 1)} of {rows} rows x {across}"
+
+
 def fit_samples(job, config, samples, calibration) -> Correction:
     """The compute part of a :class:`Correction` from the job's iteration timed on samples of
     the shape asked about (:mod:`scaling.run.sample`): interpolated between them, each
@@ -388,10 +407,7 @@ def fit_samples(job, config, samples, calibration) -> Correction:
     pairs = sorted(
         (roofline_seconds(job, s.rows, s.features, config, calibration), s.compute) for s in samples
     )
-    rows = sorted(s.rows for s in samples)
-    at = f"{rows[0]:,}" + (f" to {rows[-1]:,}" if len(rows) > 1 else "")
-    what = f"{len(rows)} sample{'s' * (len(rows) > 1)} of {at} rows x {samples[0].features}, "
-    what += f"{job.name}'s iteration timed on this host"
+    what = f"{describe(samples)}, {job.name}'s iteration timed on this host"
     distinct = {r for r, _ in pairs if r > 0}
     if len(distinct) < 2:  # the rows do not change the work (SGD's batches): one factor
         correction = fit_compute(pairs, job.name, runs=what)

@@ -1,14 +1,16 @@
 """Compute timed at the shape asked about, as Ernest samples (Venkataraman et al., NSDI 2016):
 the job's own iteration on samples of the rows, in-process on one core.
 
-A worker's compute is its share of one iteration: its map kernels on its rows. The cost model
-priced it as ``fixed + factor x roofline`` fitted on runs of other shapes, and that line does
+A worker's compute is its share of one iteration: its map kernels on the rows and columns it
+holds (:meth:`scaling.job.Job.partition`). The cost model priced it as ``fixed + factor x
+roofline`` fitted on runs of other shapes, and that line does
 not carry to a third (logistic regression at 128 features: 62-81% off, the "fitted" column of
 ``benchmarks/results/costmodel.md``), nor across a cache: logistic regression's per-row
 time grew 1.6x between 100,000 and 1,000,000 rows of 32 features on this host. So the job's
-iteration is timed at the shape's own features and options on a worker's share of the rows
-at 1, 2, 4, ... workers (:func:`sizes`), and the model interpolates between them
-(:func:`scaling.model.costmodel.fit_samples`).
+iteration is timed at the shape's own options on what a worker holds at 1, 2, 4, ... workers
+(:func:`sizes`: its share of the rows; a feature-parallel tree's share of the columns and
+every row, whose routing per split does not shrink with p), and the model interpolates between
+them (:func:`scaling.model.costmodel.fit_samples`).
 
 Timings are kept per host, job, options and features in ``<store>/calibration/samples.json``
 (atomically), so a second ``scaling predict`` answers without running anything.
@@ -51,18 +53,23 @@ class Sample:
     spread: float = 0.0  # of its iterations' compute: quartiles apart over twice the median
 
 
-def sizes(job, config, rows: int, features: int) -> list[int]:
-    """The sample sizes for ``rows`` x ``features``: a worker's rows at 1, 2, 4, ... workers
-    (the rows, halved while at least :data:`MIN_ROWS`, at most 8 of them), the largest capped
-    at :data:`SAMPLE_BYTES`. One size where the rows do not change an iteration's work (SGD's
-    batches): a few batches' rows."""
+def sizes(job, config, rows: int, features: int) -> list[tuple[int, int]]:
+    """The sample shapes (rows, features) for ``rows`` x ``features``: what one worker holds at
+    1, 2, 4, ... workers (:meth:`scaling.job.Job.partition`: its share of the rows, or of the
+    columns where a mode splits them), while at least :data:`MIN_ROWS` rows, at most 8 of them,
+    each capped at :data:`SAMPLE_BYTES`. One where the rows do not change an iteration's work
+    (SGD's batches): a few batches' rows."""
     per_iteration = job.rows_per_iteration(config, rows)
     if per_iteration == job.rows_per_iteration(config, max(rows // 2, 1)):
-        return [min(rows, max(MIN_ROWS, 4 * per_iteration))]
-    n = min(rows, max(SAMPLE_BYTES // (8 * features), MIN_ROWS))
-    out = [n]
-    while len(out) < 8 and out[-1] // 2 >= MIN_ROWS:
-        out.append(out[-1] // 2)
+        return [(min(rows, max(MIN_ROWS, 4 * per_iteration)), features)]
+    out: list[tuple[int, int]] = []
+    for p in (2**k for k in range(20)):
+        n, f = job.partition(rows, features, p, config)
+        if len(out) == 8 or (out and n < MIN_ROWS):
+            break
+        shape = (min(n, max(SAMPLE_BYTES // (8 * f), MIN_ROWS)), f)
+        if shape not in out:  # past the cap, or at one column, the next is the same
+            out.append(shape)
     return out
 
 
@@ -95,7 +102,7 @@ def _read(store: str | Path) -> dict:
 def cached(store: str | Path, job, config, rows: int, features: int) -> list[Sample] | None:
     """The samples of this shape timed on this host before, or ``None``."""
     found = _read(store).get(_key(job, config, rows, features))
-    if found is None or sorted(s["rows"] for s in found) != sorted(
+    if found is None or sorted((s["rows"], s["features"]) for s in found) != sorted(
         sizes(job, config, rows, features)
     ):
         return None
@@ -108,35 +115,35 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
     if (found := cached(store, job, config, rows, features)) is not None:
         return found
     from scaling.engines import make_engine
+    from scaling.model.costmodel import describe
     from scaling.run.calibrate import spread
 
     wanted = sizes(job, config, rows, features)
-    at = f"{wanted[-1]:,}" + (f" to {wanted[0]:,}" if len(wanted) > 1 else "")
-    say(
-        f"timing {job.name}'s iteration on {len(wanted)} sample{'s' * (len(wanted) > 1)} of "
-        f"{at} rows x {features} features (once per host and shape)"
-    )
+    planned = [Sample(rows=n, features=f, compute=0.0) for n, f in wanted]
+    say(f"timing {job.name}'s iteration on {describe(planned)} (once per host and shape)")
     timed = job.timed(config, ITERATIONS)
-    typical: dict[int, list[float]] = {n: [] for n in wanted}
-    iterations: dict[int, list[float]] = {n: [] for n in wanted}
+    typical: dict[tuple[int, int], list[float]] = {shape: [] for shape in wanted}
+    iterations: dict[tuple[int, int], list[float]] = {shape: [] for shape in wanted}
     with make_engine("local", 1) as engine:
-        loaded = {n: engine.load(job.synthetic(n, features, 0, config)) for n in wanted}
+        loaded = {(n, f): engine.load(job.synthetic(n, f, 0, config)) for n, f in wanted}
         for _ in range(ROUNDS):  # the sizes taking turns: a noisy stretch falls on each alike
-            for n, ds in loaded.items():
+            for shape, ds in loaded.items():
                 engine.trace.reset()
                 job.fit(engine, ds, timed)
-                typical[n].append(engine.trace.typical(job.iteration)[1]["compute"])
-                iterations[n] += [s["compute"] for s in engine.trace.summaries(job.iteration)[1:]]
+                typical[shape].append(engine.trace.typical(job.iteration)[1]["compute"])
+                iterations[shape] += [
+                    s["compute"] for s in engine.trace.summaries(job.iteration)[1:]
+                ]
         for ds in loaded.values():
             engine.release(ds)
     out = [
         Sample(
             rows=n,
-            features=features,
-            compute=statistics.median(typical[n]),
-            spread=spread(iterations[n]),
+            features=f,
+            compute=statistics.median(typical[n, f]),
+            spread=spread(iterations[n, f]),
         )
-        for n in wanted
+        for n, f in wanted
     ]
     every = _read(store)
     every[_key(job, config, rows, features)] = [asdict(s) for s in out]
