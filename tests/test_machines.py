@@ -174,7 +174,9 @@ def test_machines_give_the_reference_labelled_emulated_and_a_cut_worker_fails_in
         records = [json.loads(line) for line in next((tmp_path / "out").glob("*/records.jsonl"))
                    .read_text().splitlines()]  # fmt: skip
         for r in records:
-            assert r["emulation"]["machines"] == 2 and r["emulation"]["dilation"] > 1
+            # labelled with the dilation the model measured at start (on a busy host, less
+            # than the quotas' nominal one: other work shares the cores)
+            assert r["emulation"] == started.emulation
             assert r["config"]["execution"] == "allreduce"
             assert r["quality"]["inertia"] == pytest.approx(local["quality"]["inertia"], 1e-9)
             shown, d = run_figures(r).timeline["bars"], r["emulation"]["dilation"]

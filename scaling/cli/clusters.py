@@ -62,10 +62,17 @@ def forwarded(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list
 def emulated(emulation: dict) -> str:
     """A scale model in a line: its machines, cores, link and dilation."""
     e = emulation
-    return (
+    said = (
         f"{e['machines']} machines x {e['cores_per_machine']} cores on {e['link']} links, "
         f"emulated ({e['dilation']:.2f}x)"
     )
+    if e["dilation"] < 0.8 * e["nominal_dilation"]:  # what a quota gives on a busy host
+        said += (
+            f"; the host is busy: the machines' quotas slow them {e['dilation']:.2f}x where "
+            f"{e['nominal_dilation']:.2f}x was set, so other work shares their cores and their "
+            "times are less faithful"
+        )
+    return said
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ Subclasses implement seven hooks (``_start``, ``_load``, ``_map``, ``_map_reduce
 :mod:`scaling.engines.worker`, so that every engine computes and measures the same thing; this
 class validates arguments, wraps framework failures into :class:`~scaling.errors.EngineError`,
 and records every call, with its tasks, in :attr:`Engine.trace`. What it does when a worker
-dies or freezes (recovery, deadlines, the failure drill) is
+dies or freezes, or its cluster goes away (recovery, deadlines, the failure drill) is
 :class:`~scaling.engines.recovery.Recovery`, a part of this class in a file of its own.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from scaling.data import Source, partition_bounds
 from scaling.engines.defaults import DTYPES, MAX_FAILURES, STEP_TIMEOUT
-from scaling.engines.net import answers, check_reachable, driver_host
+from scaling.engines.net import check_reachable, driver_host
 from scaling.engines.recovery import Recovery
 from scaling.engines.rendezvous import Rendezvous
 from scaling.engines.worker import (
@@ -45,7 +45,6 @@ from scaling.engines.worker import (
     noop_combine,
 )
 from scaling.errors import (
-    ClusterLost,
     DataError,
     EngineError,
     GangTimeout,
@@ -481,16 +480,12 @@ class Engine(Recovery, ABC):
             raise
         except Exception as e:
             what = self._error_summary(e)
+            if self.gone():  # first: a cluster that goes away takes its workers with it
+                raise self.lost(op, type(e).__name__) from e
             if self._is_worker_lost(e):
                 raise LostWorker(
                     f"a {self.name} worker died during {op} ({type(e).__name__}: {what}); its "
                     "cached partitions are lost. Rerun the job (results already written are "
                     "intact); if workers run out of memory, use more workers or fewer rows"
-                ) from e
-            if self.address is not None and not answers(self.address):
-                raise ClusterLost(
-                    f"the {self.name} cluster at {self.address} went away during {op} (stopped, "
-                    f"killed or unreachable: {type(e).__name__}); start it again (`scaling "
-                    f"cluster start {self.name}`) and rerun (results already written are intact)"
                 ) from e
             raise EngineError(f"{self.name} {op} failed: {type(e).__name__}: {what}") from e

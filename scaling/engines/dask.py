@@ -156,8 +156,9 @@ class DaskEngine(Engine):
             self._client = Client(self._cluster)
         else:
             # a scheduler that goes away is said in one line (ClusterLost), not as the
-            # client's tracebacks of each reconnect it tries
-            logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+            # client's tracebacks of each reconnect it tries and of its closed connection
+            for name in ("distributed.client", "distributed.batched"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
             self._client = Client(self.address, timeout=10)
             if len(self._client.scheduler_info(n_workers=-1)["workers"]) < self.workers:
                 # workers still joining get a moment; a cluster of fewer fails below

@@ -13,3 +13,9 @@ job's ``--timeout``)."""
 MAX_FAILURES = 1
 """Lost workers a run recovers from (replaced, their partitions re-read, the call retried)
 before a further loss fails it."""
+
+WATCH = 2.0
+"""Seconds between the checks, while a call waits, that a cluster at ``--address`` still
+answers: a Spark job whose master and workers are gone waits for executors for ever, and Ray's
+driver retries its GCS for 60 s, then ends the process. The first check is after ``WATCH``
+seconds: a call that answers sooner pays nothing."""

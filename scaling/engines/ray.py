@@ -38,6 +38,7 @@ from ray.exceptions import (
 )
 
 from scaling.engines.base import Cached, Dataset, Engine
+from scaling.engines.defaults import WATCH
 from scaling.engines.net import is_loopback
 from scaling.engines.recovery import dead
 from scaling.engines.worker import (
@@ -219,11 +220,17 @@ class RayEngine(Engine):
         self._pids = dict(enumerate(pids)) if self.address is None else {}
 
     def _get(self, refs: Any, op: str) -> Any:
-        """``ray.get(refs)`` within the step deadline."""
-        try:
-            return ray.get(refs, timeout=self.step_timeout)
-        except GetTimeoutError:
-            raise self.timed_out(op) from None
+        """``ray.get(refs)`` within the step deadline, the cluster checked every
+        :data:`WATCH` s while it waits."""
+        deadline = time.monotonic() + self.step_timeout
+        while True:
+            try:
+                return ray.get(refs, timeout=max(min(WATCH, deadline - time.monotonic()), 0))
+            except GetTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise self.timed_out(op) from None
+                if self.gone():
+                    raise self.lost(op, "its GCS stopped answering") from None
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Cached:
         loads = [a.load.remote(uid, s, dtype) for a, s in zip(self._actors, specs, strict=True)]
@@ -272,7 +279,12 @@ class RayEngine(Engine):
         deadline = time.monotonic() + timeout
         pending = refs
         while pending:
-            done, pending = ray.wait(pending, timeout=max(deadline - time.monotonic(), 0))
+            left = deadline - time.monotonic()
+            done, pending = ray.wait(pending, timeout=max(min(WATCH, left), 0))
+            if not done and left > WATCH:
+                if self.gone():
+                    raise self.lost("gang", "its GCS stopped answering")
+                continue
             if not done:
                 for r in pending:
                     ray.cancel(r, force=False)
@@ -318,7 +330,8 @@ class RayEngine(Engine):
         return super()._error_summary(cause if cause is not None else error)
 
     def _stop(self) -> None:
-        for a in getattr(self, "_actors", []):
+        # a cluster that went away took its actors with it; killing them would wait on its GCS
+        for a in [] if self.gone() else getattr(self, "_actors", []):
             ray.kill(a)
         self._actors = []
         ray.shutdown()

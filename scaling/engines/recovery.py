@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from scaling.engines.net import answers
 from scaling.engines.worker import process_id
-from scaling.errors import DataError, LostWorker, StepTimeout, UsageError
+from scaling.errors import ClusterLost, DataError, LostWorker, StepTimeout, UsageError
 from scaling.measure.trace import Failure
 
 if TYPE_CHECKING:
@@ -49,9 +50,10 @@ def dead(pids: Mapping[Any, int]) -> list:
 
 
 class Recovery:
-    """Recovery and the drill, for :class:`~scaling.engines.base.Engine`."""
+    """Recovery, the drill and a cluster lost, for :class:`~scaling.engines.base.Engine`."""
 
     name: str
+    address: str | None
     max_failures: int
     step_timeout: float
     recovers_itself: bool
@@ -79,6 +81,18 @@ class Recovery:
             return f"(after {self.name} ran it {self.max_failures} more times: --max-failures)"
         n = self.max_failures
         return f"(after {used} recover{'y' if used == 1 else 'ies'}: --max-failures {n})"
+
+    def gone(self) -> bool:
+        """Whether the cluster at ``address`` stopped answering (never, in-process)."""
+        return self.address is not None and not answers(self.address)
+
+    def lost(self, op: str, how: str) -> ClusterLost:
+        """The error of a call whose cluster went away (:meth:`gone`) under it."""
+        return ClusterLost(
+            f"the {self.name} cluster at {self.address} went away during {op} (stopped, killed "
+            f"or unreachable: {how}); start it again (`scaling cluster start {self.name}`) and "
+            "rerun (results already written are intact)"
+        )
 
     def timed_out(self, op: str) -> StepTimeout:
         """The error of a call that got no answer within ``step_timeout``."""

@@ -35,6 +35,7 @@ from pyspark.sql import SparkSession
 
 from scaling.data import Part
 from scaling.engines.base import Cached, Dataset, Engine
+from scaling.engines.defaults import WATCH
 from scaling.engines.worker import (
     THREAD_ENV,
     GangContext,
@@ -159,12 +160,21 @@ class _ActionThread:
                 box["error"] = e
             done.set()
 
-    def run(self, action: Callable[[], Any], timeout: float) -> tuple[bool, dict]:
-        """Whether ``action`` finished within ``timeout`` seconds, and its result or error."""
+    def run(
+        self, action: Callable[[], Any], timeout: float, gone: Callable[[], bool]
+    ) -> tuple[bool, dict]:
+        """Whether ``action`` finished within ``timeout`` seconds, and its result or error
+        (or ``{"gone": True}`` once ``gone()``, asked every :data:`WATCH` s, says so)."""
         box: dict[str, Any] = {}
         done = threading.Event()
         self._actions.put((action, box, done))
-        return done.wait(timeout), box
+        deadline = time.monotonic() + timeout
+        while not done.wait(min(WATCH, max(deadline - time.monotonic(), 0))):
+            if time.monotonic() >= deadline:
+                return False, box
+            if gone():
+                return False, {"gone": True}
+        return True, box
 
 
 class SparkEngine(Engine):
@@ -239,6 +249,8 @@ class SparkEngine(Engine):
             now = time.monotonic()
             if have != seen:
                 seen, since = have, now
+            elif self.gone():
+                raise self.lost("start", "its master stopped answering")
             elif (have and now - since > settle) or now > deadline:
                 self._session.stop()
                 raise EngineError(
@@ -253,11 +265,11 @@ class SparkEngine(Engine):
         frozen worker."""
         if self._actions is None:
             self._actions = _ActionThread()
-        done, box = self._actions.run(action, timeout)
+        done, box = self._actions.run(action, timeout, self.gone)
         if not done:
             self._sc.cancelAllJobs()
             self._actions = None  # it is still in the cancelled job: the next call gets a new one
-            raise TimeoutError
+            raise ConnectionError("its master stopped answering") if "gone" in box else TimeoutError
         if "error" in box:
             raise box["error"]
         return box["result"]
@@ -267,6 +279,8 @@ class SparkEngine(Engine):
             return self._within(action, self.step_timeout)
         except TimeoutError:
             raise self.timed_out(op) from None
+        except ConnectionError as e:
+            raise self.lost(op, str(e)) from None
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Cached:
         flat = sorted((s for worker in specs for s in worker), key=lambda s: s.index)

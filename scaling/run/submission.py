@@ -123,8 +123,14 @@ def refresh(job: Submission) -> Submission:
     if job.engine == "ray":
         try:
             info = _ray_request(job, f"/api/jobs/{job.id}")
-        except EngineError as e:
-            return _end(job, "failed", f"its cluster is gone ({e})")
+        except EngineError as e:  # its driver ran there: it went with it
+            return _end(
+                job,
+                "failed",
+                f"the ray cluster at {job.address} went away (stopped, killed or unreachable: "
+                f"{e}); start it again (`scaling cluster start ray`) and submit the job again "
+                "(results already written are intact)",
+            )
         status = info["status"].lower()
         if status in FINAL:
             return _end(job, status, "" if status == "succeeded" else info.get("message") or "")
