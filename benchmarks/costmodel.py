@@ -344,7 +344,13 @@ def write(
         "Command: `.venv/bin/python benchmarks/costmodel.py --engines "
         f"{','.join(args.engines)} --jobs {','.join(args.jobs)} --workers "
         f"{','.join(map(str, args.workers))} --repeat {args.repeat}"
-        + (f" --emulate {args.emulate} --link {args.link}`" if args.emulate else "`"),
+        + (f" --emulate {args.emulate} --link {args.link}`" if args.emulate else "`")
+        + (
+            "; its measured points kept (`--points FILE`) and priced again by the model as it "
+            "is now (the same command with `--points FILE` again)"
+            if args.repriced
+            else ""
+        ),
         "",
         *([_emulation_line(args, cals), ""] if args.emulate else []),
         f"Host: {host_line()}. Each engine calibrated at "
@@ -508,7 +514,8 @@ def main() -> None:
         Path(args.points).write_bytes(pickle.dumps(measured(args)))
         return
     kept = [Path(f) for f in (args.points or "").split(",") if f]
-    if kept and all(f.exists() for f in kept):  # measured before: price them again, together
+    args.repriced = bool(kept) and all(f.exists() for f in kept)
+    if args.repriced:  # measured before: price them again, together
         cals, points = {}, []
         for f in kept:
             more_cals, more_points = pickle.loads(f.read_bytes())

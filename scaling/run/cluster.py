@@ -129,7 +129,9 @@ def start(
     or ``host``, an address of this host that other machines reach."""
     try:
         return _start(engine, workers, join, timeout, host, machines, cores, link, dilation)
-    except _Overloaded:  # once more: a busy host's second try finds the caches warm
+    except _Overloaded:
+        if join is not None:  # the head it joins was stopped with it
+            raise
         return _start(engine, workers, join, timeout, host, machines, cores, link, dilation)
 
 
