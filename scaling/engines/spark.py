@@ -259,28 +259,29 @@ class SparkEngine(Engine):
                 )
             time.sleep(0.2)
 
-    def _within(self, action: Callable[[], Any], timeout: float) -> Any:
+    def _within(self, action: Callable[[], Any], timeout: float, op: str) -> Any:
         """``action()`` (a Spark job) in the engine's action thread, its jobs cancelled if it
-        takes longer than ``timeout`` seconds (then TimeoutError): a Spark job waits for a
-        frozen worker."""
+        takes longer than ``timeout`` seconds (then TimeoutError) or the cluster goes away
+        (then :meth:`lost`): a Spark job waits for a frozen worker, and for the executors of a
+        cluster that is gone."""
         if self._actions is None:
             self._actions = _ActionThread()
         done, box = self._actions.run(action, timeout, self.gone)
         if not done:
             self._sc.cancelAllJobs()
             self._actions = None  # it is still in the cancelled job: the next call gets a new one
-            raise ConnectionError("its master stopped answering") if "gone" in box else TimeoutError
+            if "gone" in box:
+                raise self.lost(op, "its master stopped answering")
+            raise TimeoutError
         if "error" in box:
             raise box["error"]
         return box["result"]
 
     def _step(self, action: Callable[[], Any], op: str) -> Any:
         try:
-            return self._within(action, self.step_timeout)
+            return self._within(action, self.step_timeout, op)
         except TimeoutError:
             raise self.timed_out(op) from None
-        except ConnectionError as e:
-            raise self.lost(op, str(e)) from None
 
     def _load(self, uid: str, specs: list[list[PartSpec]], dtype: str) -> Cached:
         flat = sorted((s for worker in specs for s in worker), key=lambda s: s.index)
@@ -309,7 +310,7 @@ class SparkEngine(Engine):
         groups = self._sc.parallelize(ds.native[1], numSlices=self.workers)
         job = groups.barrier().mapPartitions(partial(_gang, ds.uid, ds.dtype, fn, ctxs, args))
         try:
-            results = self._within(job.collect, timeout)
+            results = self._within(job.collect, timeout, "gang")
         except TimeoutError:
             raise GangTimeout from None
         return [r for _, r in sorted(results, key=lambda p: p[0])]

@@ -302,7 +302,8 @@ def _wait_ready(cluster: Cluster, timeout: float) -> None:
         if dead:
             stop(cluster.engine)
             said = f"{dead[0].role} exited while starting; see {dead[0].log}"
-            if RAY_OVERLOADED in Path(dead[0].log).read_text(errors="replace"):
+            log = Path(dead[0].log)
+            if log.is_file() and RAY_OVERLOADED in log.read_text(errors="replace"):
                 raise _Overloaded(f"{said} (the host was too busy for Ray's 30 s)")
             raise EngineError(said)
         if not cluster.dashboards:  # workers that joined a head elsewhere: it counts them
