@@ -177,6 +177,14 @@ class Job(ABC, Generic[ConfigT, ResultT]):
         on a sample (:mod:`scaling.run.sample`); default: its share of the rows, every feature."""
         return -(-rows // workers), features
 
+    def sample_partitions(self, config: ConfigT, workers: int) -> int:
+        """Partitions that a sample of one worker's share at ``workers`` runs side by side on
+        its one core, its compute then divided by them (:mod:`scaling.run.sample`). Default 1:
+        a worker's work per iteration is set by its share alone. A job whose work also depends
+        on how many share the problem (ADMM's local solves, each pulled toward a consensus of
+        all of them) runs all ``workers`` of them."""
+        return 1
+
     def execution(self, config: ConfigT) -> str:
         """How an iteration runs: ``driver`` (the MapReduce style: the driver holds the loop and
         makes an engine call per step) or ``allreduce`` (a gang of workers holds the loop and

@@ -283,10 +283,27 @@ def test_a_line_with_a_negative_fixed_cost_falls_back_to_a_factor_between_the_sh
 
 
 def test_samples_are_what_one_worker_holds():
-    gbdt = get_job("gbdt")
+    gbdt, logreg = get_job("gbdt"), get_job("logreg")
     # data-parallel: a worker's share of the rows and every column, down to MIN_ROWS rows
     shapes = sample.sizes(gbdt, gbdt.config(mode="data"), 40_000, 16)
-    assert shapes == [(40_000, 16), (20_000, 16), (10_000, 16)] and sample.MIN_ROWS > 5_000
+    assert shapes == [(40_000, 16, 1), (20_000, 16, 1), (10_000, 16, 1)]
+    assert sample.MIN_ROWS > 5_000
     # feature-parallel: every row (each worker routes all of them per split), its columns
     shapes = sample.sizes(gbdt, gbdt.config(mode="feature"), 40_000, 16)
-    assert shapes == [(40_000, 16), (40_000, 8), (40_000, 4), (40_000, 2), (40_000, 1)]
+    assert shapes == [(40_000, f, 1) for f in (16, 8, 4, 2, 1)]
+    # ADMM: all p shares side by side (each local solve is pulled toward the consensus of p)
+    shapes = sample.sizes(logreg, logreg.config(solver="admm"), 40_000, 16)
+    assert shapes == [(40_000, 16, 1), (20_000, 16, 2), (10_000, 16, 4)]
+
+
+def test_samples_of_partitions_side_by_side_are_timed_kept_and_found_again(tmp_path):
+    logreg = get_job("logreg")
+    config = logreg.config(solver="admm")
+    (one, two, four) = sample.measure(tmp_path, logreg, config, 40_000, 8, say=lambda _: None)
+    assert [s.partitions for s in (one, two, four)] == [1, 2, 4]
+    assert all(s.compute > 0 for s in (one, two, four))
+    alone = sample.measure(
+        tmp_path, logreg, logreg.config(), 40_000, 8, say=lambda _: None
+    )  # L-BFGS: one partition of each share
+    assert [s.partitions for s in alone] == [1, 1, 1]
+    assert sample.cached(tmp_path, logreg, config, 40_000, 8) == [one, two, four]

@@ -397,7 +397,10 @@ def describe(samples) -> str:
     features = [s.features for s in samples]
     across = span(features) + (" features" if len(set(features)) > 1 else "")
     rows = span([s.rows for s in samples])
-    return f"{len(samples)} sample{'s' * (len(samples) > 1)} of {rows} rows x {across}"
+    said = f"{len(samples)} sample{'s' * (len(samples) > 1)} of {rows} rows x {across}"
+    if (parts := [s.partitions for s in samples]) != [1] * len(samples):
+        said += f" (in {span(parts)} partitions side by side on one core)"
+    return said
 
 
 def fit_samples(job, config, samples, calibration) -> Correction:

@@ -22,6 +22,7 @@ import json
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from scaling.measure.host import host_facts
 from scaling.results import atomic_write
@@ -45,29 +46,38 @@ slower than another (other tenants in the L3 cache it spills into)."""
 
 @dataclass(frozen=True, kw_only=True)
 class Sample:
-    """One iteration's compute (seconds) on ``rows`` x ``features`` on one core."""
+    """One iteration's compute (seconds) on ``rows`` x ``features`` on one core (of
+    ``partitions`` of them run side by side there, its share)."""
 
     rows: int
     features: int
     compute: float
     spread: float = 0.0  # of its iterations' compute: quartiles apart over twice the median
+    partitions: int = 1
 
 
-def sizes(job, config, rows: int, features: int) -> list[tuple[int, int]]:
-    """The sample shapes (rows, features) for ``rows`` x ``features``: what one worker holds at
-    1, 2, 4, ... workers (:meth:`scaling.job.Job.partition`: its share of the rows, or of the
-    columns where a mode splits them), while at least :data:`MIN_ROWS` rows, at most 8 of them,
-    each capped at :data:`SAMPLE_BYTES`. One where the rows do not change an iteration's work
-    (SGD's batches): a few batches' rows."""
+class Shape(NamedTuple):
+    rows: int  # of each partition
+    features: int
+    partitions: int = 1
+
+
+def sizes(job, config, rows: int, features: int) -> list[Shape]:
+    """The sample shapes for ``rows`` x ``features``: what one worker holds at 1, 2, 4, ...
+    workers (:meth:`scaling.job.Job.partition`: its share of the rows, or of the columns where
+    a mode splits them; :meth:`~scaling.job.Job.sample_partitions` of them side by side), while
+    at least :data:`MIN_ROWS` rows, at most 8 of them, each capped at :data:`SAMPLE_BYTES`. One
+    where the rows do not change an iteration's work (SGD's batches): a few batches' rows."""
     per_iteration = job.rows_per_iteration(config, rows)
     if per_iteration == job.rows_per_iteration(config, max(rows // 2, 1)):
-        return [(min(rows, max(MIN_ROWS, 4 * per_iteration)), features)]
-    out: list[tuple[int, int]] = []
+        return [Shape(min(rows, max(MIN_ROWS, 4 * per_iteration)), features)]
+    out: list[Shape] = []
     for p in (2**k for k in range(20)):
         n, f = job.partition(rows, features, p, config)
         if len(out) == 8 or (out and n < MIN_ROWS):
             break
-        shape = (min(n, max(SAMPLE_BYTES // (8 * f), MIN_ROWS)), f)
+        parts = job.sample_partitions(config, p)
+        shape = Shape(min(n, max(SAMPLE_BYTES // (8 * f * parts), MIN_ROWS)), f, parts)
         if shape not in out:  # past the cap, or at one column, the next is the same
             out.append(shape)
     return out
@@ -102,9 +112,9 @@ def _read(store: str | Path) -> dict:
 def cached(store: str | Path, job, config, rows: int, features: int) -> list[Sample] | None:
     """The samples of this shape timed on this host before, or ``None``."""
     found = _read(store).get(_key(job, config, rows, features))
-    if found is None or sorted((s["rows"], s["features"]) for s in found) != sorted(
-        sizes(job, config, rows, features)
-    ):
+    if found is None or sorted(
+        Shape(s["rows"], s["features"], s.get("partitions", 1)) for s in found
+    ) != sorted(sizes(job, config, rows, features)):
         return None
     return [Sample(**s) for s in found]
 
@@ -119,20 +129,23 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
     from scaling.run.calibrate import spread
 
     wanted = sizes(job, config, rows, features)
-    planned = [Sample(rows=n, features=f, compute=0.0) for n, f in wanted]
+    planned = [Sample(rows=n, features=f, compute=0.0, partitions=k) for n, f, k in wanted]
     say(f"timing {job.name}'s iteration on {describe(planned)} (once per host and shape)")
     timed = job.timed(config, ITERATIONS)
-    typical: dict[tuple[int, int], list[float]] = {shape: [] for shape in wanted}
-    iterations: dict[tuple[int, int], list[float]] = {shape: [] for shape in wanted}
+    typical: dict[Shape, list[float]] = {shape: [] for shape in wanted}
+    iterations: dict[Shape, list[float]] = {shape: [] for shape in wanted}
     with make_engine("local", 1) as engine:
-        loaded = {(n, f): engine.load(job.synthetic(n, f, 0, config)) for n, f in wanted}
+        loaded = {
+            (n, f, k): engine.load(job.synthetic(n * k, f, 0, config), partitions=k)
+            for n, f, k in wanted
+        }
         for _ in range(ROUNDS):  # the sizes taking turns: a noisy stretch falls on each alike
-            for shape, ds in loaded.items():
+            for (n, f, k), ds in loaded.items():
                 engine.trace.reset()
                 job.fit(engine, ds, timed)
-                typical[shape].append(engine.trace.typical(job.iteration)[1]["compute"])
-                iterations[shape] += [
-                    s["compute"] for s in engine.trace.summaries(job.iteration)[1:]
+                typical[n, f, k].append(engine.trace.typical(job.iteration)[1]["compute"] / k)
+                iterations[n, f, k] += [
+                    s["compute"] / k for s in engine.trace.summaries(job.iteration)[1:]
                 ]
         for ds in loaded.values():
             engine.release(ds)
@@ -140,10 +153,11 @@ def measure(store: str | Path, job, config, rows: int, features: int, say=print)
         Sample(
             rows=n,
             features=f,
-            compute=statistics.median(typical[n, f]),
-            spread=spread(iterations[n, f]),
+            partitions=k,
+            compute=statistics.median(typical[n, f, k]),
+            spread=spread(iterations[n, f, k]),
         )
-        for n, f in wanted
+        for n, f, k in wanted
     ]
     every = _read(store)
     every[_key(job, config, rows, features)] = [asdict(s) for s in out]
