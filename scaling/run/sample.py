@@ -3,14 +3,15 @@ the job's own iteration on samples of the rows, in-process on one core.
 
 A worker's compute is its share of one iteration: its map kernels on the rows and columns it
 holds (:meth:`scaling.job.Job.partition`). The cost model priced it as ``fixed + factor x
-roofline`` fitted on runs of other shapes, and that line does
-not carry to a third (logistic regression at 128 features: 62-81% off, the "fitted" column of
-``benchmarks/results/costmodel.md``), nor across a cache: logistic regression's per-row
-time grew 1.6x between 100,000 and 1,000,000 rows of 32 features on this host. So the job's
+roofline`` fitted on runs of other shapes, and that line does not carry to a third (logistic
+regression at 128 features: 62-81% off, the "fitted" column of
+``benchmarks/results/costmodel.md``), nor across a cache: logistic regression's per-row time
+grew 1.6x between 100,000 and 1,000,000 rows of 32 features on this host. So the job's
 iteration is timed at the shape's own options on what a worker holds at 1, 2, 4, ... workers
 (:func:`sizes`: its share of the rows; a feature-parallel tree's share of the columns and
-every row, whose routing per split does not shrink with p), and the model interpolates between
-them (:func:`scaling.model.costmodel.fit_samples`).
+every row, whose routing per split does not shrink with p; ADMM's p shares side by side, its
+local solves' work depending on p), and the model interpolates between them
+(:func:`scaling.model.costmodel.fit_samples`).
 
 Timings are kept per host, job, options and features in ``<store>/calibration/samples.json``
 (atomically), so a second ``scaling predict`` answers without running anything.
@@ -57,7 +58,9 @@ class Sample:
 
 
 class Shape(NamedTuple):
-    rows: int  # of each partition
+    """A sample's shape: ``partitions`` of ``rows`` x ``features`` each."""
+
+    rows: int
     features: int
     partitions: int = 1
 
