@@ -357,11 +357,12 @@ def write(
         f"{','.join(map(str, args.workers))} workers in the same run. Two models of compute: "
         f"**fitted**, every variant's line (a fixed cost per iteration and a factor on the "
         f"roofline) fitted on its job's first {FITTED} shapes at 1 worker; **sampled**, the "
-        "variant's own iteration timed in-process on samples of each point's shape (a "
-        "worker's rows at 1, 2, 4, ... workers, halved down to "
-        f"{sample.MIN_ROWS:,}, interpolated between: `scaling predict`'s). Both take, where a "
-        "library brings "
-        "its own transport, a factor on it from the first shape at 2 workers. Times are "
+        "variant's own iteration timed in-process on samples of each point's shape (what "
+        "one worker holds at 1, 2, 4, ... workers: its share of the rows, a feature-parallel "
+        "tree's share of the columns, ADMM's p shares side by side; down to "
+        f"{sample.MIN_ROWS:,} rows, interpolated between: `scaling predict`'s). Both take, "
+        "where a library brings its own transport, a factor on it from the first shape at 2 "
+        "workers. Times are "
         f"seconds per iteration, medians of {args.repeat} interleaved fits. Error = predicted "
         "/ measured - 1.",
         "",
