@@ -102,8 +102,10 @@ if __name__ == "__main__":
                     # its deadline a backstop only: a busy host's gang start is slow
                     undisturbed = gbdt.JOB.fit(engine, ds, dataclasses.replace(gconfig, timeout=60))
                     say("ok", undisturbed.rounds)
-                else:
+                elif fault == "late":
                     train.train(engine, ds, gconfig, member, fault)
+                else:  # a death ends it, not the deadline (a busy host took over 6 s to see it)
+                    train.train(engine, ds, dataclasses.replace(gconfig, timeout=60), member, fault)
             except EngineError as e:
                 say(fault, f"{time.perf_counter() - t0:.1f}", e)
         # a member that dies once after round 4: the gang again on a replaced worker, from
@@ -148,7 +150,7 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
         [sys.executable, str(script), name, library, str(marker)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # 276 s beside a CPU hog on each core
     )
     said = {}
     for line in done.stdout.splitlines():
@@ -183,7 +185,7 @@ def test_workers_that_die_freeze_or_never_join(tmp_path, name, library):
     die_s, die = said["die"].split(" ", 1)
     assert f"a {name} worker died during gang" in die
     # replaced, the gang again from its start, dead again: past the limit
-    assert die.endswith("(after 1 recovery: --max-failures 1)") and float(die_s) < 20
+    assert die.endswith("(after 1 recovery: --max-failures 1)") and float(die_s) < 60
 
     same, rounds, measured, failures = said["once"].split(" ", 3)
     assert same == "True" and marker.exists()  # it died, and the gang again gave the same trees

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scaling.data import Source, partition_bounds
-from scaling.engines.defaults import DTYPES, MAX_FAILURES, STEP_TIMEOUT
+from scaling.engines.defaults import DTYPES, MAX_FAILURES, STEP_TIMEOUT, WATCH
 from scaling.engines.net import check_reachable, driver_host
 from scaling.engines.recovery import Recovery
 from scaling.engines.rendezvous import Rendezvous
@@ -480,7 +480,7 @@ class Engine(Recovery, ABC):
             raise
         except Exception as e:
             what = self._error_summary(e)
-            if self.gone():  # first: a cluster that goes away takes its workers with it
+            if self.gone(WATCH):  # first: a cluster that goes away takes its workers with it
                 raise self.lost(op, type(e).__name__) from e
             if self._is_worker_lost(e):
                 raise LostWorker(

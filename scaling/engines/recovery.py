@@ -82,9 +82,18 @@ class Recovery:
         n = self.max_failures
         return f"(after {used} recover{'y' if used == 1 else 'ies'}: --max-failures {n})"
 
-    def gone(self) -> bool:
-        """Whether the cluster at ``address`` stopped answering (never, in-process)."""
-        return self.address is not None and not answers(self.address)
+    def gone(self, patience: float = 0.0) -> bool:
+        """Whether the cluster at ``address`` stopped answering (never, in-process), asked
+        again for up to ``patience`` seconds: a cluster that is going away fails its calls
+        (Dask's scheduler cancels their futures) while its port still takes connections."""
+        if self.address is None:
+            return False
+        deadline = time.monotonic() + patience
+        while answers(self.address):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def lost(self, op: str, how: str) -> ClusterLost:
         """The error of a call whose cluster went away (:meth:`gone`) under it."""
