@@ -524,6 +524,8 @@ def main() -> None:
         cals = {e: refit(c) for e, c in cals.items()}
     else:
         cals, points = emulated(args) if args.emulate else measured(args)
+        if not points:  # the results already written stay as they were
+            sys.exit("costmodel: nothing was measured (see above); no results written")
         if args.points:
             Path(args.points).write_bytes(pickle.dumps((cals, points)))
     with tempfile.TemporaryDirectory() as store:

@@ -160,11 +160,11 @@ class DaskEngine(Engine):
             for name in ("distributed.client", "distributed.batched"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
             self._client = Client(self.address, timeout=10)
-            if len(self._client.scheduler_info(n_workers=-1)["workers"]) < self.workers:
+            if len(self._workers()) < self.workers:
                 # workers still joining get a moment; a cluster of fewer fails below
                 with contextlib.suppress(TimeoutError):
                     self._client.wait_for_workers(self.workers, timeout=JOINING_SECONDS)
-        info = self._client.scheduler_info(n_workers=-1)["workers"]
+        info = self._workers()
         self._addrs = sorted(info)[: self.workers]
         self._pids: dict[str, int] = {}  # an embedded cluster's workers: processes here
         self._note_pids()
@@ -174,6 +174,13 @@ class DaskEngine(Engine):
                 f"the Dask cluster has {len(info)} workers, {self.workers} asked; "
                 "start more workers or ask for fewer"
             )
+
+    def _workers(self) -> dict[str, dict]:
+        """The cluster's workers as the scheduler says now, by address. Not through
+        ``Client.scheduler_info``, which returns a cache that the client's periodic refresh
+        (asking for no workers) can overwrite between its fetch and our read: seen as our
+        workers all gone while a busy scheduler answered both at once."""
+        return self._client.sync(self._client.scheduler.identity, n_workers=-1)["workers"]
 
     @property
     def worker_memory(self) -> int:
@@ -219,7 +226,7 @@ class DaskEngine(Engine):
         looking again for up to ``seconds``."""
         deadline = time.monotonic() + seconds
         while True:
-            alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
+            alive = set(self._workers())
             lost = dead(self._pids) or [a for a in self._addrs if a not in alive]
             if lost or time.monotonic() >= deadline:
                 return lost
@@ -273,7 +280,7 @@ class DaskEngine(Engine):
         """The workers the nannies started in place of the dead ones (at new addresses)."""
         deadline = time.monotonic() + REPLACE_SECONDS
         while True:
-            alive = set(self._client.scheduler_info(n_workers=-1)["workers"])
+            alive = set(self._workers())
             lost = [w for w, a in enumerate(self._addrs) if a not in alive]
             fresh = sorted(alive - set(self._addrs))
             if len(fresh) >= len(lost):
