@@ -102,6 +102,13 @@ def host_line() -> str:
     return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
 
 
+def kept_reading(path: Path) -> str:
+    """The hand-written ``## Reading`` of a results file, to keep below its tables when a run
+    writes them again ("" where there is none)."""
+    text = path.read_text() if path.exists() else ""
+    return text[text.index("## Reading") :] if "## Reading" in text else ""
+
+
 def write_result(out: Path, name: str, lines: list[str], record: dict) -> None:
     """``out/name.md`` (the table) and ``out/name.json`` (the raw record with the host),
     atomically."""

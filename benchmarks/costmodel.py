@@ -49,7 +49,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, host_line, write_result
+from common import RESULTS, host_line, kept_reading, write_result
 from tqdm import tqdm
 
 from jobs import get_job
@@ -334,10 +334,6 @@ def write(
     called = {m: [c for c in family if not c[m]["tied"]] for m in MODELS}
     agree = {m: sum(c[m]["agree"] for c in called[m]) for m in MODELS}
     out = Path(args.out)
-    kept = ""
-    if (out / f"{name}.md").exists():  # keep the hand-written reading below the tables
-        text = (out / f"{name}.md").read_text()
-        kept = text[text.index("## Reading") :] if "## Reading" in text else ""
     lines = [
         "# The cost model against held-out measurements",
         "",
@@ -448,7 +444,7 @@ def write(
         ),
         "```",
         "",
-        kept,
+        kept_reading(out / f"{name}.md"),
     ]
     record = {
         "command": lines[2],

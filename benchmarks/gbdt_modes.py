@@ -23,7 +23,7 @@ import json
 import statistics
 from pathlib import Path
 
-from common import RESULTS, host_line
+from common import RESULTS, host_line, kept_reading
 from tqdm import tqdm
 
 from jobs import gbdt
@@ -115,10 +115,7 @@ def write(args: argparse.Namespace, points: list[dict]) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reading = out / "README.md"
-    kept = ""
-    if reading.exists():  # keep the hand-written reading below the generated part
-        text = reading.read_text()
-        kept = text[text.index("## Reading") :] if "## Reading" in text else ""
+    kept = kept_reading(reading)
     lines = [
         "# Boosted trees: where data-, feature- and voting-parallel win",
         "",

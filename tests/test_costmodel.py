@@ -71,6 +71,12 @@ def test_calibration_recovers_a_synthetic_engine(monkeypatch):
     assert cal.down.beta == pytest.approx(BETA_DOWN, rel=0.05)
     # The roofline is this machine's, measured: a core does between 0.5 and 500 Gflop/s.
     assert 5e8 < cal.gemm < 5e11 and 1e8 < cal.bandwidth < 1e12
+    # The straggle as measured at each count, the widest's beyond; between two counts, linear
+    # in log2 p.
+    measured = [max(cal.points[str(p)]["straggle"], 0.0) for p in (2, 3)]
+    assert [cal.straggle_at(p) for p in (1, 2, 3, 64)] == [0.0, *measured, cal.straggle]
+    spread = replace(cal, straggles={"1": 0.0, "2": 0.1, "8": 0.3})
+    assert spread.straggle_at(4) == pytest.approx(0.2) and spread.straggle_at(16) == 0.3
     # Kept and read back whole; from another host it is not reused.
     assert calibration.Calibration.from_json(cal.to_json()) == cal
     # Measured on a scale model slowed by 2, the same points are a cluster twice as fast.

@@ -211,8 +211,8 @@ def test_host_and_join_across_machines(home, tmp_path):
         joined = on(other, "cluster", "start", "dask", "--join", address, "--host",
                     other.address, "--workers", "1")  # fmt: skip
         assert joined.returncode == 0, joined.stderr
-        seen = _on(model, head, f"from distributed import Client; print(*Client({address!r})"
-                   ".scheduler_info(n_workers=-1)['workers'])")  # fmt: skip
+        seen = _on(model, head, f"from distributed import Client; c = Client({address!r}); "
+                   "print(*c.sync(c.scheduler.identity, n_workers=-1)['workers'])")  # fmt: skip
         assert {a.split("//")[1].rsplit(":", 1)[0] for a in seen.stdout.split()} == {
             head.address,
             other.address,

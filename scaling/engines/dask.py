@@ -273,8 +273,14 @@ class DaskEngine(Engine):
             raise GangTimeout from None
 
     def _release(self, ds: Dataset) -> None:
+        # Let go of the futures rather than cancel them: the scheduler's cancel walks their
+        # dependents too, and one that this client has let go of but a busy scheduler still
+        # holds (a finished step's task) fails its ``assert ts.who_wants``, which closes our
+        # connection: every future cancelled ("scheduler-connection-lost", distributed
+        # 2026.8, seen on a scale model's head).
         self._held_futures.pop(ds.uid, None)
-        self._client.cancel(ds.native)
+        for future in ds.native:
+            future.release()
 
     def _replace_lost(self) -> list[int]:
         """The workers the nannies started in place of the dead ones (at new addresses)."""
@@ -308,6 +314,14 @@ class DaskEngine(Engine):
 
     def _is_worker_lost(self, error: BaseException) -> bool:
         return isinstance(error, WorkerLost | KilledWorker)
+
+    def _error_summary(self, error: BaseException) -> str:
+        # Futures cancelled say why on their later lines ("scheduler-connection-lost", ...).
+        groups = getattr(error, "error_groups", None)
+        if not groups:
+            return super()._error_summary(error)
+        reasons = ", ".join(sorted({g.reason for g in groups}))
+        return f"{super()._error_summary(error)} {reasons}"
 
     def _stop(self) -> None:
         self._client.close(timeout=30)

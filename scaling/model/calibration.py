@@ -29,6 +29,7 @@ measured, with D beside them).
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -61,12 +62,29 @@ class Calibration:
     straggle: float
     call_spread: float = 0.0  # the empty call's quartiles apart, over twice its median
     dilation: float = 1.0  # a scale model's D the points' times were divided by (1: as is)
+    straggles: dict[str, float] = field(default_factory=dict)  # by worker count, as measured
     libraries: dict[str, Link] = field(default_factory=dict)  # by Step.transport: their own
     points: dict = field(default_factory=dict)  # what the fits were made from
 
     def call_overhead(self, workers: int) -> float:
         a, b = self.call
         return max(a + b * workers, 0.0)
+
+    def straggle_at(self, workers: int) -> float:
+        """The straggle at ``workers``: as measured at that count, linear in log2 p between
+        two counts measured (the slowest of p grows with p), the nearest's beyond them, none
+        at 1 (``straggle``, the widest's, where only it was kept)."""
+        if workers <= 1:
+            return 0.0
+        measured = sorted((int(p), s) for p, s in self.straggles.items() if int(p) > 1)
+        if not measured:
+            return self.straggle
+        below = [(p, s) for p, s in measured if p <= workers] or measured[:1]
+        above = [(p, s) for p, s in measured if p >= workers] or measured[-1:]
+        (p0, s0), (p1, s1) = below[-1], above[0]
+        if p0 == p1:
+            return s0
+        return s0 + (s1 - s0) * math.log2(workers / p0) / math.log2(p1 / p0)
 
     def link(self, pattern: str) -> Link:
         return {"tree": self.up, "scatter": self.down}.get(pattern, self.peer)
@@ -243,6 +261,7 @@ def fit(
         gemm=float(statistics.median(pt["gemm"] for pt in points)),
         bandwidth=float(statistics.median(pt["bandwidth"] for pt in points)),
         straggle=float(max(widest["straggle"], 0.0)) if widest["workers"] > 1 else 0.0,
+        straggles={str(pt["workers"]): float(max(pt["straggle"], 0.0)) for pt in points},
         call_spread=float(statistics.median(pt.get("empty_spread", 0.0) for pt in points)),
         dilation=dilation,
         points={str(pt["workers"]): pt for pt in measured},

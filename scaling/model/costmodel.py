@@ -15,8 +15,10 @@ calibration (:mod:`scaling.model.calibration`)::
   about (:mod:`scaling.run.sample`, as Ernest samples), else on its measured 1-worker runs;
   one shape measured gives the factor alone; none, the roofline alone, and the answer says
   so.
-- **straggle**: the measured spread of equal tasks across workers, (max - median) / median,
-  paid by every step that waits for all workers (p > 1).
+- **straggle**: the measured spread of equal tasks across p workers, (max - median) /
+  median, paid by every step that waits for all workers (p > 1); measured at each count the
+  calibration ran (the slowest of p grows with p), between them interpolated
+  (:meth:`~scaling.model.calibration.Calibration.straggle_at`).
 - **communication**: each step's bytes by the pattern they travel in; ``hops`` latencies
   ``alpha`` in sequence plus the busiest end's bytes over ``beta`` (seconds per byte):
 
@@ -196,7 +198,7 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
         own, library = communication(steps, p, calibration, network)
         driver_loop = any(s.pattern == "tree" for s in steps)
         overhead = calibration.call_overhead(p) if driver_loop else calibration.gang_iteration
-        straggle = busiest * calibration.straggle if p > 1 else 0.0
+        straggle = busiest * calibration.straggle_at(p)
         comm = own + correction.transport * library
         out.append(
             Terms(
@@ -239,7 +241,12 @@ def curve(
         f"{seconds(cal.call[1])} x workers, fitted at those counts and extrapolated "
         "as a line; a gang's empty iteration "
         f"{seconds(cal.gang_iteration)} at any count",
-        f"one core per worker; stragglers: +{cal.straggle:.0%} of compute (measured spread)",
+        "one core per worker; stragglers: "
+        + (
+            ", ".join(f"+{s:.0%} at {p}" for p, s in cal.straggles.items() if int(p) > 1)
+            or f"+{cal.straggle:.0%}"
+        )
+        + " of compute (the measured spread at each count; the widest's beyond it)",
     ]
 
 
