@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, host_line, kept_reading, write_result
+from common import RESULTS, host_line, kept_reading, scale_model, write_result
 
 from scaling.data import Blobs
 from scaling.engines import make_engine
@@ -89,22 +88,15 @@ def measure(workers: int, address: str | None, dilation: float) -> list[dict]:
 
 def on_scale_model(args: argparse.Namespace) -> tuple[float, list[dict]]:
     """The gang at each count on a scale model of ``--machines``, this script on its head."""
-    from scaling.run import cluster
-    from scaling.run.machines import ScaleModel
-
-    found = cluster.start("dask", 1, machines=args.machines, link=args.link)
-    try:
-        d = found.emulation["dilation"]
-        print(f"dask: {args.machines} machines on {args.link} links, D = {d:.2f}")
-        with tempfile.NamedTemporaryFile(suffix=".json") as kept:
-            argv = [sys.executable, __file__, "--workers", ",".join(map(str, args.workers)),
-                    "--address", found.address, "--dilation", str(d),
-                    "--keep", kept.name]  # fmt: skip
-            command, env = ScaleModel.load(found.machines).driver(argv)
-            subprocess.run(command, env=env, check=True)
-            return d, json.loads(Path(kept.name).read_text())
-    finally:
-        cluster.stop("dask")
+    with (
+        scale_model("dask", args.machines, args.link) as (address, d, on_head),
+        tempfile.NamedTemporaryFile(suffix=".json") as kept,
+    ):
+        argv = [sys.executable, __file__, "--workers", ",".join(map(str, args.workers)),
+                "--address", address, "--dilation", str(d), "--keep", kept.name]  # fmt: skip
+        if on_head(argv) != 0:
+            sys.exit("barrier: the run on the scale model failed (see above); no results written")
+        return d, json.loads(Path(kept.name).read_text())
 
 
 def main() -> None:

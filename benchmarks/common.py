@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -100,6 +101,30 @@ def host_line() -> str:
     h = host_facts()
     python = platform.python_version()
     return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
+
+
+@contextmanager
+def scale_model(engine: str, machines: int, link: str) -> Iterator:
+    """A scale model of ``machines`` running ``engine`` (``scaling cluster start ENGINE
+    --machines N --link RATE``), removed whatever happens: its cluster's address, its measured
+    dilation D, and ``on_head(argv)``, which runs ``argv`` as a driver on its head machine and
+    returns its exit status."""
+    from scaling.run import cluster
+    from scaling.run.machines import ScaleModel
+
+    found = cluster.start(engine, 1, machines=machines, link=link)
+    try:
+        d = found.emulation["dilation"]
+        print(f"{engine}: {machines} machines on {link} links, D = {d:.2f}")
+        model = ScaleModel.load(found.machines)
+
+        def on_head(argv: list[str]) -> int:
+            command, env = model.driver(argv)
+            return subprocess.run(command, env=env).returncode
+
+        yield found.address, d, on_head
+    finally:
+        cluster.stop(engine)
 
 
 def kept_reading(path: Path) -> str:

@@ -49,7 +49,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, host_line, kept_reading, write_result
+from common import RESULTS, host_line, kept_reading, scale_model, write_result
 from tqdm import tqdm
 
 from jobs import get_job
@@ -558,31 +558,23 @@ def measured(args: argparse.Namespace) -> tuple[dict, list[dict]]:
 def emulated(args: argparse.Namespace) -> tuple[dict, list[dict]]:
     """Per engine, a scale model of ``--emulate`` machines, this script run on its head to
     measure there (:func:`measured`), and the model removed, whatever happened."""
-    from scaling.run import cluster
-    from scaling.run.machines import ScaleModel
-
     cals, points = {}, []
     for engine in args.engines:
-        found = cluster.start(engine, 1, machines=args.emulate, link=args.link)
-        try:
-            d = found.emulation["dilation"]
-            print(f"{engine}: {args.emulate} machines on {args.link} links, D = {d:.2f}")
-            with tempfile.NamedTemporaryFile(suffix=".pickle") as kept:
-                argv = [sys.executable, __file__, "--engines", engine, "--jobs",
-                        ",".join(args.jobs), "--workers", ",".join(map(str, args.workers)),
-                        "--repeat", str(args.repeat), "--emulate", str(args.emulate),
-                        "--address", found.address,
-                        "--dilation", str(d), "--points", kept.name]  # fmt: skip
-                command, env = ScaleModel.load(found.machines).driver(argv)
-                if subprocess.run(command, env=env).returncode != 0:
-                    print(f"{engine}: the run on the scale model failed; what it measured is kept")
-                if not Path(kept.name).stat().st_size:
-                    continue
-                engine_cals, measured_points = pickle.loads(Path(kept.name).read_bytes())
-            cals |= engine_cals
-            points += measured_points
-        finally:
-            cluster.stop(engine)
+        with (
+            scale_model(engine, args.emulate, args.link) as (address, d, on_head),
+            tempfile.NamedTemporaryFile(suffix=".pickle") as kept,
+        ):
+            argv = [sys.executable, __file__, "--engines", engine, "--jobs",
+                    ",".join(args.jobs), "--workers", ",".join(map(str, args.workers)),
+                    "--repeat", str(args.repeat), "--emulate", str(args.emulate),
+                    "--address", address, "--dilation", str(d), "--points", kept.name]  # fmt: skip
+            if on_head(argv) != 0:
+                print(f"{engine}: the run on the scale model failed; what it measured is kept")
+            if not Path(kept.name).stat().st_size:
+                continue
+            engine_cals, measured_points = pickle.loads(Path(kept.name).read_bytes())
+        cals |= engine_cals
+        points += measured_points
     return cals, points
 
 
