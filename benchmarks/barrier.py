@@ -89,14 +89,15 @@ def measure(workers: int, address: str | None, dilation: float) -> list[dict]:
 def on_scale_model(args: argparse.Namespace) -> tuple[float, list[dict]]:
     """The gang at each count on a scale model of ``--machines``, this script on its head."""
     with (
-        scale_model("dask", args.machines, args.link) as (address, d, on_head),
+        scale_model("dask", args.machines, args.link) as model,
         tempfile.NamedTemporaryFile(suffix=".json") as kept,
     ):
         argv = [sys.executable, __file__, "--workers", ",".join(map(str, args.workers)),
-                "--address", address, "--dilation", str(d), "--keep", kept.name]  # fmt: skip
-        if on_head(argv) != 0:
+                "--address", model.address, "--dilation", str(model.dilation),
+                "--keep", kept.name]  # fmt: skip
+        if model.on_head(argv) != 0:
             sys.exit("barrier: the run on the scale model failed (see above); no results written")
-        return d, json.loads(Path(kept.name).read_text())
+        return model.dilation, json.loads(Path(kept.name).read_text())
 
 
 def main() -> None:

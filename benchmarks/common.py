@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -103,12 +104,64 @@ def host_line() -> str:
     return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
 
 
+@dataclass(frozen=True)
+class OnModel:
+    """A running scale model as a benchmark uses it: its cluster's address, its dilation D as
+    measured at start, and where to run programs and read D again."""
+
+    address: str
+    dilation: float
+    model: object  # the scaling.run.machines.ScaleModel
+    probe: str  # the dilation_probe's path, which drivers on the head ask
+
+    def on_head(self, argv: list[str]) -> int:
+        """``argv`` run as a driver on the head machine; its exit status."""
+        command, env = self.model.driver(argv)
+        return subprocess.run(command, env={**env, PROBE: self.probe}).returncode
+
+    def on_workers(self, argvs: list[list[str]], done=lambda: None) -> list[str]:
+        """Each of ``argvs`` run on a worker machine, one at a time per machine, all the
+        machines busy while any is left (in the order given: longest first balances them);
+        their standard outputs, in order. ``done()`` after each; a failure raises."""
+        import queue
+        import threading
+
+        todo: queue.Queue = queue.Queue()
+        for i, argv in enumerate(argvs):
+            todo.put((i, ["env", *(f"{k}={v}" for k, v in THREAD_ENV.items()), *argv]))
+        out: list[str | BaseException] = [""] * len(argvs)
+
+        def serve(machine) -> None:
+            while True:
+                try:
+                    i, argv = todo.get_nowait()
+                except queue.Empty:
+                    return
+                command = self.model.command(machine, argv)
+                ran = subprocess.run(command, capture_output=True, text=True)
+                out[i] = ran.stdout if ran.returncode == 0 else RuntimeError(ran.stderr[-2000:])
+                done()
+
+        threads = [threading.Thread(target=serve, args=(m,)) for m in self.model.workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failed := [o for o in out if isinstance(o, BaseException)]:
+            raise failed[0]
+        return out
+
+    def read_dilation(self) -> float:
+        """D read now: one pair of the reference kernel, on a machine and on this host."""
+        from scaling.run.machines import measure_dilation
+
+        return measure_dilation(self.model, pairs=1)
+
+
 @contextmanager
-def scale_model(engine: str, machines: int, link: str) -> Iterator:
+def scale_model(engine: str, machines: int, link: str) -> Iterator[OnModel]:
     """A scale model of ``machines`` running ``engine`` (``scaling cluster start ENGINE
-    --machines N --link RATE``), removed whatever happens: its cluster's address, its measured
-    dilation D, and ``on_head(argv)``, which runs ``argv`` as a driver on its head machine and
-    returns its exit status."""
+    --machines N --link RATE``), removed whatever happens."""
     from scaling.run import cluster
     from scaling.run.machines import ScaleModel
 
@@ -117,14 +170,66 @@ def scale_model(engine: str, machines: int, link: str) -> Iterator:
         d = found.emulation["dilation"]
         print(f"{engine}: {machines} machines on {link} links, D = {d:.2f}")
         model = ScaleModel.load(found.machines)
-
-        def on_head(argv: list[str]) -> int:
-            command, env = model.driver(argv)
-            return subprocess.run(command, env=env).returncode
-
-        yield found.address, d, on_head
+        with dilation_probe(model) as probe:
+            yield OnModel(found.address, d, model, probe)
     finally:
         cluster.stop(engine)
+
+
+PROBE = "SCALING_DILATION_PROBE"
+"""The environment variable that tells a driver on a scale model's head where to ask for D
+now (:func:`dilation_now`)."""
+
+
+@contextmanager
+def dilation_probe(model) -> Iterator[str]:
+    """A unix socket (its path, which crosses network namespaces: a head's driver reaches it)
+    that answers each connection with D read now: one pair of the reference kernel timed on a
+    machine of ``model`` and on this host (:func:`scaling.run.machines.measure_dilation`), from
+    here, where both can be started."""
+    import socket
+    import tempfile
+    import threading
+
+    from scaling.run.machines import measure_dilation
+
+    stop = threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(1)
+                conn.sendall(repr(measure_dilation(model, pairs=1)).encode())
+
+    with tempfile.TemporaryDirectory() as tmp, socket.socket(socket.AF_UNIX) as server:
+        path = os.path.join(tmp, "probe")
+        server.bind(path)
+        server.listen()
+        server.settimeout(0.5)  # the stop's latency
+        thread = threading.Thread(target=serve, args=(server,), daemon=True)
+        thread.start()
+        try:
+            yield path
+        finally:
+            stop.set()
+            thread.join()
+
+
+def dilation_now() -> float | None:
+    """D read now by the :func:`dilation_probe` of the scale model this driver runs on (about
+    3 s of a quiet cluster); None off a scale model."""
+    import socket
+
+    if not (path := os.environ.get(PROBE)):
+        return None
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        s.sendall(b"?")
+        return float(s.makefile().read())
 
 
 def kept_reading(path: Path) -> str:
@@ -139,7 +244,9 @@ def write_result(out: Path, name: str, lines: list[str], record: dict) -> None:
     atomically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / f"{name}.md", ("\n".join(lines) + "\n").encode())
+    # one newline at the end: a kept reading brings its own, which would add a blank line
+    # every time the table is written again
+    atomic_write(out / f"{name}.md", ("\n".join(lines).rstrip("\n") + "\n").encode())
     record = {**record, "host": host_facts()}
     atomic_write(
         out / f"{name}.json", (json.dumps(record, indent=1, default=float) + "\n").encode()

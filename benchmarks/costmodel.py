@@ -32,8 +32,13 @@ median over the repeats.
 - **On a scale model** (``--emulate N``, root): per engine a cluster of N one-core machines
   (:mod:`scaling.run.machines`, ``scaling cluster start ENGINE --machines N``), this script run
   again on its head to calibrate and measure there; every time it measures, the calibration's
-  included, divided by the model's measured dilation D (the modelled cluster's times). The
-  samples are timed on this host as ever: a machine of the model is one of its cores, slowed.
+  included, divided by the model's dilation D (the modelled cluster's times), as read through
+  the run: the driver on the head asks a probe beside the model
+  (:func:`common.dilation_probe`) before and after every shape and the calibration (``READ``
+  says which reading of them the tables take; the others are priced beside it). The samples
+  are timed on the model's worker machines after its runs (:func:`samples_on_machines`), as
+  Ernest times them on the cluster's own: each kernel runs on a machine at a speed of its own
+  relative to this host's, which samples timed here would carry into the error.
 
 Writes ``benchmarks/results/costmodel.{md,json}`` (``costmodel-emulated-N.{md,json}`` with
 ``--emulate N``); the reading in the .md is kept across runs.
@@ -42,6 +47,8 @@ Writes ``benchmarks/results/costmodel.{md,json}`` (``costmodel-emulated-N.{md,js
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import pickle
 import statistics
 import subprocess
@@ -49,7 +56,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, host_line, kept_reading, scale_model, write_result
+from common import RESULTS, dilation_now, host_line, kept_reading, scale_model, write_result
 from tqdm import tqdm
 
 from jobs import get_job
@@ -124,19 +131,25 @@ def measure(eng, ds, job, config) -> dict:
 
 
 def _medians(runs: list[dict], dilation: float) -> dict:
-    """Median time and parts over repeats (each part's own median), divided by a scale
-    model's ``dilation`` (1 on this host's own workers)."""
+    """Median time and parts over repeats (each part's own median), and each repeat's time
+    (``repeats``: how far the measurement moves by itself), divided by a scale model's
+    ``dilation`` (1 on this host's own workers)."""
     return {
         "seconds": statistics.median(r["wall"] for r in runs) / dilation,
+        "repeats": [r["wall"] / dilation for r in runs],
         "compute": statistics.median(r["compute"] for r in runs) / dilation,
         "communication": statistics.median(r["communication"] for r in runs) / dilation,
     }
 
 
-def measure_all(args: argparse.Namespace, keep=lambda points: None) -> list[dict]:
+def measure_all(
+    args: argparse.Namespace, keep=lambda points: None, d: float | None = None
+) -> list[dict]:
     """Every (engine, job, variant, shape, workers) point, measured (on the cluster at
     ``--address``, its times divided by ``--dilation``); ``keep(points)`` after each shape.
-    A shape whose runs fail is left out, said, and the engine started again."""
+    A shape whose runs fail is left out, said, and the engine started again. On a scale
+    model each point keeps its ``stretch``: D read just before its shape's runs (``d``, the
+    first) and just after."""
     points = []
     shapes = EMULATED_SHAPES if args.emulate else SHAPES
     options = {j: OPTIONS[j] | (EMULATED_OPTIONS[j] if args.emulate else {}) for j in OPTIONS}
@@ -160,6 +173,8 @@ def measure_all(args: argparse.Namespace, keep=lambda points: None) -> list[dict
                             eng.close()
                             eng = make_engine(engine, p, address=args.address)
                             continue
+                        after = dilation_now()
+                        stretch, d = (d, after), after
                         points += [
                             {
                                 "engine": engine,
@@ -172,6 +187,7 @@ def measure_all(args: argparse.Namespace, keep=lambda points: None) -> list[dict
                                 "workers": p,
                                 **_medians(runs[v], args.dilation),
                                 "config": config,
+                                **({"stretch": stretch} if stretch[1] else {}),
                             }
                             for v, config in configs.items()
                         ]
@@ -221,7 +237,9 @@ def predict_all(points: list[dict], cals: dict, store: str) -> None:
             for f in fitted
             if f["workers"] > 1
         ]
-        samples = sample.measure(store, job, pt["config"], pt["rows"], pt["features"], say=print)
+        samples = [sample.Sample(**s) for s in pt.get("machine_samples", ())] or sample.measure(
+            store, job, pt["config"], pt["rows"], pt["features"], say=print
+        )
         what = f"{pt['job']} {pt['variant']}"
         models = {
             "fitted": costmodel.fit_compute(ones, what),
@@ -238,6 +256,7 @@ def predict_all(points: list[dict], cals: dict, store: str) -> None:
                 "spread": terms.spread,
                 "error": terms.seconds / pt["seconds"] - 1,
                 "dominant": terms.dominant,
+                "terms": terms.parts,
                 "where": correction.where,
             }
 
@@ -263,6 +282,8 @@ def errors(points: list[dict]) -> list[dict]:
             if not held:
                 continue
             row = {"job": job, "engine": engine, "points": len(held)}
+            if apart := [repeats_apart(pt) for pt in held if len(pt.get("repeats", ())) > 1]:
+                row["repeats_apart"] = statistics.median(apart)
             for model in MODELS:
                 worst = max(held, key=lambda pt: abs(pt[model]["error"]))
                 row[model] = {
@@ -272,6 +293,12 @@ def errors(points: list[dict]) -> list[dict]:
                 }
             out.append(row)
     return out
+
+
+def repeats_apart(pt: dict) -> float:
+    """How far a point's repeats are apart, the slowest over the fastest less 1: what the
+    measurement moves by itself, against which a model's error is read."""
+    return max(pt["repeats"]) / min(pt["repeats"]) - 1
 
 
 def winners(points: list[dict]) -> list[dict]:
@@ -317,19 +344,30 @@ def _errors_table(summary: list[dict]) -> str:
     head = ("job", "engine", "held-out points")
     for model in MODELS:
         head += (f"{model}: median |error|", "worst |error|")
+    twice = all("repeats_apart" in e for e in summary)
     rows = []
     for e in summary:
         row = (e["job"], e["engine"], str(e["points"]))
         for model in MODELS:
             row += (f"{e[model]['median']:.0%}", f"{e[model]['worst']:.0%}")
-        rows.append((*row, e["sampled"]["worst_at"]))
-    return text_table([(*head, "sampled's worst at"), *rows])
+        rows.append((*row, e["sampled"]["worst_at"], *[f"{e['repeats_apart']:.0%}"] * twice))
+    head += ("sampled's worst at", *["repeats apart: median"] * twice)
+    return text_table([head, *rows])
 
 
 def write(
-    args: argparse.Namespace, name: str, points: list[dict], cals: dict, answer: float | None
+    args: argparse.Namespace,
+    name: str,
+    points: list[dict],
+    cals: dict,
+    answer: float | None,
+    readings: dict[str, tuple[dict, list[dict]]],
+    stretches: dict,
 ) -> None:
     summary, cells = errors(points), winners(points)
+    # on a scale model: D as read through the run, and the errors under each reading of it
+    read = {e: readings_in_order(e, points, stretches) for e in stretches}
+    by_reading = {by: errors(pts) for by, (_, pts) in readings.items()}
     family = [c for c in cells if c["job"] in FAMILIES]
     called = {m: [c for c in family if not c[m]["tied"]] for m in MODELS}
     agree = {m: sum(c[m]["agree"] for c in called[m]) for m in MODELS}
@@ -348,7 +386,7 @@ def write(
             else ""
         ),
         "",
-        *([_emulation_line(args, cals), ""] if args.emulate else []),
+        *([_emulation_line(args, cals, points), ""] if args.emulate else []),
         f"Host: {host_line()}. Each engine calibrated at "
         f"{','.join(map(str, args.workers))} workers in the same run. Two models of compute: "
         f"**fitted**, every variant's line (a fixed cost per iteration and a factor on the "
@@ -360,7 +398,13 @@ def write(
         "where a library brings its own transport, a factor on it from the first shape at 2 "
         "workers. Times are "
         f"seconds per iteration, medians of {args.repeat} interleaved fits. Error = predicted "
-        "/ measured - 1.",
+        "/ measured - 1"
+        + (
+            "; `repeats apart`: a point's slowest repeat over its fastest less 1 (the "
+            "measurement's own noise, which the model's error contains)."
+            if args.repeat > 1
+            else "."
+        ),
         "",
         "## Held-out error per job and engine (target: median <= 15%, worst <= 35%)",
         "",
@@ -368,6 +412,7 @@ def write(
         _errors_table(summary),
         "```",
         "",
+        *(_dilations(read, by_reading, readings["start"][0]) if readings else []),
         *(
             [
                 f"`scaling predict kmeans --engine {args.engines[0]} --workers 1,2,4,...,1024` "
@@ -453,19 +498,62 @@ def write(
         "points": [{k: v for k, v in pt.items() if k != "config"} for pt in points],
         "calibrations": {e: c.to_json() for e, c in cals.items()},
         "predict_seconds": answer,
+        "dilations": read,
+        "errors_by_dilation": by_reading,
     }
     write_result(out, name, lines, record)
 
 
-def _emulation_line(args: argparse.Namespace, cals: dict) -> str:
+def _emulation_line(args: argparse.Namespace, cals: dict, points: list[dict]) -> str:
     ds = ", ".join(f"{e} {c.dilation:.2f}" for e, c in cals.items())
+    where = (
+        "on the model's worker machines after its runs (a shape per machine at a time, all "
+        "busy), divided by D like the rest"
+        if all("machine_samples" in pt for pt in points)
+        else "on this host's own core"
+    )
     return (
         f"On a scale model of {args.emulate} one-core machines and a head on links of "
         f"{args.link} (`scaling cluster start ENGINE --machines {args.emulate}`, a model per "
         "engine): every time measured there, the calibration's included, is divided by the "
-        f"model's measured dilation D ({ds}), so that every number here is the modelled "
-        "cluster's (emulated). The samples are timed on this host's own core."
+        "model's dilation D as read through the run (the median of the readings, one pair "
+        f"each, before and after every shape and the calibration: {ds}), so that every "
+        f"number here is the modelled cluster's (emulated). The samples are timed {where}."
     )
+
+
+def _dilations(read: dict[str, list[float]], by_reading: dict, at_start: dict) -> list[str]:
+    """How the sampled model's error (``by_reading``: :func:`errors` under each reading of D)
+    moves with the reading of D the times are divided by; ``read``: the readings per engine,
+    ``at_start``: the calibrations divided by D at start."""
+    read = sorted(r for values in read.values() for r in values)
+    q = statistics.quantiles(read, n=4) if len(read) > 1 else read * 3
+    medians = {
+        by: {(e["job"], e["engine"]): e["sampled"]["median"] for e in summary}
+        for by, summary in by_reading.items()
+    }
+    rows = [(*cell, *(f"{medians[by][cell]:.0%}" for by in DILATIONS)) for cell in medians[READ]]
+    starts = ", ".join(f"{c.dilation:.2f}" for c in at_start.values())
+    return [
+        "## How much the reading of D moves it",
+        "",
+        f"D read {len(read)} times through the run (one pair each): {read[0]:.2f} to "
+        f"{read[-1]:.2f}, quartiles {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}; at start (the "
+        f"fastest of five pairs) {starts}. The sampled model's median |error| over the same "
+        "held-out points, their times and the calibration's divided by each reading:",
+        "",
+        "```",
+        text_table([("job", "engine", *(f"D {DILATION_NAMES[by]}" for by in DILATIONS)), *rows]),
+        "```",
+        "",
+    ]
+
+
+DILATION_NAMES = {
+    "start": "at start",
+    "run": "the run's median (above)",
+    "stretch": "its stretch's",
+}
 
 
 def predict_seconds(cal, repeat: int = 5) -> float:
@@ -504,7 +592,11 @@ def main() -> None:
     # what --emulate runs on the model's head: measure on the cluster there, keep in --points
     parser.add_argument("--address", help=argparse.SUPPRESS)
     parser.add_argument("--dilation", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--time-samples", help=argparse.SUPPRESS)  # on a machine: one shape's
     args = parser.parse_args()
+    if args.time_samples:
+        time_samples(args.time_samples)
+        return
     args.engines, args.jobs = args.engines.split(","), args.jobs.split(",")
     args.workers = [int(p) for p in args.workers.split(",")]
     if args.address:
@@ -513,29 +605,151 @@ def main() -> None:
     kept = [Path(f) for f in (args.points or "").split(",") if f]
     args.repriced = bool(kept) and all(f.exists() for f in kept)
     if args.repriced:  # measured before: price them again, together
-        cals, points = {}, []
+        cals, points, stretches = {}, [], {}
         for f in kept:
-            more_cals, more_points = pickle.loads(f.read_bytes())
+            more_cals, more_points, more_stretches = _unpickled(f.read_bytes())
             cals, points = cals | more_cals, points + more_points
+            stretches |= more_stretches
         cals = {e: refit(c) for e, c in cals.items()}
     else:
-        cals, points = emulated(args) if args.emulate else measured(args)
+        cals, points, stretches = emulated(args) if args.emulate else measured(args)
         if not points:  # the results already written stay as they were
             sys.exit("costmodel: nothing was measured (see above); no results written")
         if args.points:
-            Path(args.points).write_bytes(pickle.dumps((cals, points)))
+            Path(args.points).write_bytes(pickle.dumps((cals, points, stretches)))
+    # on a scale model, every time divided by D as read through the run (READ); the other
+    # readings priced beside it, to show how much of the error D's reading holds
+    readings = {by: redilated(cals, points, stretches, by) for by in DILATIONS if stretches}
+    cals, points = readings.get(READ, (cals, points))
     with tempfile.TemporaryDirectory() as store:
-        predict_all(points, cals, args.samples or store)
+        for by_cals, by_points in readings.values() or [(cals, points)]:
+            predict_all(by_points, by_cals, args.samples or store)
     name = f"costmodel-emulated-{args.emulate}" if args.emulate else "costmodel"
     answer = None if args.emulate else predict_seconds(next(iter(cals.values())))
-    write(args, name, points, cals, answer)
+    write(args, name, points, cals, answer, readings, stretches)
     print((Path(args.out) / f"{name}.md").read_text())
 
 
+class _Kept(pickle.Unpickler):
+    """Points kept before the links moved from the cost model to its patterns' module."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("scaling.model.costmodel", "Link"):
+            module = "scaling.model.patterns"
+        return super().find_class(module, name)
+
+
+DILATIONS = ("start", "run", "stretch")
+"""Which reading of a scale model's D its times are divided by: the one at start (the fastest
+of five pairs), the median of every reading through the run (one pair each, before and after
+each shape and calibration), or the median of the five nearest a point's shape in time (the
+two either side of its runs and the two before and one after those: its stretch's, which
+would follow a drift of some minutes and not one pair's noise, 4.4 to 7.8 at D = 5)."""
+
+READ = "run"
+"""The reading the tables are priced with: 50 readings through an 8-machine run showed no
+drift to follow (a lag-1 autocorrelation of -0.07; both halves' median 5.59), so the median of
+them all, known to about 3%, where the fastest of five at start (5.06) sits below them."""
+
+WINDOW = (2, 3)
+"""The stretch's readings: from two before a shape's first to three past it."""
+
+
+def readings_in_order(engine: str, points: list[dict], stretches: dict) -> list[float]:
+    """D as read through an engine's run on a scale model, in order: either side of the
+    calibration, then after each shape."""
+    seq = list(stretches.get(engine, ()))
+    for pt in points:
+        if pt["engine"] == engine and pt.get("stretch") and pt["stretch"][0] == seq[-1]:
+            seq.append(pt["stretch"][1])
+    sampled = {pt["sampled_at"] for pt in points if pt["engine"] == engine and "sampled_at" in pt}
+    return [d for d in seq + [d for pair in sampled for d in pair] if d]
+
+
+def redilated(cals: dict, points: list[dict], stretches: dict, by: str) -> tuple[dict, list]:
+    """``cals`` and ``points`` (measured on a scale model, divided by D at start) divided by
+    the reading of D named ``by`` instead (:data:`DILATIONS`), the calibrations fitted again."""
+    seq = {e: readings_in_order(e, points, stretches) for e in cals}
+
+    def d(engine: str, before: float | None) -> float:
+        if by == "start" or before not in seq[engine]:
+            return cals[engine].dilation
+        if by == "run":
+            return statistics.median(seq[engine])
+        i = seq[engine].index(before)
+        return statistics.median(seq[engine][max(i - WINDOW[0], 0) : i + WINDOW[1]])
+
+    new = {
+        e: refit(dataclasses.replace(c, dilation=d(e, (stretches.get(e) or [None])[0])))
+        for e, c in cals.items()
+    }
+    moved = []
+    for pt in points:
+        start = cals[pt["engine"]].dilation
+        by_d = start / d(pt["engine"], pt.get("stretch", [None])[0])
+        moved.append({**pt, **{k: pt[k] * by_d for k in ("seconds", "compute", "communication")}})
+        if "repeats" in pt:
+            moved[-1]["repeats"] = [r * by_d for r in pt["repeats"]]
+        if "machine_samples" in pt:
+            by_d = start / d(pt["engine"], pt["sampled_at"][0])
+            moved[-1]["machine_samples"] = [
+                {**s, "compute": s["compute"] * by_d} for s in pt["machine_samples"]
+            ]
+    return new, moved
+
+
+def samples_on_machines(model, points: list[dict]) -> None:
+    """Each point's samples timed on the scale model's own machines (``machine_samples``,
+    divided by D at start like the point's times; ``sampled_at``: D read just before and
+    after), as Ernest samples on the cluster's machines: a machine's core runs each kernel at
+    a speed of its own relative to this host's (k-means' 6.2 times slower, logistic
+    regression's 4.8, where the reference read 4.5: ``dilation.md``), which samples timed
+    here would carry into the error. The machines take a shape each at a time, all busy."""
+    shapes: dict[tuple, list[dict]] = {}
+    for pt in points:
+        shapes.setdefault((pt["job"], pt["config"], pt["rows"], pt["features"]), []).append(pt)
+    order = sorted(shapes, key=lambda k: -k[2] * k[3])  # the largest first: they finish alike
+    with tempfile.TemporaryDirectory() as tmp:
+        argvs = []
+        for i, key in enumerate(order):
+            (path := Path(tmp) / f"{i}.pickle").write_bytes(pickle.dumps(key))
+            argvs.append([sys.executable, __file__, "--time-samples", str(path)])
+        before = model.read_dilation()
+        with tqdm(total=len(argvs), desc="samples on the machines") as bar:
+            timed = model.on_workers(argvs, bar.update)
+        after = model.read_dilation()
+    for key, out in zip(order, timed, strict=True):
+        for pt in shapes[key]:
+            pt["machine_samples"] = [
+                {**s, "compute": s["compute"] / model.dilation}
+                for s in json.loads(out.splitlines()[-1])  # below what the libraries print
+            ]
+            pt["sampled_at"] = (before, after)
+
+
+def time_samples(path: str) -> None:
+    """What :func:`samples_on_machines` runs on a machine: the samples of the shape pickled
+    at ``path``, timed afresh, printed as JSON."""
+    name, config, rows, features = pickle.loads(Path(path).read_bytes())
+    with tempfile.TemporaryDirectory() as store:
+        timed = sample.measure(store, get_job(name), config, rows, features, say=lambda _: None)
+    print(json.dumps([dataclasses.asdict(s) for s in timed]))
+
+
+def _unpickled(data: bytes) -> tuple[dict, list[dict], dict]:
+    """Calibrations, points and the calibrations' stretches of D (none kept before them)."""
+    import io
+
+    cals, points, *stretches = _Kept(io.BytesIO(data)).load()
+    return cals, points, (stretches or [{}])[0]
+
+
 def refit(cal):
-    """``cal`` fitted again from its measured points, as the model fits them now."""
+    """``cal`` fitted again from its measured points, as the model fits them now (and still
+    saying when they were measured)."""
     points = list(cal.points.values())
-    return calibration.fit(cal.engine, cal.versions.get(cal.engine, ""), points, cal.dilation)
+    fitted = calibration.fit(cal.engine, cal.versions.get(cal.engine, ""), points, cal.dilation)
+    return dataclasses.replace(fitted, measured_at=cal.measured_at)
 
 
 def measured(args: argparse.Namespace) -> tuple[dict, list[dict]]:
@@ -545,37 +759,52 @@ def measured(args: argparse.Namespace) -> tuple[dict, list[dict]]:
     def connect(name: str, p: int):
         return make_engine(name, p, address=args.address)
 
-    cals = {
-        e: calibrate.calibrate(e, args.workers, make=connect, say=print, dilation=args.dilation)
-        for e in args.engines
-    }
+    cals, stretches = {}, {}
+    for e in args.engines:
+        before = dilation_now()
+        cals[e] = calibrate.calibrate(
+            e, args.workers, make=connect, say=print, dilation=args.dilation
+        )
+        stretches[e] = (before, dilation_now())
     if not args.address:
-        return cals, measure_all(args)
+        return cals, measure_all(args), {}
     kept = Path(args.points)  # on a scale model's head: what is measured so far, kept as it goes
-    return cals, measure_all(args, lambda points: kept.write_bytes(pickle.dumps((cals, points))))
+
+    def keep(points: list[dict]) -> None:
+        kept.write_bytes(pickle.dumps((cals, points, stretches)))
+
+    return cals, measure_all(args, keep, stretches[args.engines[-1]][1]), stretches
 
 
 def emulated(args: argparse.Namespace) -> tuple[dict, list[dict]]:
     """Per engine, a scale model of ``--emulate`` machines, this script run on its head to
     measure there (:func:`measured`), and the model removed, whatever happened."""
-    cals, points = {}, []
+    cals, points, stretches = {}, [], {}
     for engine in args.engines:
         with (
-            scale_model(engine, args.emulate, args.link) as (address, d, on_head),
+            scale_model(engine, args.emulate, args.link) as model,
             tempfile.NamedTemporaryFile(suffix=".pickle") as kept,
         ):
             argv = [sys.executable, __file__, "--engines", engine, "--jobs",
                     ",".join(args.jobs), "--workers", ",".join(map(str, args.workers)),
                     "--repeat", str(args.repeat), "--emulate", str(args.emulate),
-                    "--address", address, "--dilation", str(d), "--points", kept.name]  # fmt: skip
-            if on_head(argv) != 0:
+                    "--address", model.address, "--dilation", str(model.dilation),
+                    "--points", kept.name]  # fmt: skip
+            if model.on_head(argv) != 0:
                 print(f"{engine}: the run on the scale model failed; what it measured is kept")
             if not Path(kept.name).stat().st_size:
                 continue
-            engine_cals, measured_points = pickle.loads(Path(kept.name).read_bytes())
+            engine_cals, measured_points, engine_stretches = _unpickled(
+                Path(kept.name).read_bytes()
+            )
+            try:
+                samples_on_machines(model, measured_points)
+            except (OSError, RuntimeError, ValueError) as e:  # what was measured is kept
+                print(f"{engine}: the samples on the machines failed, timed here instead: {e}")
         cals |= engine_cals
         points += measured_points
-    return cals, points
+        stretches |= engine_stretches
+    return cals, points, stretches
 
 
 if __name__ == "__main__":

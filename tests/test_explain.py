@@ -11,7 +11,7 @@ from jobs import JOBS, get_job, kmeans, logreg, sgd
 from scaling.cli import main
 from scaling.measure.host import host_facts
 from scaling.model import calibration
-from scaling.model.costmodel import Link
+from scaling.model.patterns import Link
 from scaling.model.steps import function_of
 
 CONFIGS = (

@@ -183,6 +183,7 @@ def test_machines_give_the_reference_labelled_emulated_and_a_cut_worker_fails_in
             for bar, raw in zip(shown, r["timeline"]["bars"], strict=True):  # on its clock
                 assert bar["end"] == pytest.approx(raw["end"] / d)
         if engine == "dask":  # Ray and Spark pass it too (60 s more of the suite's time)
+            _timers_are_slowed(started)
             _cut_worker_fails_in_time(started)
     finally:
         assert main(["cluster", "stop", engine]) == 0
@@ -233,6 +234,23 @@ def test_host_and_join_across_machines(home, tmp_path):
         on(head, "cluster", "stop", "dask")
         model.stop()
     assert _netns() <= before
+
+
+TICK = """
+import sys, dask
+from distributed import Client
+with Client(sys.argv[1]) as client:
+    ticks = client.run(lambda: dask.config.get("distributed.admin.tick.interval"))
+    print(*sorted(set(ticks.values())))
+"""
+
+
+def _timers_are_slowed(started) -> None:
+    """The Dask workers on the machines tick D times less often than Dask's default."""
+    model = machines.ScaleModel.load(started.machines)
+    command, env = model.driver([sys.executable, "-c", TICK, started.address])
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == [f"{round(20 * model.factor)}ms"], done.stderr
 
 
 def _cut_worker_fails_in_time(started) -> None:

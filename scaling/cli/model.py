@@ -15,7 +15,7 @@ from scaling.cli.common import (
 from scaling.cli.options import calibration_workers
 from scaling.engines import ENGINES
 from scaling.errors import UsageError
-from scaling.model.costmodel import NETWORKS
+from scaling.model.patterns import NETWORKS, Link
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -108,6 +108,11 @@ def _calibration_lines(cal) -> str:
             f"per message, {_bandwidth(cal.peer.beta)}",
             f"  one core: {cal.gemm / 1e9:.1f} Gflop/s GEMM, {cal.bandwidth / 1e9:.1f} GB/s "
             f"read; straggle {cal.straggle:.0%}",
+            *(
+                f"  a synchronisation after work at {p} workers: +{seconds(s)}"
+                for p, s in cal.syncs.items()
+                if int(p) > 1
+            ),
         ]
     )
 
@@ -118,7 +123,7 @@ def _bandwidth(beta: float) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from jobs import get_job
-    from scaling.model import calibration, costmodel
+    from scaling.model import calibration
     from scaling.run import calibrate
 
     job = get_job(args.job)
@@ -142,7 +147,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         calibration.save(args.store, cal)
     network, links = None, "links: this host's loopback, as measured"
     if args.alpha is not None:
-        network = costmodel.Link(args.alpha, args.beta)
+        network = Link(args.alpha, args.beta)
         links = f"links: {args.alpha:g} s per message, {args.beta:g} s per byte (given)"
     elif args.network != "loopback":
         network = NETWORKS[args.network]

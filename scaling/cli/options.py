@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from scaling.engines import ENGINES
 from scaling.engines.defaults import DTYPES, MAX_FAILURES, STEP_TIMEOUT
-from scaling.model.costmodel import NETWORKS
+from scaling.model.patterns import NETWORKS
 from scaling.results import DEFAULT_STORE
 from scaling.run.checkpoint import EVERY
 

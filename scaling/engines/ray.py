@@ -21,9 +21,10 @@ from typing import Any
 
 # Token authentication, always, decided here rather than by whatever files exist: Ray reads
 # RAY_AUTH_MODE when it is imported, then finds the token where its own tools keep it
-# (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token, where `ray start` writes it) and
-# makes one there for a new local cluster. Only if Ray is not imported yet: a Ray that read
-# another mode would start an embedded cluster that asks for tokens its driver does not send.
+# (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token, where `scaling cluster start`
+# puts it) and makes one there for a new local cluster. Only if Ray is not imported yet: a
+# Ray that read another mode would start an embedded cluster that asks for tokens its driver
+# does not send.
 if "ray" not in sys.modules:
     os.environ.setdefault("RAY_AUTH_MODE", "token")
 
@@ -51,7 +52,7 @@ from scaling.engines.worker import (
     load_parts,
     run_parts,
 )
-from scaling.errors import EngineError, GangTimeout
+from scaling.errors import EngineError, GangTimeout, ScalingError, StepTimeout
 
 _RAY_CLUSTERS = ray_constants.ENABLE_RAY_CLUSTER
 """Whether Ray gives a node the host's address (as it does where it runs clusters)."""
@@ -209,9 +210,13 @@ class RayEngine(Engine):
         self._owns_ray = True
         self._actors = [_Worker.remote() for _ in range(self.workers)]
         try:
-            pids = ray.get([a.ready.remote() for a in self._actors], timeout=120)
-        except GetTimeoutError as e:
+            # watched like every call: a cluster stopped while its workers start would
+            # otherwise leave this wait to Ray's GCS client, which ends the process after 60 s
+            pids = self._get([a.ready.remote() for a in self._actors], "start", within=120)
+        except ScalingError as e:
             self._stop()
+            if not isinstance(e, StepTimeout):
+                raise
             raise EngineError(
                 f"the Ray cluster could not start {self.workers} single-CPU "
                 "workers within 120 s; ask for fewer --workers or add nodes"
@@ -219,10 +224,10 @@ class RayEngine(Engine):
         # an embedded cluster's actors are processes here, which a gang looks at (_gang)
         self._pids = dict(enumerate(pids)) if self.address is None else {}
 
-    def _get(self, refs: Any, op: str) -> Any:
-        """``ray.get(refs)`` within the step deadline, the cluster checked every
-        :data:`WATCH` s while it waits."""
-        deadline = time.monotonic() + self.step_timeout
+    def _get(self, refs: Any, op: str, within: float | None = None) -> Any:
+        """``ray.get(refs)`` within ``within`` seconds (the step deadline unless given), the
+        cluster checked every :data:`WATCH` s while it waits."""
+        deadline = time.monotonic() + (self.step_timeout if within is None else within)
         while True:
             try:
                 return ray.get(refs, timeout=max(min(WATCH, deadline - time.monotonic()), 0))

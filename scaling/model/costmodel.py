@@ -19,8 +19,9 @@ calibration (:mod:`scaling.model.calibration`)::
   median, paid by every step that waits for all workers (p > 1); measured at each count the
   calibration ran (the slowest of p grows with p), between them interpolated
   (:meth:`~scaling.model.calibration.Calibration.straggle_at`).
-- **communication**: each step's bytes by the pattern they travel in; ``hops`` latencies
-  ``alpha`` in sequence plus the busiest end's bytes over ``beta`` (seconds per byte):
+- **communication**: each step's bytes by the pattern they travel in
+  (:mod:`scaling.model.patterns`); ``hops`` latencies ``alpha`` in sequence plus the busiest
+  end's bytes over ``beta`` (seconds per byte):
 
   ==============  =====================  ==========================================
   pattern         latencies              bytes on the busiest link
@@ -46,6 +47,10 @@ calibration (:mod:`scaling.model.calibration`)::
   no Python call reaches) in rounds of one split over histograms of each size. A calibration
   without a library's link prices its steps at the peer link times the transport factor its
   measured wider runs give (:class:`Correction`).
+  Each repeat of a step among the workers also pays the measured cost of a synchronisation
+  after work (:meth:`~scaling.model.calibration.Calibration.sync_at`): a worker that has just
+  computed answers later than an idle one (not on LightGBM's link, timed in training rounds,
+  work and all: :func:`~scaling.model.patterns.synchronisations`).
 - **overhead**: a driver loop pays the engine's empty call, ``a + b p`` (latencies of
   the driver links included); a gang pays its measured empty iteration.
 
@@ -55,26 +60,11 @@ bandwidth, keeping this host's compute: "what would 64 machines on 10 GbE do".
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass, replace
 
-from scaling.errors import UsageError
+from scaling.model.patterns import busiest_bytes, hops, synchronisations
 from scaling.units import seconds
-
-PATTERNS = (
-    "",
-    "tree",
-    "scatter",
-    "allreduce",
-    "ring",
-    "allgather",
-    "reduce-scatter",
-    "alltoall",
-    "server",
-)
-"""How a step's bytes travel ("": they do not)."""
-
 
 MODEL_ERROR = 0.10
 """The model's own error, as measured: about the median |predicted / measured - 1| of its
@@ -90,28 +80,6 @@ def cannot_tell(first: tuple[float, float], second: tuple[float, float]) -> bool
     intervals overlapping."""
     (a, da), (b, db) = sorted((first, second))
     return b <= a * (1 + MODEL_ERROR) or a + da >= b - db
-
-
-@dataclass(frozen=True)
-class Link:
-    """A latency ``alpha`` (seconds per message) and a cost per byte ``beta`` (seconds)."""
-
-    alpha: float
-    beta: float
-
-    def time(self, hops: float, nbytes: float) -> float:
-        return hops * self.alpha + nbytes * self.beta
-
-
-NETWORKS = {
-    # TCP between two hosts through one switch: small-message latency as measured by
-    # sockperf-style ping-pong (one way), and ~90% of the line rate for large messages.
-    "10gbe": Link(alpha=25e-6, beta=1 / (0.9 * 10e9 / 8)),
-    "25gbe": Link(alpha=15e-6, beta=1 / (0.9 * 25e9 / 8)),
-    "100gbe": Link(alpha=8e-6, beta=1 / (0.9 * 100e9 / 8)),
-}
-"""Networks ``scaling predict --network`` knows, besides ``loopback`` (this host's own,
-measured). Their numbers are assumptions and are printed with every answer."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,51 +105,19 @@ class Terms:
         return max(self.seconds - self.spread, 0.0), self.seconds + self.spread
 
     @property
-    def dominant(self) -> str:
-        parts = {
+    def parts(self) -> dict[str, float]:
+        """The four terms by name, in the order the formula adds them."""
+        return {
             "compute": self.compute,
             "straggle": self.straggle,
             "communication": self.communication,
             "overhead": self.overhead,
         }
+
+    @property
+    def dominant(self) -> str:
+        parts = self.parts
         return max(parts, key=parts.__getitem__)
-
-
-def hops(pattern: str, workers: int, nbytes: float) -> float:
-    """Latencies one worker waits for, in sequence, when ``pattern`` moves ``nbytes``."""
-    p = workers
-    if p == 1 and pattern != "tree":
-        return 0.0
-    if pattern == "tree":
-        return (math.ceil(math.log2(p)) if p > 1 else 0) + 1
-    if pattern == "scatter":
-        return 1.0
-    if pattern == "allreduce":
-        from scaling.collectives.allreduce import allreduce_rounds
-
-        return float(allreduce_rounds(int(nbytes), p))
-    if pattern == "ring":
-        return 2.0 * (p - 1)
-    if pattern in ("allgather", "reduce-scatter", "alltoall"):
-        return float(p - 1)
-    if pattern == "server":
-        return 2.0
-    return 0.0
-
-
-def busiest_bytes(pattern: str, workers: int, sends: float) -> float:
-    """Bytes through the busiest end of ``pattern``: what its bandwidth term pays for."""
-    p = workers
-    if pattern == "tree":
-        return hops("tree", p, sends) * sends  # one partial result per level, in sequence
-    if pattern == "scatter":
-        return p * sends  # the driver writes each worker's copy
-    if pattern == "server":
-        # The server's link carries the others' gradients in while their parameters go out,
-        # both ways at once, as the peer link was timed (an all-reduce: each member sends
-        # while it receives); rank 0's own replica reaches it on its loopback.
-        return (p - 1) * sends
-    return sends if p > 1 else 0.0
 
 
 def predict(steps_at, workers: list[int], calibration, correction: Correction, network=None):
@@ -189,7 +125,8 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
 
     ``steps_at(p)`` gives the job's steps at ``p`` workers (its ``explain``); ``calibration``
     a :class:`scaling.model.calibration.Calibration`; ``correction`` what the job's measured runs
-    correct (:func:`correction`); ``network`` a :class:`Link` replacing the measured ones.
+    correct (:func:`correction`); ``network`` a :class:`~scaling.model.patterns.Link`
+    replacing the measured ones.
     """
     out = []
     for p in workers:
@@ -200,6 +137,7 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
         overhead = calibration.call_overhead(p) if driver_loop else calibration.gang_iteration
         straggle = busiest * calibration.straggle_at(p)
         comm = own + correction.transport * library
+        comm += calibration.sync_at(p) * synchronisations(steps, p)
         out.append(
             Terms(
                 workers=p,
@@ -233,6 +171,7 @@ def curve(
     terms = predict(
         lambda p: job.explain(rows, features, p, config), workers, cal, correction_, network
     )
+    syncs = ", ".join(f"+{seconds(s)} at {p}" for p, s in cal.syncs.items() if int(p) > 1)
     return summary(terms), [
         f"{cal.engine}'s calibration of {cal.measured_at} on {cal.host['hostname']} "
         f"({cal.host['cores']} cores), measured at {','.join(map(str, cal.workers))} workers",
@@ -246,13 +185,9 @@ def curve(
             ", ".join(f"+{s:.0%} at {p}" for p, s in cal.straggles.items() if int(p) > 1)
             or f"+{cal.straggle:.0%}"
         )
-        + " of compute (the measured spread at each count; the widest's beyond it)",
+        + " of compute (the measured spread at each count; the widest's beyond it)"
+        + (f"; a synchronisation among the workers after work {syncs}" if syncs else ""),
     ]
-
-
-def check_pattern(pattern: str) -> None:
-    if pattern not in PATTERNS:
-        raise UsageError(f"unknown pattern {pattern!r}; one of {', '.join(PATTERNS[1:])}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -482,12 +417,7 @@ def summary(terms: list[Terms]) -> dict:
                 "speedup": speedup,
                 "efficiency": speedup / t.workers,
                 "dominant": t.dominant,
-                "terms": {
-                    "compute": t.compute,
-                    "straggle": t.straggle,
-                    "communication": t.communication,
-                    "overhead": t.overhead,
-                },
+                "terms": t.parts,
                 "source": "modelled",
             }
         )

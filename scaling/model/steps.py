@@ -19,7 +19,7 @@ class Step:
     work of the busiest process and ``reads`` the bytes of data it reads (its place on the
     roofline; 0: compute-bound); ``sends`` the bytes one of them sends on (an update: to each
     worker; a collective among the workers: all that one worker sends in it), in the
-    ``pattern`` of :data:`scaling.model.costmodel.PATTERNS` (``""``: nothing moves), ``repeats``
+    ``pattern`` of :data:`scaling.model.patterns.PATTERNS` (``""``: nothing moves), ``repeats``
     times per iteration (a boosted tree all-reduces one histogram per node; local SGD a model
     every H steps: 1 / H). ``transport``: whose sockets carry them, ``""`` for this project's
     (the engine's calls, its all-reduce mesh, its sockets: what ``scaling calibrate``
@@ -38,7 +38,7 @@ class Step:
     transport: str = ""
 
     def __post_init__(self) -> None:
-        from scaling.model.costmodel import check_pattern
+        from scaling.model.patterns import check_pattern
 
         check_pattern(self.pattern)
 

@@ -61,13 +61,15 @@ def _roofline(part, seconds: float) -> tuple[float, float, float]:
         return gemm, max(reads), time.perf_counter() - t2
 
 
-def _mesh_times(ctx, parts, sizes: tuple[int, ...], repeat: int) -> dict[int, float]:
-    """Median seconds of an all-reduce of each size, inside the gang (rank 0's clock)."""
+def _mesh_times(ctx, parts, sizes: tuple[int, ...], repeat: int, work: float) -> tuple:
+    """Median seconds of an all-reduce of each size, inside the gang (rank 0's clock), and
+    this member's waits in all-reduces of one number, idle and after ``work`` seconds of
+    products (:func:`_barrier_waits`)."""
     from scaling.collectives.allreduce import Mesh
 
     mesh = Mesh(ctx, timeout=60)
     try:
-        return _timed_allreduces(mesh.allreduce, sizes, repeat)
+        return _timed_allreduces(mesh.allreduce, sizes, repeat), _barrier_waits(mesh, work, repeat)
     finally:
         mesh.close()
 
@@ -85,6 +87,41 @@ def _timed_allreduces(allreduce: Callable, sizes: tuple[int, ...], repeat: int) 
             walls.append(time.perf_counter() - t0)
         out[size] = statistics.median(walls[2:])
     return out
+
+
+def _barrier_waits(mesh, seconds: float, repeat: int) -> dict[str, list[float]]:
+    """This member's wait in each of ``repeat + 2`` all-reduces of one number on ``mesh`` with
+    nothing before them (``idle``), then in as many after ``seconds`` of 256 x 256 products on
+    its clock (``busy``), the first two of each left out: what :func:`synchronisation` reads."""
+    from threadpoolctl import threadpool_limits
+
+    a, one = np.ones((256, 256)), np.zeros(1)
+    out: dict[str, list[float]] = {"idle": [], "busy": []}
+    with threadpool_limits(1):
+        for kind, work in (("idle", 0.0), ("busy", seconds)):
+            for _ in range(repeat + 2):
+                t0 = time.perf_counter()
+                while time.perf_counter() - t0 < work:
+                    a @ a
+                t1 = time.perf_counter()
+                mesh.allreduce(one)
+                out[kind].append(time.perf_counter() - t1)
+    return {kind: waits[2:] for kind, waits in out.items()}
+
+
+def synchronisation(members: list[dict[str, list[float]]]) -> float:
+    """What a synchronisation after work costs beyond one between idle members (seconds, at
+    least 0), from every member's :func:`_barrier_waits`: per all-reduce the least wait of
+    any member (the last to arrive: it waits for nobody's work, only for the others to answer),
+    median over the all-reduces, busy less idle. A member that has just worked may answer late:
+    on a scale model it has spent its CPU quota and waits for its next period
+    (``benchmarks/results/barrier.md``), on a real host its thread was descheduled. The
+    straggle prices the work's own unevenness, this what comes after it."""
+
+    def typical(kind: str) -> float:
+        return statistics.median(map(min, zip(*(m[kind] for m in members), strict=True)))
+
+    return max(typical("busy") - typical("idle"), 0.0)
 
 
 def _xgboost_times(ctx, parts, backend, started, sizes: tuple[int, ...], repeat: int) -> dict:
@@ -253,10 +290,11 @@ def measure(engine, repeat: int = 15) -> dict:
         engine.trace.reset()
         execute(engine, ds, "allreduce", empty_loop, 3 + repeat, iteration="empty")
         gang = statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])
-        peer, libraries = {}, {}
+        peer, libraries, sync = {}, {}, 0.0
         if p > 1:
-            times = engine.gang(ds, _mesh_times, PEER_SIZES, repeat)[0]
-            peer = {str(m): t for m, t in times.items()}
+            members = engine.gang(ds, _mesh_times, PEER_SIZES, repeat, TASK_SECONDS)
+            peer = {str(m): t for m, t in members[0][0].items()}
+            sync = synchronisation([waits for _, waits in members])
             libraries = _library_times(engine, ds, repeat)
         roof = engine.map(ds, _roofline, 0.3)
     finally:
@@ -269,6 +307,7 @@ def measure(engine, repeat: int = 15) -> dict:
         "up": up,
         "down": down,
         "gang_iteration": gang,
+        "sync": sync,
         "peer": peer,
         "libraries": libraries,
         "gemm": statistics.median(r[0] for r in roof),

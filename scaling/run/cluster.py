@@ -21,7 +21,6 @@ the readiness checks are the HTTP endpoints of its dashboard.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from scaling.run.daemons import (
     Process,
     end,
     home,
+    ray_token,
     spawn,
 )
 
@@ -241,19 +241,12 @@ def get_json(url: str, body: dict | None = None, timeout: float = 3.0):
     token where token authentication is on: the one Ray's own clients send (``RAY_AUTH_TOKEN``,
     else the file at ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``)."""
     headers = {"Content-Type": "application/json"}
-    if token := _ray_token():
+    if token := ray_token():
         headers["Authorization"] = f"Bearer {token}"
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read() or b"{}")
-
-
-def _ray_token() -> str:
-    if token := os.environ.get("RAY_AUTH_TOKEN"):
-        return token.strip()
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    return path.read_text().strip() if path.is_file() else ""
 
 
 def _ray_workers(cluster: Cluster) -> int:

@@ -36,6 +36,7 @@ class Place:
 
     host: str = HOST
     prefix: tuple[str, ...] = ()
+    dilation: float = 1.0  # a scale model machine's D: the daemons' timers are slowed by it
 
     @property
     def on_machine(self) -> bool:
@@ -176,6 +177,15 @@ no clusters (macOS, Windows; this variable) its node is loopback, and its server
 On a scale model's machines it binds their own addresses."""
 
 
+def ray_token() -> str:
+    """The token Ray's own clients send where token authentication is on (``RAY_AUTH_TOKEN``,
+    else the file at ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); "" where there is none."""
+    if token := os.environ.get("RAY_AUTH_TOKEN"):
+        return token.strip()
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    return path.read_text().strip() if path.is_file() else ""
+
+
 def _ray_env(place: Place) -> dict:
     """Token authentication on every node, as the engine asks for it (a head started alone
     turns it on, and a node that joins without it is refused)."""
@@ -201,6 +211,13 @@ def _ray(place: Place, logs: Path, workers: int) -> Head:
         f"--dashboard-port={dashboard}", f"--temp-dir={temp}", "--disable-usage-stats",
         *_ray_agent(place),
     ]  # fmt: skip
+    # `ray start` asks for a token it will not make (~/.ray/auth_token; an embedded Ray makes
+    # one, so a first `scaling cluster start ray` on a new machine failed where one had run)
+    if not ray_token():
+        subprocess.run(
+            [_bin("ray"), "get-auth-token", "--generate"],
+            env={**os.environ, **_ray_env(place)}, capture_output=True, check=True, timeout=120,
+        )  # fmt: skip
     head = spawn(argv, "ray-head", logs, _ray_env(place), place)
     return Head(
         address=f"{place.host}:{port}",
@@ -227,7 +244,7 @@ def _dask(place: Place, logs: Path, workers: int) -> Head:
         _bin("dask"), "scheduler", "--host", place.host, "--port", str(port),
         "--dashboard-address", f"{place.host}:{dashboard}",
     ]  # fmt: skip
-    scheduler = spawn(argv, "dask-scheduler", logs, _dask_env(), place)
+    scheduler = spawn(argv, "dask-scheduler", logs, _dask_env(place), place)
     return Head(
         address=f"tcp://{place.host}:{port}",
         dashboards={"Dask dashboard": f"http://{place.host}:{dashboard}/status"},
@@ -241,13 +258,13 @@ def _dask_join(address: str, workers: int, place: Place, logs: Path) -> list[Pro
         _bin("dask"), "worker", address, "--nworkers", str(workers), "--nthreads", "1",
         "--host", place.host, "--dashboard-address", f"{place.host}:0",
     ]  # fmt: skip
-    return [spawn(argv, "dask-workers", logs, _dask_env(), place)]
+    return [spawn(argv, "dask-workers", logs, _dask_env(place), place)]
 
 
-def _dask_env() -> dict[str, str]:
+def _dask_env(place: Place) -> dict[str, str]:
     from scaling.engines.dask import quiet_environ
 
-    return quiet_environ()
+    return quiet_environ(place.dilation)
 
 
 def _spark_home() -> tuple[str, dict]:

@@ -206,8 +206,8 @@ class ScaleModel:
         return self.command(self.head, argv), env
 
     def place(self, machine: Machine) -> Place:
-        """Where daemons on ``machine`` run (:mod:`scaling.run.daemons`)."""
-        return Place(machine.address, tuple(self.command(machine, [])))
+        """Where daemons on ``machine`` run (:mod:`scaling.run.daemons`), slowed by D."""
+        return Place(machine.address, tuple(self.command(machine, [])), self.factor)
 
     # -- faults -----------------------------------------------------------------------
 
