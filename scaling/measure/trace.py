@@ -240,9 +240,11 @@ class Trace:
     @contextmanager
     def span(self, name: str) -> Iterator[Span]:
         """Group the calls made inside the block under ``name``."""
-        span = Span(name=name, start=time.time())
+        # both clocks read together, before anything is allocated: a collection of the
+        # garbage between them (ms on a large heap) would put the span's bars past its end
+        start, t0 = time.time(), time.perf_counter()
+        span = Span(name=name, start=start)
         self._open.append(span)
-        t0 = time.perf_counter()
         try:
             yield span
         finally:
