@@ -88,12 +88,18 @@ def _log(job: submission.Submission, c: cluster.Cluster) -> str:
     return "\n".join([job.reason, *tails])
 
 
-def pending(c: cluster.Cluster, timeout: float = 120.0) -> None:
-    """Until a Ray actor waits for resources on ``c`` (its dashboard's state API says so)."""
+def pending(c: cluster.Cluster) -> set[str]:
+    """The Ray actors on ``c`` that wait for resources (its dashboard's state API)."""
     query = "filter_keys=state&filter_predicates=%3D&filter_values=PENDING_CREATION"
     url = f"{c.dashboards['Ray dashboard']}/api/v0/actors?{query}"
+    return {a["actor_id"] for a in cluster.get_json(url, timeout=10)["data"]["result"]["result"]}
+
+
+def waits(c: cluster.Cluster, before: set[str], timeout: float = 120.0) -> None:
+    """Until an actor not in ``before`` waits for resources on ``c``: one a run that failed
+    earlier left is listed as waiting until Ray sees its driver gone."""
     deadline = time.monotonic() + timeout
-    while not cluster.get_json(url, timeout=10)["data"]["result"]["result"]:
+    while not pending(c) - before:
         assert time.monotonic() < deadline, "no actor waited for the CPUs another run holds"
         time.sleep(0.5)
 
@@ -199,10 +205,11 @@ def test_start_submit_watch_stop(engine, home, capsys):
             json.loads((submission.jobs_dir() / f"{doomed}.json").read_text())  # at once
         working(c)
         if engine == "ray":  # and one still starting: its workers wait for the CPUs it holds
+            before = pending(c)
             waiting = subprocess.Popen(
                 [*argv, "--out", str(home / "waiting")], stderr=subprocess.PIPE, text=True
             )
-            pending(c)
+            waits(c, before)
     finally:
         procs = everything(c)
         assert main(["cluster", "stop", engine]) == 0

@@ -70,9 +70,28 @@ class Process:
         import psutil
 
         try:
-            return abs(psutil.Process(self.pid).create_time() - self.started) < 0.05
-        except psutil.NoSuchProcess:
+            return abs(start_time(self.pid) - self.started) < 0.05
+        except (ProcessLookupError, psutil.NoSuchProcess):
             return False
+
+
+def start_time(pid: int) -> float:
+    """When process ``pid`` started, as a mark that stays the same while it runs: on Linux,
+    seconds since boot (``/proc/PID/stat``'s ``starttime``), which no clock update moves;
+    elsewhere psutil's ``create_time``. psutil's on Linux is the boot time (``/proc/stat``'s
+    ``btime``: whole seconds, recomputed from the wall clock) plus that field, so a clock
+    correction moves it by a second (psutil#2541) and every daemon of a cluster that still ran
+    read as gone at once (CI: a sweep's supervisor taken for dead, then `nothing to stop`)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not Path("/proc/self/stat").is_file():
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    try:  # the fields after the command's closing parenthesis start at the third, state
+        ticks = int(stat.read_text().rsplit(")", 1)[1].split()[19])
+    except FileNotFoundError:
+        raise ProcessLookupError(pid) from None
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(kw_only=True)
@@ -140,7 +159,6 @@ def spawn(
     """Start a daemon at ``place`` in a session of its own (so that its group can be ended
     whole, and a closing terminal does not end it), its output in a log file; ``keep``: a
     socket it inherits."""
-    import psutil
 
     log = logs / f"{role}-{int(time.time() * 1000)}.log"
     with open(log, "wb") as out:
@@ -154,9 +172,7 @@ def spawn(
             | ({"SCALING_MACHINE": place.host} if place.on_machine else {}),
             pass_fds=() if keep is None else (keep.fileno(),),
         )
-    return Process(
-        pid=proc.pid, started=psutil.Process(proc.pid).create_time(), role=role, log=str(log)
-    )
+    return Process(pid=proc.pid, started=start_time(proc.pid), role=role, log=str(log))
 
 
 def _bin(name: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from scaling.errors import EngineError, UsageError
 from scaling.results import atomic_write
 from scaling.run.cluster import Cluster, Process, get_json, home
-from scaling.run.daemons import end
+from scaling.run.daemons import end, start_time
 
 FINAL = ("succeeded", "failed", "stopped")
 
@@ -108,9 +108,7 @@ def submit(cluster: Cluster, argv: list[str]) -> Submission:
             start_new_session=True,  # the terminal closing does not end it
             env={**os.environ, "SCALING_JOB_ID": job.id},
         )
-    import psutil
-
-    job.pid, job.started = proc.pid, psutil.Process(proc.pid).create_time()
+    job.pid, job.started = proc.pid, start_time(proc.pid)
     job.status = "running"
     job.save()
     return job
