@@ -20,7 +20,7 @@ from scaling.errors import UsageError
 from scaling.measure.host import host_facts
 from scaling.measure.trace import payload_bytes
 from scaling.model import calibration, costmodel
-from scaling.model.patterns import Link, busiest_bytes, synchronisations
+from scaling.model.patterns import Link, busiest_bytes
 from scaling.run import calibrate, sample
 from scaling.run.runner import run_job
 from scaling.run.spec import RunSpec
@@ -78,11 +78,16 @@ def test_calibration_recovers_a_synthetic_engine(monkeypatch):
     assert [cal.straggle_at(p) for p in (1, 2, 3, 64)] == [0.0, *measured, cal.straggle]
     spread = replace(cal, straggles={"1": 0.0, "2": 0.1, "8": 0.3})
     assert spread.straggle_at(4) == pytest.approx(0.2) and spread.straggle_at(16) == 0.3
-    # A synchronisation after work, measured at each count beyond 1 and read the same way.
-    assert cal.sync_at(1) == 0.0 and [cal.sync_at(p) for p in (2, 3)] == [
-        cal.points[str(p)]["sync"] for p in (2, 3)
-    ]
-    assert all(s >= 0 for s in cal.syncs.values())
+    # Worker to worker, each transport is also fitted at each count alone and read there; at
+    # each, it prices the largest message timed within 30% of its time (a line through the
+    # origin over four sizes, after the latency of the smallest).
+    assert set(cal.peers) == {"2", "3"} and cal.link("allreduce", 3) == cal.peers["3"]
+    for name, by in cal.library_links.items():
+        assert set(by) == {"2", "3"} and cal.library(name, 3) == by["3"]
+        for p in ("2", "3"):
+            timed = {int(m): t for m, t in cal.points[p]["libraries"][name].items()}
+            hops, sends = calibration._moved(name, max(timed), int(p))
+            assert by[p].time(hops, sends) == pytest.approx(timed[max(timed)], rel=0.3)
     # Kept and read back whole; from another host it is not reused.
     assert calibration.Calibration.from_json(cal.to_json()) == cal
     # Measured on a scale model slowed by 2, the same points are a cluster twice as fast.
@@ -274,36 +279,21 @@ def test_report_puts_predictions_beside_measurements(dask_calibration, tmp_path,
 
 def test_a_collective_pays_its_bytes_once_and_its_latency_per_repeat(dask_calibration):
     """A boosted tree's histograms: the tree's bytes once at beta, 2 (p - 1) latencies for each
-    of its max_depth all-reduces at alpha (XGBoost's ring), a synchronisation after work for
-    each, nothing else on the link."""
+    of its max_depth all-reduces at alpha (XGBoost's ring), nothing else on the link."""
     job = get_job("gbdt")
     config = job.config(max_depth=6)
     steps = job.explain(100_000, 64, 4, config)
     sends = sum(s.sends for s in steps if s.pattern)
-    for link, sync in ((Link(0.0, 1e-9), 0.0), (Link(1e-5, 0.0), 0.0), (Link(0.0, 0.0), 1e-3)):
+    for link in (Link(0.0, 1e-9), Link(1e-5, 0.0)):
         (terms,) = costmodel.predict(
             lambda p: job.explain(100_000, 64, p, config),
             [4],
-            replace(dask_calibration, syncs={"2": sync}),
+            dask_calibration,
             costmodel.Correction(),
             link,
         )
-        # each all-reduce also waits once for workers that have just computed
-        expected = sends * 1e-9 if link.beta else 6 * 2 * 3 * 1e-5 if link.alpha else 6 * sync
+        expected = sends * 1e-9 if link.beta else 6 * 2 * 3 * 1e-5
         assert terms.communication == pytest.approx(expected)
-    # LightGBM's link is timed in training rounds, work and all: no synchronisation on top
-    lightgbm = job.explain(100_000, 64, 4, job.config(max_depth=6, library="lightgbm"))
-    assert synchronisations(steps, 4) == 6 and synchronisations(lightgbm, 4) == 0
-
-
-def test_a_synchronisation_after_work_is_what_the_last_to_arrive_waits_beyond_an_idle_one():
-    members = [
-        {"idle": [1e-4, 3e-4, 1e-4], "busy": [5e-3, 4e-3, 6e-3]},  # the first to arrive
-        {"idle": [2e-4, 1e-4, 2e-4], "busy": [1e-3, 2e-3, 3e-3]},  # the last: waits least
-    ]
-    assert calibrate.synchronisation(members) == pytest.approx(2e-3 - 1e-4)
-    members[1]["busy"] = [0.0, 0.0, 0.0]  # no dearer than an idle one: nothing
-    assert calibrate.synchronisation(members) == 0.0
 
 
 def test_a_line_with_a_negative_fixed_cost_falls_back_to_a_factor_between_the_shapes():

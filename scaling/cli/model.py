@@ -109,9 +109,9 @@ def _calibration_lines(cal) -> str:
             f"  one core: {cal.gemm / 1e9:.1f} Gflop/s GEMM, {cal.bandwidth / 1e9:.1f} GB/s "
             f"read; straggle {cal.straggle:.0%}",
             *(
-                f"  a synchronisation after work at {p} workers: +{seconds(s)}"
-                for p, s in cal.syncs.items()
-                if int(p) > 1
+                f"  worker <-> worker at {p} workers: {seconds(link.alpha)} per message, "
+                f"{_bandwidth(link.beta)}"
+                for p, link in cal.peers.items()
             ),
         ]
     )

@@ -11,12 +11,13 @@ at each worker count asked for and measures, with empty or synthetic work only:
   broadcast each worker reads: ``scatter``), and worker to worker (the all-reduce mesh at
   several sizes, timed inside the members). The driver links' latencies are part of the
   empty call, so only their ``beta`` is fitted; and the libraries' own transports the same
-  way as the last, each library's all-reduce by size in a gang (XGBoost's, torch's gloo);
+  way as the last, each library's all-reduce by size in a gang (XGBoost's, torch's gloo;
+  LightGBM's in rounds). Worker to worker, every message is timed after 10 ms of products on
+  every member, as a job's steps send theirs after computing; and fitted at each count alone
+  as well as over them all (a message among 8 costs more than the formulas carry from 2);
 - the **roofline** of one core, inside the workers: GEMM flop/s and memory bandwidth (a sum
   over an array much larger than the caches); and the **straggle** of equal tasks across the
-  workers, (max - median) / median of their times; and what a **synchronisation after
-  work** costs beyond one between idle workers (an all-reduce of one number after 10 ms of
-  products on every worker), both at each count.
+  workers, (max - median) / median of their times, at each count.
 
 Each fit is least squares over the medians of ``repeat`` calls per point. The calibration is
 stored as ``<store>/calibration/<engine>.json`` (atomically) and reused while the host and the
@@ -65,8 +66,9 @@ class Calibration:
     call_spread: float = 0.0  # the empty call's quartiles apart, over twice its median
     dilation: float = 1.0  # a scale model's D the points' times were divided by (1: as is)
     straggles: dict[str, float] = field(default_factory=dict)  # by worker count, as measured
-    syncs: dict[str, float] = field(default_factory=dict)  # a barrier after work, by count
     libraries: dict[str, Link] = field(default_factory=dict)  # by Step.transport: their own
+    peers: dict[str, Link] = field(default_factory=dict)  # ``peer`` fitted at each count
+    library_links: dict[str, dict[str, Link]] = field(default_factory=dict)  # and each library
     points: dict = field(default_factory=dict)  # what the fits were made from
 
     def call_overhead(self, workers: int) -> float:
@@ -79,13 +81,19 @@ class Calibration:
         at 1 (``straggle``, the widest's, where only it was kept)."""
         return by_count(self.straggles, workers, self.straggle)
 
-    def sync_at(self, workers: int) -> float:
-        """What one synchronisation after work costs at ``workers`` beyond one between idle
-        workers, as :meth:`straggle_at` reads its counts (none where it was not measured)."""
-        return by_count(self.syncs, workers, 0.0)
+    def link(self, pattern: str, workers: int) -> Link:
+        """The link a step of ``pattern`` among ``workers`` is priced at: the driver's two, or
+        worker to worker as :meth:`library` reads its counts."""
+        driver = {"tree": self.up, "scatter": self.down}.get(pattern)
+        return driver or _link_by_count(self.peers, workers, self.peer)
 
-    def link(self, pattern: str) -> Link:
-        return {"tree": self.up, "scatter": self.down}.get(pattern, self.peer)
+    def library(self, name: str, workers: int) -> Link | None:
+        """Library ``name``'s own transport among ``workers``: fitted on its messages at
+        that count, linear in log2 p between two counts, the nearest's beyond them (one
+        line over every count where only that was kept); None where it was not timed."""
+        if name not in self.libraries:
+            return None
+        return _link_by_count(self.library_links.get(name, {}), workers, self.libraries[name])
 
     def roofline(self, flops: float, reads: float) -> float:
         """Seconds one core takes: its flops at the GEMM rate plus the bytes it reads at the
@@ -103,6 +111,11 @@ class Calibration:
         for name in ("up", "down", "peer"):
             d[name] = Link(**d[name])
         d["libraries"] = {n: Link(**link) for n, link in d.get("libraries", {}).items()}
+        d["peers"] = {p: Link(**link) for p, link in d.get("peers", {}).items()}
+        d["library_links"] = {
+            n: {p: Link(**link) for p, link in by.items()}
+            for n, by in d.get("library_links", {}).items()
+        }
         d["call"] = tuple(d["call"])
         return cls(**d)
 
@@ -122,6 +135,16 @@ def by_count(measured: dict[str, float], workers: int, otherwise: float) -> floa
     if p0 == p1:
         return v0
     return v0 + (v1 - v0) * math.log2(workers / p0) / math.log2(p1 / p0)
+
+
+def _link_by_count(links: dict[str, Link], workers: int, otherwise: Link) -> Link:
+    """A link fitted at some worker counts, at ``workers`` (:func:`by_count`, its latency
+    and cost per byte each), ``otherwise`` where none beyond 1 was fitted."""
+    if not any(int(p) > 1 for p in links):
+        return otherwise
+    alphas = {p: link.alpha for p, link in links.items()}
+    betas = {p: link.beta for p, link in links.items()}
+    return Link(by_count(alphas, workers, 0.0), by_count(betas, workers, 0.0))
 
 
 def path_for(store: str | Path, engine: str) -> Path:
@@ -209,7 +232,7 @@ def _message_link(points: list[dict], times, library: str | None = None) -> Link
     return Link(float(alpha), beta)
 
 
-TIMES = ("empty_call", "gang_iteration", "sync", "up", "down", "peer", "libraries")
+TIMES = ("empty_call", "gang_iteration", "up", "down", "peer", "libraries")
 """The points' entries that are times (or times by size): divided by a scale model's D."""
 RATES = ("gemm", "bandwidth")
 """The points' entries that are rates: multiplied by D."""
@@ -263,6 +286,19 @@ def fit(
     libraries = {
         n: _message_link(points, lambda pt, n=n: pt["libraries"].get(n, {}), n) for n in names
     }
+    # and each at every count alone: on a scale model a message among 8 costs more than the
+    # ring's formula carries from 2 (1 MB through XGBoost's: 2.2x the time at 2 where the
+    # ring sends 1.75x the bytes), which one line over every count splits between them
+    wider = [pt for pt in points if pt["workers"] > 1]
+    peers = {str(pt["workers"]): _message_link([pt], lambda pt: pt["peer"]) for pt in wider}
+    library_links = {
+        n: {
+            str(pt["workers"]): _message_link([pt], lambda pt, n=n: pt["libraries"][n], n)
+            for pt in wider
+            if pt.get("libraries", {}).get(n)
+        }
+        for n in names
+    }
     widest = max(points, key=lambda pt: pt["workers"])
     return Calibration(
         engine=engine_name,
@@ -276,11 +312,12 @@ def fit(
         down=Link(0.0, _slope(xs_down, ys_down)),
         peer=peer,
         libraries=libraries,
+        peers={p: link for p, link in peers.items() if link != Link(0.0, 0.0)},
+        library_links=library_links,
         gemm=float(statistics.median(pt["gemm"] for pt in points)),
         bandwidth=float(statistics.median(pt["bandwidth"] for pt in points)),
         straggle=float(max(widest["straggle"], 0.0)) if widest["workers"] > 1 else 0.0,
         straggles={str(pt["workers"]): float(max(pt["straggle"], 0.0)) for pt in points},
-        syncs={str(pt["workers"]): float(pt["sync"]) for pt in points if "sync" in pt},
         call_spread=float(statistics.median(pt.get("empty_spread", 0.0) for pt in points)),
         dilation=dilation,
         points={str(pt["workers"]): pt for pt in measured},

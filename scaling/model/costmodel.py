@@ -47,10 +47,10 @@ calibration (:mod:`scaling.model.calibration`)::
   no Python call reaches) in rounds of one split over histograms of each size. A calibration
   without a library's link prices its steps at the peer link times the transport factor its
   measured wider runs give (:class:`Correction`).
-  Each repeat of a step among the workers also pays the measured cost of a synchronisation
-  after work (:meth:`~scaling.model.calibration.Calibration.sync_at`): a worker that has just
-  computed answers later than an idle one (not on LightGBM's link, timed in training rounds,
-  work and all: :func:`~scaling.model.patterns.synchronisations`).
+  Each link is priced as fitted at the step's worker count (between two counts measured,
+  linear in log2 p; the widest's beyond): its messages were timed after work, as the steps
+  send theirs, where a worker that has just computed answers later than an idle one (on a
+  scale model, one that spent its CPU quota waits for its next period: ``barrier.md``).
 - **overhead**: a driver loop pays the engine's empty call, ``a + b p`` (latencies of
   the driver links included); a gang pays its measured empty iteration.
 
@@ -63,7 +63,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, replace
 
-from scaling.model.patterns import busiest_bytes, hops, synchronisations
+from scaling.model.patterns import busiest_bytes, hops
 from scaling.units import seconds
 
 MODEL_ERROR = 0.10
@@ -137,7 +137,6 @@ def predict(steps_at, workers: list[int], calibration, correction: Correction, n
         overhead = calibration.call_overhead(p) if driver_loop else calibration.gang_iteration
         straggle = busiest * calibration.straggle_at(p)
         comm = own + correction.transport * library
-        comm += calibration.sync_at(p) * synchronisations(steps, p)
         out.append(
             Terms(
                 workers=p,
@@ -171,7 +170,6 @@ def curve(
     terms = predict(
         lambda p: job.explain(rows, features, p, config), workers, cal, correction_, network
     )
-    syncs = ", ".join(f"+{seconds(s)} at {p}" for p, s in cal.syncs.items() if int(p) > 1)
     return summary(terms), [
         f"{cal.engine}'s calibration of {cal.measured_at} on {cal.host['hostname']} "
         f"({cal.host['cores']} cores), measured at {','.join(map(str, cal.workers))} workers",
@@ -185,8 +183,7 @@ def curve(
             ", ".join(f"+{s:.0%} at {p}" for p, s in cal.straggles.items() if int(p) > 1)
             or f"+{cal.straggle:.0%}"
         )
-        + " of compute (the measured spread at each count; the widest's beyond it)"
-        + (f"; a synchronisation among the workers after work {syncs}" if syncs else ""),
+        + " of compute (the measured spread at each count; the widest's beyond it)",
     ]
 
 
@@ -249,8 +246,8 @@ def communication(steps, workers: int, calibration, network=None) -> tuple[float
     for s in steps:
         if not s.pattern:
             continue
-        timed = calibration.libraries.get(s.transport) if s.transport else None
-        link = network or timed or calibration.link(s.pattern)
+        timed = calibration.library(s.transport, workers) if s.transport else None
+        link = network or timed or calibration.link(s.pattern, workers)
         # ``sends`` is the iteration's in all; each of the ``repeats`` pays its latencies.
         t = link.time(
             s.repeats * hops(s.pattern, workers, s.sends),

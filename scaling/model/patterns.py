@@ -86,22 +86,3 @@ def busiest_bytes(pattern: str, workers: int, sends: float) -> float:
         # while it receives); rank 0's own replica reaches it on its loopback.
         return (p - 1) * sends
     return sends if p > 1 else 0.0
-
-
-IN_ROUNDS = ("lightgbm",)
-"""Transports the calibration times in rounds with work in them (LightGBM's network, in
-training rounds of one split less the same round alone): a synchronisation after work is in
-their time already."""
-
-
-def synchronisations(steps, workers: int) -> float:
-    """How many times per iteration the workers wait for each other after working and the
-    calibrated link does not say so: once per repeat of each step in a pattern among them (a
-    driver's gather is in its call), but for transports timed in rounds (:data:`IN_ROUNDS`)."""
-    if workers <= 1:
-        return 0.0
-    return sum(
-        s.repeats
-        for s in steps
-        if s.pattern not in ("", "tree", "scatter") and s.transport not in IN_ROUNDS
-    )

@@ -36,8 +36,14 @@ def _read(part, value: np.ndarray) -> float:
     return float(value[:1].sum()) if value.size else 0.0
 
 
-def _roofline(part, seconds: float) -> tuple[float, float, float]:
-    """GEMM flop/s and read bandwidth of this core, and how long an equal task took."""
+STRAGGLE_ROUNDS = 5
+"""Equal tasks each worker times in a row for the straggle: one round of 8 read 0.23 in one
+calibration of a scale model and 0.82 in the next (a machine's throttle in one task)."""
+
+
+def _roofline(part, seconds: float) -> tuple[float, float, list[float]]:
+    """GEMM flop/s and read bandwidth of this core, and how long each of
+    :data:`STRAGGLE_ROUNDS` equal tasks took."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
@@ -55,33 +61,38 @@ def _roofline(part, seconds: float) -> tuple[float, float, float]:
             t1 = time.perf_counter()
             big.sum()
             reads.append(big.nbytes / (time.perf_counter() - t1))
-        t2 = time.perf_counter()  # an equal task on every worker: the straggle
-        for _ in range(20):
-            a @ a
-        return gemm, max(reads), time.perf_counter() - t2
+        tasks = []  # equal tasks on every worker: the straggle
+        for _ in range(STRAGGLE_ROUNDS):
+            t2 = time.perf_counter()
+            for _ in range(20):
+                a @ a
+            tasks.append(time.perf_counter() - t2)
+        return gemm, max(reads), tasks
 
 
-def _mesh_times(ctx, parts, sizes: tuple[int, ...], repeat: int, work: float) -> tuple:
-    """Median seconds of an all-reduce of each size, inside the gang (rank 0's clock), and
-    this member's waits in all-reduces of one number, idle and after ``work`` seconds of
-    products (:func:`_barrier_waits`)."""
+def _mesh_times(ctx, parts, sizes: tuple[int, ...], repeat: int) -> dict[int, float]:
+    """Median seconds of an all-reduce of each size, inside the gang (rank 0's clock)."""
     from scaling.collectives.allreduce import Mesh
 
     mesh = Mesh(ctx, timeout=60)
     try:
-        return _timed_allreduces(mesh.allreduce, sizes, repeat), _barrier_waits(mesh, work, repeat)
+        return _timed_allreduces(mesh.allreduce, sizes, repeat)
     finally:
         mesh.close()
 
 
 def _timed_allreduces(allreduce: Callable, sizes: tuple[int, ...], repeat: int) -> dict:
     """Median seconds of ``allreduce(buffer)`` for a float64 buffer of each size, after two
-    warm-up calls."""
+    warm-up calls; each call after :data:`TASK_SECONDS` of products on every member, as a
+    job's steps call it, after computing: a scale model's machine that has spent its CPU
+    quota waits for its next period, and the others for it (``barrier.md``), at every one of
+    a ring's 2 (p - 1) steps where it does."""
     out = {}
     for size in sizes:
         buf = np.ones(max(size // 8, 1))
         walls = []
         for _ in range(repeat + 2):
+            _products(TASK_SECONDS)
             t0 = time.perf_counter()
             allreduce(buf)
             walls.append(time.perf_counter() - t0)
@@ -89,39 +100,15 @@ def _timed_allreduces(allreduce: Callable, sizes: tuple[int, ...], repeat: int) 
     return out
 
 
-def _barrier_waits(mesh, seconds: float, repeat: int) -> dict[str, list[float]]:
-    """This member's wait in each of ``repeat + 2`` all-reduces of one number on ``mesh`` with
-    nothing before them (``idle``), then in as many after ``seconds`` of 256 x 256 products on
-    its clock (``busy``), the first two of each left out: what :func:`synchronisation` reads."""
+def _products(seconds: float) -> None:
+    """``seconds`` of 256 x 256 matrix products on one thread (this clock's seconds)."""
     from threadpoolctl import threadpool_limits
 
-    a, one = np.ones((256, 256)), np.zeros(1)
-    out: dict[str, list[float]] = {"idle": [], "busy": []}
+    a = np.ones((256, 256))
     with threadpool_limits(1):
-        for kind, work in (("idle", 0.0), ("busy", seconds)):
-            for _ in range(repeat + 2):
-                t0 = time.perf_counter()
-                while time.perf_counter() - t0 < work:
-                    a @ a
-                t1 = time.perf_counter()
-                mesh.allreduce(one)
-                out[kind].append(time.perf_counter() - t1)
-    return {kind: waits[2:] for kind, waits in out.items()}
-
-
-def synchronisation(members: list[dict[str, list[float]]]) -> float:
-    """What a synchronisation after work costs beyond one between idle members (seconds, at
-    least 0), from every member's :func:`_barrier_waits`: per all-reduce the least wait of
-    any member (the last to arrive: it waits for nobody's work, only for the others to answer),
-    median over the all-reduces, busy less idle. A member that has just worked may answer late:
-    on a scale model it has spent its CPU quota and waits for its next period
-    (``benchmarks/results/barrier.md``), on a real host its thread was descheduled. The
-    straggle prices the work's own unevenness, this what comes after it."""
-
-    def typical(kind: str) -> float:
-        return statistics.median(map(min, zip(*(m[kind] for m in members), strict=True)))
-
-    return max(typical("busy") - typical("idle"), 0.0)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ a
 
 
 def _xgboost_times(ctx, parts, backend, started, sizes: tuple[int, ...], repeat: int) -> dict:
@@ -173,7 +160,10 @@ def _lightgbm_times(ctx, parts, backend, started, features: tuple[int, ...], rep
 
 
 def _round_seconds(x, y, params: dict, repeat: int) -> float:
-    """The median time of a boosting round of ``lightgbm.train``, after two."""
+    """The median time of a boosting round of ``lightgbm.train``, after two. Not after work
+    (:func:`_timed_allreduces`): a tree calls LightGBM's network for every split, mostly after
+    a small leaf's histograms, and timed after 10 ms of products each round priced a tree's
+    messages at 3-4x what they took on a scale model."""
     import lightgbm as lgb
 
     ticks: list[float] = []
@@ -290,16 +280,19 @@ def measure(engine, repeat: int = 15) -> dict:
         engine.trace.reset()
         execute(engine, ds, "allreduce", empty_loop, 3 + repeat, iteration="empty")
         gang = statistics.median(s["wall"] for s in engine.trace.summaries("empty")[3:])
-        peer, libraries, sync = {}, {}, 0.0
+        peer, libraries = {}, {}
         if p > 1:
-            members = engine.gang(ds, _mesh_times, PEER_SIZES, repeat, TASK_SECONDS)
-            peer = {str(m): t for m, t in members[0][0].items()}
-            sync = synchronisation([waits for _, waits in members])
+            times = engine.gang(ds, _mesh_times, PEER_SIZES, repeat)[0]
+            peer = {str(m): t for m, t in times.items()}
             libraries = _library_times(engine, ds, repeat)
         roof = engine.map(ds, _roofline, 0.3)
     finally:
         engine.release(ds)
-    tasks = [r[2] for r in roof]
+    # per round, the slowest worker's task beyond the median one's; the median round
+    rounds = [
+        (max(ts) - statistics.median(ts)) / statistics.median(ts)
+        for ts in zip(*(r[2] for r in roof), strict=True)
+    ]
     return {
         "workers": p,
         "empty_call": empty,
@@ -307,12 +300,11 @@ def measure(engine, repeat: int = 15) -> dict:
         "up": up,
         "down": down,
         "gang_iteration": gang,
-        "sync": sync,
         "peer": peer,
         "libraries": libraries,
         "gemm": statistics.median(r[0] for r in roof),
         "bandwidth": statistics.median(r[1] for r in roof),
-        "straggle": (max(tasks) - statistics.median(tasks)) / statistics.median(tasks),
+        "straggle": statistics.median(rounds),
     }
 
 
