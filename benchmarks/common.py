@@ -98,10 +98,11 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeat: int) -> dic
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def host_line() -> str:
-    h = host_facts()
-    python = platform.python_version()
-    return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}, Python {python}"
+def host_line(h: dict | None = None) -> str:
+    """This host in words, or host ``h`` (as :func:`host_facts` gave it there)."""
+    python = "" if h else f", Python {platform.python_version()}"
+    h = h or host_facts()
+    return f"{h['cores']} cores, {h['memory_gib']} GiB, {h['cpu']}{python}"
 
 
 @dataclass(frozen=True)
@@ -163,17 +164,19 @@ def scale_model(engine: str, machines: int, link: str) -> Iterator[OnModel]:
     """A scale model of ``machines`` running ``engine`` (``scaling cluster start ENGINE
     --machines N --link RATE``), removed whatever happens."""
     from scaling.run import cluster
+    from scaling.run.daemons import terminate_as_interrupt
     from scaling.run.machines import ScaleModel
 
-    found = cluster.start(engine, 1, machines=machines, link=link)
-    try:
-        d = found.emulation["dilation"]
-        print(f"{engine}: {machines} machines on {link} links, D = {d:.2f}")
-        model = ScaleModel.load(found.machines)
-        with dilation_probe(model) as probe:
-            yield OnModel(found.address, d, model, probe)
-    finally:
-        cluster.stop(engine)
+    with terminate_as_interrupt():  # a `kill` of the benchmark removes the model too
+        found = cluster.start(engine, 1, machines=machines, link=link)
+        try:
+            d = found.emulation["dilation"]
+            print(f"{engine}: {machines} machines on {link} links, D = {d:.2f}")
+            model = ScaleModel.load(found.machines)
+            with dilation_probe(model) as probe:
+                yield OnModel(found.address, d, model, probe)
+        finally:
+            cluster.stop(engine)
 
 
 PROBE = "SCALING_DILATION_PROBE"
@@ -239,15 +242,17 @@ def kept_reading(path: Path) -> str:
     return text[text.index("## Reading") :] if "## Reading" in text else ""
 
 
-def write_result(out: Path, name: str, lines: list[str], record: dict) -> None:
-    """``out/name.md`` (the table) and ``out/name.json`` (the raw record with the host),
-    atomically."""
+def write_result(
+    out: Path, name: str, lines: list[str], record: dict, host: dict | None = None
+) -> None:
+    """``out/name.md`` (the table) and ``out/name.json`` (the raw record with the host it was
+    measured on: this one unless ``host`` says another), atomically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # one newline at the end: a kept reading brings its own, which would add a blank line
     # every time the table is written again
     atomic_write(out / f"{name}.md", ("\n".join(lines).rstrip("\n") + "\n").encode())
-    record = {**record, "host": host_facts()}
+    record = {**record, "host": host or host_facts()}
     atomic_write(
         out / f"{name}.json", (json.dumps(record, indent=1, default=float) + "\n").encode()
     )

@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/costmodel.py                        # the recorded run
     .venv/bin/python benchmarks/costmodel.py --engines dask --jobs kmeans --repeat 1
     .venv/bin/python benchmarks/costmodel.py --emulate 8 --workers 1,2,4,8 --engines dask
+    # a calibration alone, then the recorded points priced again with it (same options)
+    .venv/bin/python benchmarks/costmodel.py --emulate 8 ... --jobs '' --points cal.pickle
+    .venv/bin/python benchmarks/costmodel.py --emulate 8 ... --points RESULTS.json,cal.pickle
 
 Per engine: calibrate at 1 and 2 workers (:mod:`scaling.model.calibration`, empty and synthetic
 work only), then train every job's decompositions (``VARIANTS``: execution styles, solvers,
@@ -41,7 +44,10 @@ median over the repeats.
   relative to this host's, which samples timed here would carry into the error.
 
 Writes ``benchmarks/results/costmodel.{md,json}`` (``costmodel-emulated-N.{md,json}`` with
-``--emulate N``); the reading in the .md is kept across runs.
+``--emulate N``); the reading in the .md is kept across runs. ``--points`` keeps what was
+measured, or prices it again: a kept file, or a results .json this script wrote (its points
+and calibration); a calibration measured alone (``--jobs ''``) and named after them replaces
+theirs, its times divided by the points' readings of D (each scale model is built alike).
 """
 
 from __future__ import annotations
@@ -152,7 +158,6 @@ def measure_all(
     first) and just after."""
     points = []
     shapes = EMULATED_SHAPES if args.emulate else SHAPES
-    options = {j: OPTIONS[j] | (EMULATED_OPTIONS[j] if args.emulate else {}) for j in OPTIONS}
     total = sum(len(VARIANTS[j]) * len(shapes[j]) for j in args.jobs) * len(args.workers)
     bar = tqdm(total=total * len(args.engines) * args.repeat, desc="cost model")
     for engine in args.engines:
@@ -162,10 +167,7 @@ def measure_all(
                 for name in args.jobs:
                     job = get_job(name)
                     for shape, (rows, features, shared) in enumerate(shapes[name]):
-                        configs = {
-                            v: job.config(**options[name], **shared, **variant)
-                            for v, variant in VARIANTS[name].items()
-                        }
+                        configs = _configs(args, name, shared)
                         try:
                             runs = _runs(eng, job, rows, features, configs, args.repeat, bar)
                         except EngineError as e:
@@ -196,6 +198,13 @@ def measure_all(
                 eng.close()
     bar.close()
     return points
+
+
+def _configs(args: argparse.Namespace, name: str, shared: dict) -> dict:
+    """Each variant's config of job ``name`` on a shape whose own options are ``shared``."""
+    options = OPTIONS[name] | (EMULATED_OPTIONS[name] if args.emulate else {})
+    job = get_job(name)
+    return {v: job.config(**options, **shared, **variant) for v, variant in VARIANTS[name].items()}
 
 
 def _runs(eng, job, rows: int, features: int, configs: dict, repeat: int, bar) -> dict:
@@ -368,6 +377,7 @@ def write(
     # on a scale model: D as read through the run, and the errors under each reading of it
     read = {e: readings_in_order(e, points, stretches) for e in stretches}
     by_reading = {by: errors(pts) for by, (_, pts) in readings.items()}
+    at_start = readings["start"][0] if "start" in readings else None
     family = [c for c in cells if c["job"] in FAMILIES]
     called = {m: [c for c in family if not c[m]["tied"]] for m in MODELS}
     agree = {m: sum(c[m]["agree"] for c in called[m]) for m in MODELS}
@@ -381,14 +391,16 @@ def write(
         + (f" --emulate {args.emulate} --link {args.link}`" if args.emulate else "`")
         + (
             "; its measured points kept (`--points FILE`) and priced again by the model as it "
-            "is now (the same command with `--points FILE` again)"
+            f"is now (the same command with `--points {args.points}`); what was priced is in "
+            f"the .json beside this file, which `--points` prices again alone"
             if args.repriced
             else ""
         ),
         "",
         *([_emulation_line(args, cals, points), ""] if args.emulate else []),
-        f"Host: {host_line()}. Each engine calibrated at "
-        f"{','.join(map(str, args.workers))} workers in the same run. Two models of compute: "
+        f"Host: {host_line(args.measured_on)}. Each engine calibrated at "
+        f"{','.join(map(str, args.workers))} workers {_calibrated(args, cals)}. Two models of "
+        "compute: "
         f"**fitted**, every variant's line (a fixed cost per iteration and a factor on the "
         f"roofline) fitted on its job's first {FITTED} shapes at 1 worker; **sampled**, the "
         "variant's own iteration timed in-process on samples of each point's shape (what "
@@ -412,7 +424,7 @@ def write(
         _errors_table(summary),
         "```",
         "",
-        *(_dilations(read, by_reading, readings["start"][0]) if readings else []),
+        *(_dilations(read, by_reading, at_start) if readings else []),
         *(
             [
                 f"`scaling predict kmeans --engine {args.engines[0]} --workers 1,2,4,...,1024` "
@@ -499,9 +511,20 @@ def write(
         "calibrations": {e: c.to_json() for e, c in cals.items()},
         "predict_seconds": answer,
         "dilations": read,
+        "calibrated_apart": args.calibrated_apart,
+        **({"dilation_at_start": {e: c.dilation for e, c in at_start.items()}} if at_start else {}),
         "errors_by_dilation": by_reading,
     }
-    write_result(out, name, lines, record)
+    write_result(out, name, lines, record, args.measured_on)
+
+
+def _calibrated(args: argparse.Namespace, cals: dict) -> str:
+    """When and where the calibrations were measured: in the points' run, or apart."""
+    if not args.calibrated_apart:
+        return "in the same run"
+    return "apart from the points, on a scale model of its own: " + ", ".join(
+        f"{e} on {c.host['cpu']} at {c.measured_at}" for e, c in cals.items()
+    )
 
 
 def _emulation_line(args: argparse.Namespace, cals: dict, points: list[dict]) -> str:
@@ -522,18 +545,23 @@ def _emulation_line(args: argparse.Namespace, cals: dict, points: list[dict]) ->
     )
 
 
-def _dilations(read: dict[str, list[float]], by_reading: dict, at_start: dict) -> list[str]:
+def _dilations(read: dict[str, list[float]], by_reading: dict, at_start: dict | None) -> list[str]:
     """How the sampled model's error (``by_reading``: :func:`errors` under each reading of D)
     moves with the reading of D the times are divided by; ``read``: the readings per engine,
-    ``at_start``: the calibrations divided by D at start."""
+    ``at_start``: the calibrations divided by D at start (None: not kept where they were
+    priced from)."""
     read = sorted(r for values in read.values() for r in values)
     q = statistics.quantiles(read, n=4) if len(read) > 1 else read * 3
     medians = {
         by: {(e["job"], e["engine"]): e["sampled"]["median"] for e in summary}
         for by, summary in by_reading.items()
     }
-    rows = [(*cell, *(f"{medians[by][cell]:.0%}" for by in DILATIONS)) for cell in medians[READ]]
-    starts = ", ".join(f"{c.dilation:.2f}" for c in at_start.values())
+    rows = [(*cell, *(f"{medians[by][cell]:.0%}" for by in medians)) for cell in medians[READ]]
+    starts = (
+        ", ".join(f"{c.dilation:.2f}" for c in at_start.values())
+        if at_start
+        else "not kept in the results file these were priced from"
+    )
     return [
         "## How much the reading of D moves it",
         "",
@@ -543,7 +571,7 @@ def _dilations(read: dict[str, list[float]], by_reading: dict, at_start: dict) -
         "held-out points, their times and the calibration's divided by each reading:",
         "",
         "```",
-        text_table([("job", "engine", *(f"D {DILATION_NAMES[by]}" for by in DILATIONS)), *rows]),
+        text_table([("job", "engine", *(f"D {DILATION_NAMES[by]}" for by in medians)), *rows]),
         "```",
         "",
     ]
@@ -573,14 +601,18 @@ def predict_seconds(cal, repeat: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="ray,dask,spark")
-    parser.add_argument("--jobs", default="kmeans,logreg,sgd,gbdt")
+    parser.add_argument(
+        "--jobs",
+        default="kmeans,logreg,sgd,gbdt",
+        help="none (--jobs ''): the calibration alone, kept with --points to price points with",
+    )
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
         "--points",
         help="keep the measured points in this file, or price those kept there (several: "
-        "comma-separated, priced together)",
+        "comma-separated, priced together; a results .json this script wrote holds them too)",
     )
     parser.add_argument(
         "--samples",
@@ -597,29 +629,43 @@ def main() -> None:
     if args.time_samples:
         time_samples(args.time_samples)
         return
-    args.engines, args.jobs = args.engines.split(","), args.jobs.split(",")
+    args.engines, args.jobs = args.engines.split(","), [j for j in args.jobs.split(",") if j]
     args.workers = [int(p) for p in args.workers.split(",")]
     if args.address:
         Path(args.points).write_bytes(pickle.dumps(measured(args)))
         return
     kept = [Path(f) for f in (args.points or "").split(",") if f]
     args.repriced = bool(kept) and all(f.exists() for f in kept)
+    args.measured_on, args.calibrated_apart = None, False
     if args.repriced:  # measured before: price them again, together
         cals, points, stretches = {}, [], {}
         for f in kept:
-            more_cals, more_points, more_stretches = _unpickled(f.read_bytes())
+            if f.suffix == ".json":
+                more_cals, more_points, more_stretches, host = _from_results(f, args)
+            else:  # a kept run's: its calibration was measured with its points
+                more_cals, more_points, more_stretches = _unpickled(f.read_bytes())
+                host = next(iter(more_cals.values())).host
+            if more_points:  # where they were measured, and their readings of D
+                args.measured_on = args.measured_on or host
+                stretches |= more_stretches
+            else:  # a calibration kept alone: divided by the points' D
+                args.calibrated_apart = True
+                more_cals = {
+                    e: dataclasses.replace(c, dilation=cals[e].dilation) if e in cals else c
+                    for e, c in more_cals.items()
+                }
             cals, points = cals | more_cals, points + more_points
-            stretches |= more_stretches
         cals = {e: refit(c) for e, c in cals.items()}
     else:
         cals, points, stretches = emulated(args) if args.emulate else measured(args)
-        if not points:  # the results already written stay as they were
-            sys.exit("costmodel: nothing was measured (see above); no results written")
-        if args.points:
+        if args.points and cals:
             Path(args.points).write_bytes(pickle.dumps((cals, points, stretches)))
+        if not points:  # the results already written stay as they were
+            sys.exit("costmodel: no point was measured; no results written")
     # on a scale model, every time divided by D as read through the run (READ); the other
     # readings priced beside it, to show how much of the error D's reading holds
-    readings = {by: redilated(cals, points, stretches, by) for by in DILATIONS if stretches}
+    bys = [by for by in DILATIONS if by != "start" or getattr(args, "start_known", True)]
+    readings = {by: redilated(cals, points, stretches, by) for by in bys if stretches}
     cals, points = readings.get(READ, (cals, points))
     with tempfile.TemporaryDirectory() as store:
         for by_cals, by_points in readings.values() or [(cals, points)]:
@@ -685,17 +731,23 @@ def redilated(cals: dict, points: list[dict], stretches: dict, by: str) -> tuple
     }
     moved = []
     for pt in points:
-        start = cals[pt["engine"]].dilation
-        by_d = start / d(pt["engine"], pt.get("stretch", [None])[0])
-        moved.append({**pt, **{k: pt[k] * by_d for k in ("seconds", "compute", "communication")}})
-        if "repeats" in pt:
-            moved[-1]["repeats"] = [r * by_d for r in pt["repeats"]]
-        if "machine_samples" in pt:
-            by_d = start / d(pt["engine"], pt["sampled_at"][0])
-            moved[-1]["machine_samples"] = [
-                {**s, "compute": s["compute"] * by_d} for s in pt["machine_samples"]
-            ]
+        start, engine = cals[pt["engine"]].dilation, pt["engine"]
+        by_d = start / d(engine, pt.get("stretch", [None])[0])
+        by_sampled = start / d(engine, pt["sampled_at"][0]) if "sampled_at" in pt else 1.0
+        moved.append(_scaled(pt, by_d, by_sampled))
     return new, moved
+
+
+def _scaled(pt: dict, by: float, by_sampled: float) -> dict:
+    """``pt`` with its measured times multiplied by ``by``, its samples' by ``by_sampled``."""
+    out = {**pt, **{k: pt[k] * by for k in ("seconds", "compute", "communication")}}
+    if "repeats" in pt:
+        out["repeats"] = [r * by for r in pt["repeats"]]
+    if "machine_samples" in pt:
+        out["machine_samples"] = [
+            {**s, "compute": s["compute"] * by_sampled} for s in pt["machine_samples"]
+        ]
+    return out
 
 
 def samples_on_machines(model, points: list[dict]) -> None:
@@ -744,6 +796,37 @@ def _unpickled(data: bytes) -> tuple[dict, list[dict], dict]:
     return cals, points, (stretches or [{}])[0]
 
 
+def _from_results(path: Path, args: argparse.Namespace) -> tuple[dict, list[dict], dict, dict]:
+    """What a results file this script wrote holds, as a kept points file holds it:
+    calibrations, points (their configs made again from ``args``, as measured) and the
+    calibrations' stretches of D; and the host the points were measured on. Its times are
+    divided by the reading of D it was priced with; they are put back to D at start where the
+    file kept that (``dilation_at_start``)."""
+    record = json.loads(path.read_text())
+    cals = {e: _calibration(c) for e, c in record["calibrations"].items()}
+    start = record.get("dilation_at_start") or {e: c.dilation for e, c in cals.items()}
+    points = []
+    for pt in record["points"]:
+        back = cals[pt["engine"]].dilation / start[pt["engine"]]
+        config = _configs(args, pt["job"], pt["options"])[pt["variant"]]
+        kept = {k: v for k, v in pt.items() if k not in (*MODELS, "held_out")}
+        kept |= {k: tuple(pt[k]) for k in ("stretch", "sampled_at") if k in pt}  # as pickled
+        points.append(_scaled(kept, back, back) | {"config": config})
+    cals = {e: dataclasses.replace(c, dilation=start[e]) for e, c in cals.items()}
+    args.start_known = "dilation_at_start" in record
+    args.calibrated_apart |= record.get("calibrated_apart", False)
+    stretches = {e: tuple(read[:2]) for e, read in record["dilations"].items()}
+    return cals, points, stretches, record["host"]
+
+
+def _calibration(text: str):
+    """A calibration kept in a results file, without what the model no longer reads (the
+    ``syncs`` of one kept before the links were timed after work)."""
+    known = {f.name for f in dataclasses.fields(calibration.Calibration)}
+    kept = {k: v for k, v in json.loads(text).items() if k in known}
+    return calibration.Calibration.from_json(json.dumps(kept))
+
+
 def refit(cal):
     """``cal`` fitted again from its measured points, as the model fits them now (and still
     saying when they were measured)."""
@@ -773,6 +856,7 @@ def measured(args: argparse.Namespace) -> tuple[dict, list[dict]]:
     def keep(points: list[dict]) -> None:
         kept.write_bytes(pickle.dumps((cals, points, stretches)))
 
+    keep([])  # the calibration, before any point: a run that ends early keeps it
     return cals, measure_all(args, keep, stretches[args.engines[-1]][1]), stretches
 
 
@@ -798,7 +882,8 @@ def emulated(args: argparse.Namespace) -> tuple[dict, list[dict]]:
                 Path(kept.name).read_bytes()
             )
             try:
-                samples_on_machines(model, measured_points)
+                if measured_points:
+                    samples_on_machines(model, measured_points)
             except (OSError, RuntimeError, ValueError) as e:  # what was measured is kept
                 print(f"{engine}: the samples on the machines failed, timed here instead: {e}")
         cals |= engine_cals

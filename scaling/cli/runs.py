@@ -7,9 +7,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import signal
 import sys
-import threading
 import time
 
 from scaling.cli.common import (
@@ -110,6 +108,7 @@ def _emulated_sweep(args: argparse.Namespace) -> int:
     """``--emulate N``: the sweep on a scale model of N machines, started around it (the
     sweep's driver on its head) and stopped after, whatever happened."""
     from scaling.run import cluster
+    from scaling.run.daemons import terminate_as_interrupt
 
     engines = engine_names(args.engines or "dask")
     if len(engines) != 1 or engines[0] == "local":
@@ -117,7 +116,7 @@ def _emulated_sweep(args: argparse.Namespace) -> int:
     if args.address or args.cluster:
         raise UsageError("--emulate builds a cluster of its own: leave out --address and --cluster")
     engine = engines[0]
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         started = cluster.start(
             engine, 1, machines=args.emulate, cores=args.cores_per_machine, link=args.link
         )
@@ -126,25 +125,6 @@ def _emulated_sweep(args: argparse.Namespace) -> int:
             return on_head(started, [*without(args.argv, own), "--cluster", engine]) or 0
         finally:
             cluster.stop(engine)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (``kill``, a scheduler's stop) raises :class:`KeyboardInterrupt` inside, as
-    Ctrl-C does, so that what was built is removed on the way out (Python's default SIGTERM
-    ends the process at once, leaving a scale model behind)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def without(argv: list[str], options: tuple[str, ...]) -> list[str]:

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,25 @@ def start_time(pid: int) -> float:
     except FileNotFoundError:
         raise ProcessLookupError(pid) from None
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (``kill``, a scheduler's stop) raises :class:`KeyboardInterrupt` inside, as
+    Ctrl-C does, so that what was built is removed on the way out (Python's default SIGTERM
+    ends the process at once, leaving a scale model behind)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass(kw_only=True)
