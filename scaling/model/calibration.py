@@ -287,8 +287,8 @@ def fit(
         n: _message_link(points, lambda pt, n=n: pt["libraries"].get(n, {}), n) for n in names
     }
     # and each at every count alone: on a scale model a message among 8 costs more than the
-    # ring's formula carries from 2 (1 MB through XGBoost's: 2.2x the time at 2 where the
-    # ring sends 1.75x the bytes), which one line over every count splits between them
+    # ring's formula carries from 2 (1 MB through XGBoost's: 2.3x the time at 2, where its
+    # ring sends 1.25x the bytes), which one line over every count splits between them
     wider = [pt for pt in points if pt["workers"] > 1]
     peers = {str(pt["workers"]): _message_link([pt], lambda pt: pt["peer"]) for pt in wider}
     library_links = {
