@@ -373,10 +373,11 @@ def write(
     readings: dict[str, tuple[dict, list[dict]]],
     stretches: dict,
 ) -> None:
-    summary, cells = errors(points), winners(points)
     # on a scale model: D as read through the run, and the errors under each reading of it
+    # (the tables' own, READ, among them: ``points`` are that reading's)
     read = {e: readings_in_order(e, points, stretches) for e in stretches}
     by_reading = {by: errors(pts) for by, (_, pts) in readings.items()}
+    summary, cells = by_reading.get(READ) or errors(points), winners(points)
     at_start = readings["start"][0] if "start" in readings else None
     family = [c for c in cells if c["job"] in FAMILIES]
     called = {m: [c for c in family if not c[m]["tied"]] for m in MODELS}
@@ -636,7 +637,8 @@ def main() -> None:
         return
     kept = [Path(f) for f in (args.points or "").split(",") if f]
     args.repriced = bool(kept) and all(f.exists() for f in kept)
-    args.measured_on, args.calibrated_apart = None, False
+    # what a results .json being priced again says (:func:`_from_results`)
+    args.measured_on, args.calibrated_apart, args.start_known = None, False, True
     if args.repriced:  # measured before: price them again, together
         cals, points, stretches = {}, [], {}
         for f in kept:
@@ -664,7 +666,7 @@ def main() -> None:
             sys.exit("costmodel: no point was measured; no results written")
     # on a scale model, every time divided by D as read through the run (READ); the other
     # readings priced beside it, to show how much of the error D's reading holds
-    bys = [by for by in DILATIONS if by != "start" or getattr(args, "start_known", True)]
+    bys = [by for by in DILATIONS if by != "start" or args.start_known]
     readings = {by: redilated(cals, points, stretches, by) for by in bys if stretches}
     cals, points = readings.get(READ, (cals, points))
     with tempfile.TemporaryDirectory() as store:
